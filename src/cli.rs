@@ -1,0 +1,351 @@
+//! The command line: `refine-ls review` runs the same engine as the server on a file.
+//! Findings and the revision go to stdout; progress and errors to stderr. Exit status: 0 no
+//! findings, 1 findings, 2 error.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use ropey::Rope;
+use serde_json::{Value, json};
+use similar::TextDiff;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Layers, Source};
+use crate::document::{PositionEncoding, from_char};
+use crate::engine::{Engine, ReviewInput, ReviewOutcome, edits, language_for_path};
+use crate::llm::Provider;
+use crate::prompts::Prompts;
+
+/// Output format of `review`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// `path:line:col: severity: message [principle]` lines and a unified diff.
+    Text,
+    /// One JSON object.
+    Json,
+}
+
+/// `refine-ls review`.
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    /// The file to review.
+    pub path: PathBuf,
+    /// Lines to review, 1-based and inclusive (`A:B`); the whole file when left out.
+    #[arg(long, value_name = "A:B")]
+    pub lines: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Write the best revision into the file.
+    #[arg(long)]
+    pub apply: bool,
+    /// Provider kind (`openai`).
+    #[arg(long, value_name = "KIND")]
+    pub provider: Option<String>,
+    /// Provider base URL.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Model name.
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+}
+
+/// Exit status for "failed".
+const EXIT_ERROR: u8 = 2;
+
+/// Runs `review` and returns the exit status.
+pub async fn review(args: ReviewArgs) -> u8 {
+    match run_review(&args).await {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("refine-ls: {message}");
+            EXIT_ERROR
+        }
+    }
+}
+
+async fn run_review(args: &ReviewArgs) -> Result<u8, String> {
+    let path = &args.path;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let rope = Rope::from_str(&text);
+    let total = if text.is_empty() {
+        0
+    } else {
+        rope.len_lines() - usize::from(rope.line(rope.len_lines() - 1).len_chars() == 0)
+    };
+    if total == 0 {
+        return Err(format!("{} is empty: nothing to review", path.display()));
+    }
+    let (first, last) = parse_lines(args.lines.as_deref(), total)?;
+
+    let root = workspace_root(path);
+    let mut layers = Layers::default();
+    layers.load_files(root.as_deref());
+    let mut cli = json!({"provider": {}});
+    for (key, value) in [
+        ("kind", &args.provider),
+        ("base_url", &args.base_url),
+        ("model", &args.model),
+    ] {
+        if let Some(v) = value {
+            cli["provider"][key] = Value::String(v.clone());
+        }
+    }
+    layers.set(Source::CommandLine, cli);
+    let resolved = layers.resolve();
+    for w in &resolved.warnings {
+        eprintln!("refine-ls: warning: {w}");
+    }
+    let provider = Provider::from_config(&resolved.config.provider).map_err(|e| e.to_string())?;
+    let prompts = Prompts::load(root.as_deref());
+    for w in &prompts.warnings {
+        eprintln!("refine-ls: warning: {w}");
+    }
+    let display = path.display().to_string();
+    let input = ReviewInput {
+        text: rope.clone(),
+        path: display.clone(),
+        language: language_for_path(&display).to_owned(),
+        first_line: first,
+        last_line: last,
+    };
+    let engine = Engine {
+        critic: &provider,
+        reviser: &provider,
+        prompts: &prompts,
+        config: &resolved.config.refine_loop,
+    };
+    let max = resolved.config.refine_loop.max_iterations;
+    eprintln!(
+        "refine-ls: reviewing {display}:{}-{} with {}",
+        first + 1,
+        last + 1,
+        provider.describe()
+    );
+    let cancel = CancellationToken::new();
+    let outcome = engine
+        .review(&input, &cancel, &mut |stage| {
+            eprintln!("refine-ls: {}…", stage.describe(max));
+        })
+        .await;
+    if let Some(e) = &outcome.error {
+        return Err(e.clone());
+    }
+    let revised_file = outcome
+        .revision
+        .as_ref()
+        .map(|r| edits::apply(&text, &r.edits, 0));
+
+    let mut out = std::io::stdout().lock();
+    let written = match args.format {
+        Format::Text => write_text(
+            &mut out,
+            &display,
+            &rope,
+            &outcome,
+            &text,
+            revised_file.as_deref(),
+        ),
+        Format::Json => write_json(
+            &mut out,
+            &display,
+            &rope,
+            &outcome,
+            &text,
+            revised_file.as_deref(),
+        ),
+    };
+    written.map_err(|e| format!("cannot write the output: {e}"))?;
+    for note in &outcome.notes {
+        eprintln!("refine-ls: {note}");
+    }
+
+    if args.apply {
+        match &revised_file {
+            Some(new_text) => {
+                apply_to_file(path, &text, new_text)?;
+                eprintln!("refine-ls: revision written to {display}");
+            }
+            None => eprintln!("refine-ls: no revision to apply"),
+        }
+    }
+    Ok(u8::from(!outcome.findings.is_empty()))
+}
+
+/// Parses `A:B` (1-based, inclusive) into zero-based lines, checked against the file.
+fn parse_lines(spec: Option<&str>, total: usize) -> Result<(usize, usize), String> {
+    let Some(spec) = spec else {
+        return Ok((0, total - 1));
+    };
+    let bad = || format!("--lines takes A:B with 1 <= A <= B (1-based, inclusive), not `{spec}`");
+    let (a, b) = spec.split_once(':').ok_or_else(bad)?;
+    let a: usize = a.trim().parse().map_err(|_| bad())?;
+    let b: usize = b.trim().parse().map_err(|_| bad())?;
+    if a == 0 || a > b {
+        return Err(bad());
+    }
+    if a > total {
+        return Err(format!(
+            "--lines {spec} starts after the end of the file ({total} lines)"
+        ));
+    }
+    Ok((a - 1, b.min(total) - 1))
+}
+
+/// The nearest ancestor holding `.refine.toml` or `.git`, else the file's folder.
+fn workspace_root(path: &Path) -> Option<PathBuf> {
+    let abs = std::fs::canonicalize(path).ok()?;
+    let dir = abs.parent()?.to_path_buf();
+    dir.ancestors()
+        .find(|d| d.join(".refine.toml").exists() || d.join(".git").exists())
+        .map(Path::to_path_buf)
+        .or(Some(dir))
+}
+
+/// One-based line and column (in chars) of a char offset.
+fn line_col(rope: &Rope, c: usize) -> (u32, u32) {
+    let p = from_char(rope, c, PositionEncoding::Utf32);
+    (p.line + 1, p.col + 1)
+}
+
+fn unified_diff(path: &str, old: &str, new: &str) -> String {
+    TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a/{path}"), &format!("b/{path}"))
+        .to_string()
+}
+
+fn write_text(
+    out: &mut impl Write,
+    path: &str,
+    rope: &Rope,
+    outcome: &ReviewOutcome,
+    old: &str,
+    new: Option<&str>,
+) -> std::io::Result<()> {
+    for f in &outcome.findings {
+        let (line, col) = line_col(rope, f.range.start);
+        writeln!(
+            out,
+            "{path}:{line}:{col}: {}: {} [{}]",
+            f.raw.severity.as_str(),
+            f.raw.message.replace('\n', " "),
+            f.raw.principle
+        )?;
+    }
+    if outcome.findings.is_empty() {
+        writeln!(out, "{path}: no issues")?;
+    }
+    let hidden = outcome.unanchored + outcome.outside_selection + outcome.low_confidence.len();
+    if hidden > 0 {
+        writeln!(
+            out,
+            "({} unanchored, {} outside the selection, {} below the confidence threshold: not shown)",
+            outcome.unanchored,
+            outcome.outside_selection,
+            outcome.low_confidence.len()
+        )?;
+    }
+    if let (Some(new), Some(r)) = (new, &outcome.revision) {
+        writeln!(
+            out,
+            "\nrevision (fixes {} of {} findings):",
+            r.fixes,
+            outcome.findings.len()
+        )?;
+        write!(out, "{}", unified_diff(path, old, new))?;
+    }
+    Ok(())
+}
+
+fn write_json(
+    out: &mut impl Write,
+    path: &str,
+    rope: &Rope,
+    outcome: &ReviewOutcome,
+    old: &str,
+    new: Option<&str>,
+) -> std::io::Result<()> {
+    let findings: Vec<Value> = outcome
+        .findings
+        .iter()
+        .map(|f| {
+            let (line, column) = line_col(rope, f.range.start);
+            let (end_line, end_column) = line_col(rope, f.range.end);
+            json!({
+                "line": line, "column": column, "end_line": end_line, "end_column": end_column,
+                "severity": f.raw.severity, "principle": f.raw.principle, "message": f.raw.message,
+                "suggestion": f.raw.suggestion, "confidence": f.raw.confidence, "quote": f.raw.quote,
+            })
+        })
+        .collect();
+    let revision = match (new, &outcome.revision) {
+        (Some(new), Some(r)) => json!({
+            "diff": unified_diff(path, old, new),
+            "fixes": r.fixes,
+            "remaining": r.remaining,
+            "round": r.round,
+        }),
+        _ => Value::Null,
+    };
+    let doc = json!({
+        "path": path,
+        "findings": findings,
+        "unanchored": outcome.unanchored,
+        "out_of_selection": outcome.outside_selection,
+        "low_confidence": outcome.low_confidence,
+        "iterations": outcome.iterations,
+        "llm_calls": outcome.llm_calls,
+        "usage": outcome.usage,
+        "revision": revision,
+        "notes": outcome.notes,
+    });
+    serde_json::to_writer_pretty(&mut *out, &doc)?;
+    writeln!(out)
+}
+
+/// Writes the revision only if the file still holds what was reviewed, through a temporary
+/// file and a rename so that a failure never leaves half a file.
+fn apply_to_file(path: &Path, reviewed: &str, new_text: &str) -> Result<(), String> {
+    let now = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {} again: {e}", path.display()))?;
+    if now != reviewed {
+        return Err(format!(
+            "{} changed during the review; the revision was not written",
+            path.display()
+        ));
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| format!("cannot write in {}: {e}", dir.display()))?;
+    tmp.write_all(new_text.as_bytes())
+        .map_err(|e| format!("cannot write the revision: {e}"))?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let _ = std::fs::set_permissions(tmp.path(), meta.permissions());
+    }
+    tmp.persist(path)
+        .map_err(|e| format!("cannot replace {}: {e}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_one_based_inclusive_and_checked() {
+        assert_eq!(parse_lines(None, 10), Ok((0, 9)));
+        assert_eq!(parse_lines(Some("2:4"), 10), Ok((1, 3)));
+        assert_eq!(parse_lines(Some("8:99"), 10), Ok((7, 9)));
+        assert!(parse_lines(Some("0:3"), 10).is_err());
+        assert!(parse_lines(Some("5:3"), 10).is_err());
+        assert!(parse_lines(Some("11:12"), 10).is_err());
+        assert!(parse_lines(Some("x"), 10).is_err());
+    }
+}

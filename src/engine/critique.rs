@@ -1,0 +1,279 @@
+//! The critique wire format: its JSON schema, and a tolerant parser for what models actually
+//! send (JSON in code fences, JSON surrounded by prose, a bare array, confidences out of 100).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// How serious a finding is, most serious first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Certainly wrong.
+    Error,
+    /// Likely a problem.
+    Warning,
+    /// Worth knowing.
+    Info,
+    /// A small suggestion.
+    Hint,
+}
+
+impl Severity {
+    /// Weight in a version's score: lower scores are better versions.
+    pub fn weight(self) -> u32 {
+        match self {
+            Severity::Error => 8,
+            Severity::Warning => 4,
+            Severity::Info => 2,
+            Severity::Hint => 1,
+        }
+    }
+
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+            Severity::Hint => "hint",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "error" | "critical" | "high" => Severity::Error,
+            "info" | "information" | "low" => Severity::Info,
+            "hint" | "note" | "style" => Severity::Hint,
+            _ => Severity::Warning,
+        }
+    }
+}
+
+/// One finding as the model stated it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RawFinding {
+    /// First file line (1-based) the model claims.
+    pub start_line: u32,
+    /// Last file line (1-based) the model claims.
+    pub end_line: u32,
+    /// The exact code the finding is about.
+    pub quote: String,
+    /// How serious.
+    pub severity: Severity,
+    /// The principle id cited.
+    pub principle: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub suggestion: Option<String>,
+    /// 0–1.
+    pub confidence: f64,
+}
+
+/// Why a critique reply could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CritiqueError {
+    /// Nothing that looks like the critique JSON.
+    #[error("the critique reply holds no JSON object with `findings`: {0}")]
+    NoJson(String),
+}
+
+/// The JSON schema sent as `response_format` (name `critique`).
+pub fn schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "findings": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "start_line": {"type": "integer"},
+                        "end_line": {"type": "integer"},
+                        "quote": {"type": "string"},
+                        "severity": {"type": "string", "enum": ["error", "warning", "info", "hint"]},
+                        "principle": {"type": "string"},
+                        "message": {"type": "string"},
+                        "suggestion": {"type": "string"},
+                        "confidence": {"type": "number"}
+                    },
+                    "required": ["start_line", "end_line", "quote", "severity", "principle", "message", "confidence"]
+                }
+            }
+        },
+        "required": ["findings"]
+    })
+}
+
+/// Parses a critique reply. Findings that lack a message or lines are skipped (returned as the
+/// count of malformed items); a reply with no critique JSON at all is an error.
+pub fn parse(reply: &str) -> Result<(Vec<RawFinding>, usize), CritiqueError> {
+    let value = find_json(reply).ok_or_else(|| CritiqueError::NoJson(snippet(reply)))?;
+    let items = match &value {
+        Value::Object(o) => match o.get("findings") {
+            Some(Value::Array(a)) => a.clone(),
+            Some(Value::Null) | None if o.is_empty() => Vec::new(),
+            _ => return Err(CritiqueError::NoJson(snippet(reply))),
+        },
+        Value::Array(a) => a.clone(),
+        _ => return Err(CritiqueError::NoJson(snippet(reply))),
+    };
+    let mut malformed = 0;
+    let mut out = Vec::new();
+    for item in &items {
+        match finding_from(item) {
+            Some(f) => out.push(f),
+            None => malformed += 1,
+        }
+    }
+    Ok((out, malformed))
+}
+
+fn finding_from(v: &Value) -> Option<RawFinding> {
+    let num = |k: &str| -> Option<u32> {
+        match v.get(k)? {
+            Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    };
+    let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    let message = text("message").filter(|m| !m.trim().is_empty())?;
+    let start = num("start_line").or_else(|| num("line"))?;
+    let end = num("end_line").unwrap_or(start);
+    let (start_line, end_line) = if end < start {
+        (end, start)
+    } else {
+        (start, end)
+    };
+    let mut confidence = match v.get("confidence") {
+        Some(Value::Number(n)) => n.as_f64().unwrap_or(0.5),
+        Some(Value::String(s)) => s.trim().trim_end_matches('%').parse().unwrap_or(0.5),
+        _ => 0.5,
+    };
+    if confidence > 1.0 && confidence <= 100.0 {
+        confidence /= 100.0;
+    }
+    Some(RawFinding {
+        start_line,
+        end_line,
+        quote: text("quote").unwrap_or_default(),
+        severity: Severity::parse(&text("severity").unwrap_or_default()),
+        principle: text("principle")
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase(),
+        message,
+        suggestion: text("suggestion").filter(|s| !s.trim().is_empty()),
+        confidence: confidence.clamp(0.0, 1.0),
+    })
+}
+
+/// Finds the critique JSON in a reply: the whole text, a fenced block, or the first balanced
+/// `{…}` / `[…]` that parses.
+fn find_json(reply: &str) -> Option<Value> {
+    let trimmed = reply.trim();
+    if let Ok(v) = serde_json::from_str::<Value>(trimmed) {
+        return Some(v);
+    }
+    for block in fenced_blocks(trimmed) {
+        if let Ok(v) = serde_json::from_str::<Value>(block.trim()) {
+            return Some(v);
+        }
+    }
+    for (i, c) in trimmed.char_indices() {
+        if c != '{' && c != '[' {
+            continue;
+        }
+        let mut stream = serde_json::Deserializer::from_str(&trimmed[i..]).into_iter::<Value>();
+        if let Some(Ok(v)) = stream.next() {
+            let fits = match &v {
+                Value::Object(o) => o.contains_key("findings"),
+                Value::Array(a) => a.iter().all(Value::is_object),
+                _ => false,
+            };
+            if fits {
+                return Some(v);
+            }
+        }
+    }
+    None
+}
+
+/// The bodies of ``` fenced blocks, in order.
+pub(crate) fn fenced_blocks(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find("```") {
+        let after = &rest[open + 3..];
+        let Some(nl) = after.find('\n') else { break };
+        let body = &after[nl + 1..];
+        let Some(close) = body.find("```") else { break };
+        out.push(&body[..close]);
+        rest = &body[close + 3..];
+    }
+    out
+}
+
+fn snippet(text: &str) -> String {
+    let t: String = text.chars().take(120).collect();
+    if t.trim().is_empty() {
+        "(empty reply)".to_owned()
+    } else if t.len() < text.len() {
+        format!("`{t}…`")
+    } else {
+        format!("`{t}`")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ONE: &str = r#"{"findings":[{"start_line":3,"end_line":3,"quote":"i <= n","severity":"error","principle":"correctness","message":"off by one","suggestion":"use <","confidence":0.9}]}"#;
+
+    #[test]
+    fn plain_json() {
+        let (f, bad) = parse(ONE).unwrap();
+        assert_eq!(bad, 0);
+        assert_eq!(f[0].quote, "i <= n");
+        assert_eq!(f[0].severity, Severity::Error);
+        assert_eq!(f[0].suggestion.as_deref(), Some("use <"));
+    }
+
+    #[test]
+    fn json_in_fences_and_prose() {
+        let reply = format!("Here is my review:\n```json\n{ONE}\n```\nHope it helps.");
+        assert_eq!(parse(&reply).unwrap().0.len(), 1);
+        let reply = format!("Sure! {ONE} That's all.");
+        assert_eq!(parse(&reply).unwrap().0.len(), 1);
+    }
+
+    #[test]
+    fn no_issues_is_an_empty_list() {
+        assert!(parse(r#"{"findings": []}"#).unwrap().0.is_empty());
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(parse("I think the code is fine, mostly.").is_err());
+        assert!(parse("").is_err());
+        assert!(parse("{\"findings\": 3}").is_err());
+        assert!(parse("```json\n{\"findings\": [\n```").is_err());
+    }
+
+    #[test]
+    fn sloppy_fields_are_tolerated_and_broken_items_counted() {
+        let reply = r#"{"findings":[
+            {"line":"7","quote":"x","severity":"HIGH","principle":"Security","message":"m","confidence":85},
+            {"start_line":2,"quote":"y"}
+        ]}"#;
+        let (f, bad) = parse(reply).unwrap();
+        assert_eq!(bad, 1);
+        assert_eq!(f[0].start_line, 7);
+        assert_eq!(f[0].end_line, 7);
+        assert_eq!(f[0].severity, Severity::Error);
+        assert_eq!(f[0].principle, "security");
+        assert!((f[0].confidence - 0.85).abs() < 1e-9);
+    }
+}

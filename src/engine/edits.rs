@@ -1,0 +1,134 @@
+//! Turning a revised selection into minimal text edits: a line diff (`similar`) finds the
+//! changed hunks, and each hunk is trimmed to the chars that really change. The user's
+//! untouched lines are never rewritten, so their cursor, marks and folds survive.
+
+use std::ops::Range;
+
+use similar::{DiffOp, TextDiff};
+
+/// Replace the chars `range` (offsets in the document) with `new_text`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Edit {
+    /// Char offsets in the document the revision was computed against.
+    pub range: Range<usize>,
+    /// The replacement.
+    pub new_text: String,
+}
+
+/// Edits that turn `original` (which starts at char `base` of the document) into `revised`.
+pub fn minimal_edits(original: &str, revised: &str, base: usize) -> Vec<Edit> {
+    let diff = TextDiff::from_lines(original, revised);
+    let old_lines = diff.old_slices();
+    let new_lines = diff.new_slices();
+    // Char offset of each old line's start.
+    let mut old_starts = Vec::with_capacity(old_lines.len() + 1);
+    let mut acc = 0;
+    for l in old_lines {
+        old_starts.push(acc);
+        acc += l.chars().count();
+    }
+    old_starts.push(acc);
+
+    // Merge adjacent changed ops into hunks of (old line range, new line range).
+    let mut hunks: Vec<(Range<usize>, Range<usize>)> = Vec::new();
+    for op in diff.ops() {
+        if let DiffOp::Equal { .. } = op {
+            continue;
+        }
+        let (o, n) = (op.old_range(), op.new_range());
+        match hunks.last_mut() {
+            Some((lo, ln)) if lo.end == o.start && ln.end == n.start => {
+                lo.end = o.end;
+                ln.end = n.end;
+            }
+            _ => hunks.push((o, n)),
+        }
+    }
+
+    hunks
+        .into_iter()
+        .map(|(o, n)| {
+            let old: String = old_lines[o.clone()].concat();
+            let new: String = new_lines[n].concat();
+            let (skip, new_text) = trim_common(&old, &new);
+            let start = base + old_starts[o.start] + skip.start;
+            let end = base + old_starts[o.start] + skip.end;
+            Edit {
+                range: start..end,
+                new_text,
+            }
+        })
+        .collect()
+}
+
+/// The char range of `old` that differs from `new` once their common prefix and suffix are
+/// dropped, and the replacement for it.
+fn trim_common(old: &str, new: &str) -> (Range<usize>, String) {
+    let o: Vec<char> = old.chars().collect();
+    let n: Vec<char> = new.chars().collect();
+    let prefix = o.iter().zip(&n).take_while(|(a, b)| a == b).count();
+    let max_suffix = o.len().min(n.len()) - prefix;
+    let suffix = o
+        .iter()
+        .rev()
+        .zip(n.iter().rev())
+        .take(max_suffix)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let replacement: String = n[prefix..n.len() - suffix].iter().collect();
+    (prefix..o.len() - suffix, replacement)
+}
+
+/// Applies edits (sorted, non-overlapping) to a text whose char 0 is document char `base`.
+pub fn apply(text: &str, edits: &[Edit], base: usize) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for e in edits {
+        let (s, t) = (e.range.start - base, e.range.end - base);
+        out.extend(&chars[at..s]);
+        out.push_str(&e.new_text);
+        at = t;
+    }
+    out.extend(&chars[at..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_one_char_change_is_a_one_char_edit() {
+        let a = "fn f() {\n    for i in 0..=n {}\n}\n";
+        let b = "fn f() {\n    for i in 0..n {}\n}\n";
+        let e = minimal_edits(a, b, 100);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].new_text, "");
+        assert_eq!(e[0].range, 100 + 25..100 + 26);
+        assert_eq!(apply(a, &e, 100), b);
+    }
+
+    #[test]
+    fn separate_hunks_stay_separate_and_untouched_lines_are_not_edited() {
+        let a = "a\nb\nc\nd\ne\n";
+        let b = "A\nb\nc\nd\nE\nf\n";
+        let e = minimal_edits(a, b, 0);
+        assert_eq!(e.len(), 2);
+        assert_eq!(apply(a, &e, 0), b);
+    }
+
+    #[test]
+    fn identical_text_needs_no_edit() {
+        assert!(minimal_edits("x\n", "x\n", 0).is_empty());
+    }
+
+    #[test]
+    fn multibyte_offsets_are_chars() {
+        let a = "let s = \"😀\";\nlet n = 1;\n";
+        let b = "let s = \"😀\";\nlet n = 2;\n";
+        let e = minimal_edits(a, b, 0);
+        assert_eq!(e[0].range, 21..22);
+        assert_eq!(apply(a, &e, 0), b);
+    }
+}

@@ -1,0 +1,535 @@
+//! The refinement engine: critique → revise → verify → re-critique, keeping the best version.
+//! It knows nothing of LSP: it takes a text, the lines to review and the providers, and returns
+//! findings anchored to char offsets and a revision as minimal edits.
+//!
+//! ```text
+//!   selection ──► critique ──► no findings? ──► done ("no issues")
+//!                    │
+//!                    ▼
+//!     ┌──► revise the best version so far (fresh context: code + findings)
+//!     │        │
+//!     │        ▼
+//!     │    verify (non-empty, changed) ── rejected ──┐
+//!     │        │                                     │
+//!     │        ▼                                     │
+//!     │    re-critique (fresh context) ─► score ─► keep if better than the best
+//!     │        │                                     │
+//!     └── warnings left and rounds left ◄────────────┘
+//!                    │
+//!                    ▼
+//!   best version ≠ original ? offer it as minimal edits : offer nothing, and say so
+//! ```
+
+pub mod anchor;
+pub mod critique;
+pub mod edits;
+pub mod revision;
+
+use std::ops::Range;
+
+use ropey::Rope;
+use serde::Serialize;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::LoopConfig;
+use crate::document::line_span;
+use crate::llm::{ChatRequest, JsonSchema, Message, Provider, ProviderError, Usage};
+use crate::prompts::{PromptError, Prompts};
+use anchor::{AnchorError, Selection};
+pub use critique::{RawFinding, Severity};
+pub use edits::Edit;
+
+/// What to review: a snapshot of the whole text and the (zero-based, inclusive) lines.
+#[derive(Debug, Clone)]
+pub struct ReviewInput {
+    /// The whole document as it was when the review started.
+    pub text: Rope,
+    /// A path or URI shown to the model.
+    pub path: String,
+    /// Language name shown to the model (`rust`, `python`, ...).
+    pub language: String,
+    /// First line reviewed (zero-based).
+    pub first_line: usize,
+    /// Last line reviewed (zero-based, inclusive).
+    pub last_line: usize,
+}
+
+impl ReviewInput {
+    /// The char range of the reviewed lines, terminator of the last one included.
+    pub fn region(&self) -> Range<usize> {
+        line_span(&self.text, self.first_line, self.last_line)
+    }
+}
+
+/// A finding placed on the exact text it quotes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// Index within its review.
+    pub id: usize,
+    /// What the model said (principle normalised to a known id or `other`).
+    pub raw: RawFinding,
+    /// Char offsets in the reviewed document.
+    pub range: Range<usize>,
+}
+
+/// The step a review is at, for progress reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Critiquing; round 0 is the original, round n the n-th revision.
+    Critique {
+        /// Which version.
+        round: u32,
+    },
+    /// Asking for revision `round`.
+    Revise {
+        /// Which revision.
+        round: u32,
+    },
+}
+
+impl Stage {
+    /// A short sentence for progress messages, e.g. `critique 1/3`.
+    pub fn describe(self, max_iterations: u32) -> String {
+        match self {
+            Stage::Critique { round } => format!("critique {}/{}", round + 1, max_iterations + 1),
+            Stage::Revise { round } => format!("revision {round}/{max_iterations}"),
+        }
+    }
+}
+
+/// The best revision found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Revision {
+    /// The revised selection.
+    pub text: String,
+    /// Minimal edits against the reviewed document.
+    pub edits: Vec<Edit>,
+    /// How many shown findings the edits touch.
+    pub fixes: usize,
+    /// How many findings the critic still shows on this version.
+    pub remaining: usize,
+    /// Which round produced it.
+    pub round: u32,
+}
+
+/// Everything a review produced.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReviewOutcome {
+    /// Char range reviewed.
+    pub region: Range<usize>,
+    /// Findings on the original, anchored and above the confidence threshold.
+    pub findings: Vec<Finding>,
+    /// Findings whose quote is not in the selection.
+    pub unanchored: usize,
+    /// Findings about lines outside the selection.
+    pub outside_selection: usize,
+    /// Findings below `loop.min_confidence` (not shown; listed so a user can ask for them).
+    pub low_confidence: Vec<RawFinding>,
+    /// Revisions asked for.
+    pub iterations: u32,
+    /// Model calls made.
+    pub llm_calls: u32,
+    /// Tokens used.
+    pub usage: Usage,
+    /// The best verified revision, when it is better than the original.
+    pub revision: Option<Revision>,
+    /// What happened along the way (rejected revisions, why nothing is offered).
+    pub notes: Vec<String>,
+    /// Why the review failed, as one sentence.
+    pub error: Option<String>,
+    /// The review was cancelled.
+    pub cancelled: bool,
+}
+
+/// Why one step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The model call failed.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// The critique could not be read.
+    #[error(transparent)]
+    Critique(#[from] critique::CritiqueError),
+    /// The revision could not be read.
+    #[error(transparent)]
+    Revision(#[from] revision::RevisionError),
+    /// A prompt template failed.
+    #[error(transparent)]
+    Prompt(#[from] PromptError),
+}
+
+/// One version's critique, anchored in that version's selection text.
+struct Critiqued {
+    /// Findings with their char range in the version's selection text.
+    shown: Vec<(RawFinding, Range<usize>)>,
+    unanchored: usize,
+    outside: usize,
+    low_confidence: Vec<RawFinding>,
+}
+
+impl Critiqued {
+    /// Lower is better: weighted by severity, so fewer and milder findings win.
+    fn score(&self) -> u32 {
+        self.shown.iter().map(|(f, _)| f.severity.weight()).sum()
+    }
+
+    fn has_warning_or_worse(&self) -> bool {
+        self.shown
+            .iter()
+            .any(|(f, _)| f.severity <= Severity::Warning)
+    }
+}
+
+/// A version of the selection and its critique.
+struct Candidate {
+    text: String,
+    critique: Critiqued,
+    round: u32,
+}
+
+/// Runs reviews with a critic, a reviser and the prompts.
+pub struct Engine<'a> {
+    /// Critiques each version (fresh context every call).
+    pub critic: &'a Provider,
+    /// Revises the best version.
+    pub reviser: &'a Provider,
+    /// Templates.
+    pub prompts: &'a Prompts,
+    /// Loop settings.
+    pub config: &'a LoopConfig,
+}
+
+impl Engine<'_> {
+    /// Reviews `input`, reporting each step through `progress`. Never panics on what the model
+    /// says; failures end up in [`ReviewOutcome::error`] or [`ReviewOutcome::notes`].
+    pub async fn review(
+        &self,
+        input: &ReviewInput,
+        cancel: &CancellationToken,
+        progress: &mut (dyn FnMut(Stage) + Send),
+    ) -> ReviewOutcome {
+        let region = input.region();
+        let original = input.text.slice(region.clone()).to_string();
+        let mut out = ReviewOutcome {
+            region: region.clone(),
+            ..ReviewOutcome::default()
+        };
+
+        progress(Stage::Critique { round: 0 });
+        let first = match self.critique(input, &original, &mut out, cancel).await {
+            Ok(c) => c,
+            Err(e) => {
+                fail(&mut out, e);
+                return out;
+            }
+        };
+        out.unanchored = first.unanchored;
+        out.outside_selection = first.outside;
+        out.low_confidence = first.low_confidence.clone();
+        out.findings = first
+            .shown
+            .iter()
+            .enumerate()
+            .map(|(id, (raw, r))| Finding {
+                id,
+                raw: raw.clone(),
+                range: region.start + r.start..region.start + r.end,
+            })
+            .collect();
+        if first.shown.is_empty() {
+            return out;
+        }
+
+        let mut candidates = vec![Candidate {
+            text: original.clone(),
+            critique: first,
+            round: 0,
+        }];
+        let mut best = 0;
+        for round in 1..=self.config.max_iterations {
+            if cancel.is_cancelled() {
+                out.cancelled = true;
+                return out;
+            }
+            progress(Stage::Revise { round });
+            out.iterations = round;
+            let base = &candidates[best];
+            let revised = match self.revise(input, base, &mut out, cancel).await {
+                Ok(r) => r,
+                Err(EngineError::Provider(e)) => {
+                    fail(&mut out, EngineError::Provider(e));
+                    break;
+                }
+                Err(e) => {
+                    out.notes.push(format!("revision {round} rejected: {e}"));
+                    continue;
+                }
+            };
+            if let Err(why) = verify(&original, &base.text, &revised) {
+                out.notes.push(format!("revision {round} rejected: {why}"));
+                continue;
+            }
+            progress(Stage::Critique { round });
+            let critique = match self.critique(input, &revised, &mut out, cancel).await {
+                Ok(c) => c,
+                Err(EngineError::Provider(e)) => {
+                    fail(&mut out, EngineError::Provider(e));
+                    break;
+                }
+                Err(e) => {
+                    out.notes.push(format!(
+                        "revision {round} set aside: its critique failed: {e}"
+                    ));
+                    continue;
+                }
+            };
+            let done = !critique.has_warning_or_worse();
+            if critique.score() < candidates[best].critique.score() {
+                best = candidates.len();
+            }
+            candidates.push(Candidate {
+                text: revised,
+                critique,
+                round,
+            });
+            if done {
+                break;
+            }
+        }
+        if out.cancelled {
+            return out;
+        }
+
+        if best == 0 {
+            if out.iterations > 0 {
+                out.notes.push(
+                    "no revision is offered: the critic rated no revision better than the original"
+                        .to_owned(),
+                );
+            }
+            return out;
+        }
+        let chosen = &candidates[best];
+        let edits = edits::minimal_edits(&original, &chosen.text, region.start);
+        let fixes = out
+            .findings
+            .iter()
+            .filter(|f| {
+                edits
+                    .iter()
+                    .any(|e| touches_lines(&input.text, &f.range, &e.range))
+            })
+            .count();
+        out.revision = Some(Revision {
+            text: chosen.text.clone(),
+            edits,
+            fixes,
+            remaining: chosen.critique.shown.len(),
+            round: chosen.round,
+        });
+        out
+    }
+
+    /// Asks the critic about one version of the selection and anchors what it says.
+    async fn critique(
+        &self,
+        input: &ReviewInput,
+        selection: &str,
+        out: &mut ReviewOutcome,
+        cancel: &CancellationToken,
+    ) -> Result<Critiqued, EngineError> {
+        let sel_lines = Selection::new(selection, input.first_line);
+        let last_line = input.first_line + sel_lines.line_count().max(1) - 1;
+        let ctx = self.context(input, selection, sel_lines.line_count());
+        let system = self.prompts.render(
+            "critique_system.md",
+            json!({
+                "language": input.language,
+                "principles": self.prompts.principles(),
+                "principle_ids": self.prompts.principle_ids().join(", "),
+                "first_line": input.first_line + 1,
+                "last_line": last_line + 1,
+            }),
+        )?;
+        let user = self.prompts.render(
+            "critique_user.md",
+            json!({
+                "path": input.path,
+                "language": input.language,
+                "context_before": ctx.0,
+                "selection": number_lines(selection, input.first_line),
+                "context_after": ctx.1,
+                "first_line": input.first_line + 1,
+                "last_line": last_line + 1,
+            }),
+        )?;
+        let req = ChatRequest {
+            messages: vec![Message::system(system), Message::user(user)],
+            json_schema: Some(JsonSchema {
+                name: "critique",
+                schema: critique::schema(),
+            }),
+        };
+        out.llm_calls += 1;
+        let resp = self.critic.chat(&req, cancel).await.inspect_err(|e| {
+            if matches!(e, ProviderError::Cancelled) {
+                out.cancelled = true;
+            }
+        })?;
+        out.usage += resp.usage;
+        let (raw, malformed) = critique::parse(&resp.content)?;
+        if malformed > 0 {
+            tracing::info!(malformed, "critique items without message or line skipped");
+        }
+        let mut c = Critiqued {
+            shown: Vec::new(),
+            unanchored: 0,
+            outside: 0,
+            low_confidence: Vec::new(),
+        };
+        for mut f in raw {
+            if !self.prompts.principle_ids().contains(&f.principle) {
+                f.principle = "other".to_owned();
+            }
+            match sel_lines.anchor(f.start_line, f.end_line, &f.quote) {
+                Err(AnchorError::OutsideSelection) => c.outside += 1,
+                Err(AnchorError::NotFound) => c.unanchored += 1,
+                Ok(_) if f.confidence < self.config.min_confidence => c.low_confidence.push(f),
+                Ok(r) => c.shown.push((f, r)),
+            }
+        }
+        Ok(c)
+    }
+
+    /// Asks the reviser for a new version of `base`, addressing its findings.
+    async fn revise(
+        &self,
+        input: &ReviewInput,
+        base: &Candidate,
+        out: &mut ReviewOutcome,
+        cancel: &CancellationToken,
+    ) -> Result<String, EngineError> {
+        let findings: Vec<&RawFinding> = base.critique.shown.iter().map(|(f, _)| f).collect();
+        let line_count = Selection::new(&base.text, input.first_line)
+            .line_count()
+            .max(1);
+        let system = self.prompts.render(
+            "revise_system.md",
+            json!({"language": input.language, "edit_format": "full"}),
+        )?;
+        let user = self.prompts.render(
+            "revise_user.md",
+            json!({
+                "path": input.path,
+                "language": input.language,
+                "selection": base.text.trim_end_matches(['\n', '\r']),
+                "first_line": input.first_line + 1,
+                "last_line": input.first_line + line_count,
+                "findings": findings,
+            }),
+        )?;
+        let req = ChatRequest {
+            messages: vec![Message::system(system), Message::user(user)],
+            json_schema: None,
+        };
+        out.llm_calls += 1;
+        let resp = self.reviser.chat(&req, cancel).await.inspect_err(|e| {
+            if matches!(e, ProviderError::Cancelled) {
+                out.cancelled = true;
+            }
+        })?;
+        out.usage += resp.usage;
+        Ok(revision::apply_reply(&base.text, &resp.content)?)
+    }
+
+    /// Numbered context lines before and after a version of the selection.
+    fn context(&self, input: &ReviewInput, selection: &str, sel_lines: usize) -> (String, String) {
+        let n = self.config.context_lines;
+        let rope = &input.text;
+        let total = rope.len_lines();
+        let before_first = input.first_line.saturating_sub(n);
+        let before = if input.first_line > 0 && n > 0 {
+            let span = line_span(rope, before_first, input.first_line - 1);
+            number_lines(&rope.slice(span).to_string(), before_first)
+        } else {
+            String::new()
+        };
+        let after_first = input.last_line + 1;
+        let has_after = after_first < total && rope.line(after_first).len_chars() > 0;
+        let after = if has_after && n > 0 && selection.ends_with(['\n', '\r']) {
+            let span = line_span(rope, after_first, (after_first + n - 1).min(total - 1));
+            // After a revision the following lines are numbered as they would then be.
+            let shifted = input.first_line + sel_lines;
+            number_lines(&rope.slice(span).to_string(), shifted)
+        } else {
+            String::new()
+        };
+        (before, after)
+    }
+}
+
+/// The cheap checks every revision passes before it is critiqued.
+fn verify(original: &str, base: &str, revised: &str) -> Result<(), &'static str> {
+    if revised.trim().is_empty() {
+        return Err("the revision is empty");
+    }
+    if revised == original || revised == base {
+        return Err("the revision changes nothing");
+    }
+    Ok(())
+}
+
+fn fail(out: &mut ReviewOutcome, e: EngineError) {
+    if matches!(e, EngineError::Provider(ProviderError::Cancelled)) {
+        out.cancelled = true;
+    } else {
+        out.error = Some(e.to_string());
+    }
+}
+
+/// Whether two char ranges of `text` share a line.
+fn touches_lines(text: &Rope, a: &Range<usize>, b: &Range<usize>) -> bool {
+    let lines = |r: &Range<usize>| {
+        let s = text.char_to_line(r.start.min(text.len_chars()));
+        let e = text.char_to_line(r.end.max(r.start).min(text.len_chars()));
+        (s, e)
+    };
+    let ((a0, a1), (b0, b1)) = (lines(a), lines(b));
+    a0 <= b1 && b0 <= a1
+}
+
+/// `   12 | code` for each line, numbering from zero-based `first_line`.
+pub fn number_lines(text: &str, first_line: usize) -> String {
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    let body = body.strip_suffix('\r').unwrap_or(body);
+    body.split('\n')
+        .enumerate()
+        .map(|(i, l)| format!("{:>5} | {}", first_line + i + 1, l.trim_end_matches('\r')))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A language name for a file path, from its extension.
+pub fn language_for_path(path: &str) -> &'static str {
+    let ext = path.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+    match ext.as_str() {
+        "rs" => "rust",
+        "py" | "pyi" => "python",
+        "js" | "mjs" | "cjs" | "jsx" => "javascript",
+        "ts" | "mts" | "cts" => "typescript",
+        "tsx" => "typescriptreact",
+        "go" => "go",
+        "c" | "h" => "c",
+        "cc" | "cpp" | "cxx" | "hpp" | "hh" => "cpp",
+        "java" => "java",
+        "kt" | "kts" => "kotlin",
+        "rb" => "ruby",
+        "lua" => "lua",
+        "sh" | "bash" => "shellscript",
+        "cs" => "csharp",
+        "swift" => "swift",
+        "php" => "php",
+        _ => "text",
+    }
+}

@@ -1,0 +1,280 @@
+//! The revision wire format: one fenced code block with the whole revised selection, or
+//! search/replace blocks applied to it. Both are parsed here; a reply that is neither, or a
+//! block that matches nowhere or more than once, is an error, never a guess.
+
+/// Why a revision reply could not be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RevisionError {
+    /// No fenced code block and no search/replace block.
+    #[error("the reviser's reply holds no code block")]
+    NoCode,
+    /// A fence or block was opened and never closed.
+    #[error("the reviser's reply was cut off (an unclosed {0})")]
+    Truncated(&'static str),
+    /// A SEARCH part is not in the selection.
+    #[error("search/replace block {0} matches nothing in the selection")]
+    NoMatch(usize),
+    /// A SEARCH part is in the selection more than once.
+    #[error("search/replace block {0} matches the selection more than once")]
+    Ambiguous(usize),
+}
+
+const SEARCH: &str = "<<<<<<< SEARCH";
+const DIVIDER: &str = "=======";
+const REPLACE: &str = ">>>>>>> REPLACE";
+
+/// Turns a reviser's reply into the complete revised selection.
+pub fn apply_reply(original: &str, reply: &str) -> Result<String, RevisionError> {
+    let revised = if reply.lines().any(|l| l.trim_end() == SEARCH) {
+        apply_blocks(original, &parse_blocks(reply)?)?
+    } else {
+        full_block(reply)?
+    };
+    Ok(normalize(original, &strip_line_numbers(&revised)))
+}
+
+/// The body of the first fenced block (its language tag dropped).
+fn full_block(reply: &str) -> Result<String, RevisionError> {
+    let mut lines = reply.lines();
+    let mut body = Vec::new();
+    let mut fence = None;
+    for line in lines.by_ref() {
+        let t = line.trim_start();
+        if t.starts_with("```") || t.starts_with("~~~") {
+            fence = Some(&t[..3]);
+            break;
+        }
+    }
+    let Some(fence) = fence else {
+        return Err(RevisionError::NoCode);
+    };
+    for line in lines {
+        if line.trim() == fence {
+            let mut text = body.join("\n");
+            text.push('\n');
+            return Ok(text);
+        }
+        body.push(line);
+    }
+    Err(RevisionError::Truncated("code block"))
+}
+
+/// Parses `<<<<<<< SEARCH … ======= … >>>>>>> REPLACE` blocks.
+fn parse_blocks(reply: &str) -> Result<Vec<(String, String)>, RevisionError> {
+    enum State {
+        Outside,
+        Search(Vec<String>),
+        Replace(Vec<String>, Vec<String>),
+    }
+    let mut state = State::Outside;
+    let mut blocks = Vec::new();
+    for line in reply.lines() {
+        let t = line.trim_end();
+        state = match state {
+            State::Outside if t == SEARCH => State::Search(Vec::new()),
+            State::Outside => State::Outside,
+            State::Search(s) if t == DIVIDER => State::Replace(s, Vec::new()),
+            State::Search(mut s) => {
+                s.push(line.to_owned());
+                State::Search(s)
+            }
+            State::Replace(s, r) if t == REPLACE => {
+                blocks.push((join_lines(&s), join_lines(&r)));
+                State::Outside
+            }
+            State::Replace(s, mut r) => {
+                r.push(line.to_owned());
+                State::Replace(s, r)
+            }
+        };
+    }
+    if !matches!(state, State::Outside) {
+        return Err(RevisionError::Truncated("search/replace block"));
+    }
+    if blocks.is_empty() {
+        return Err(RevisionError::NoCode);
+    }
+    Ok(blocks)
+}
+
+fn join_lines(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// Applies blocks in order: an exact unique match first, else a unique match that ignores
+/// each line's leading and trailing whitespace.
+fn apply_blocks(original: &str, blocks: &[(String, String)]) -> Result<String, RevisionError> {
+    let mut text = original.replace("\r\n", "\n");
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    for (i, (search, replace)) in blocks.iter().enumerate() {
+        let n = i + 1;
+        if search.trim().is_empty() {
+            return Err(RevisionError::NoMatch(n));
+        }
+        // Exact matches count only where they start a line: a block is whole lines.
+        let exact: Vec<usize> = text
+            .match_indices(search.as_str())
+            .map(|(i, _)| i)
+            .filter(|&i| i == 0 || text.as_bytes()[i - 1] == b'\n')
+            .collect();
+        let (at, len) = match exact.len() {
+            1 => (exact[0], search.len()),
+            0 => tolerant_match(&text, search).map_err(|e| e.with_block(n))?,
+            _ => return Err(RevisionError::Ambiguous(n)),
+        };
+        text.replace_range(at..at + len, replace);
+    }
+    Ok(text)
+}
+
+enum Tolerant {
+    None,
+    Many,
+}
+
+impl Tolerant {
+    fn with_block(self, n: usize) -> RevisionError {
+        match self {
+            Tolerant::None => RevisionError::NoMatch(n),
+            Tolerant::Many => RevisionError::Ambiguous(n),
+        }
+    }
+}
+
+/// Byte offset and length of the unique run of whole lines equal to `search`'s lines once
+/// each is trimmed.
+fn tolerant_match(text: &str, search: &str) -> Result<(usize, usize), Tolerant> {
+    let want: Vec<&str> = search.lines().map(str::trim).collect();
+    let mut starts = vec![0];
+    starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+    let lines: Vec<&str> = text.lines().collect();
+    let mut found = None;
+    for i in 0..lines.len() {
+        if i + want.len() > lines.len() {
+            break;
+        }
+        if lines[i..i + want.len()]
+            .iter()
+            .zip(&want)
+            .all(|(a, b)| a.trim() == *b)
+        {
+            if found.is_some() {
+                return Err(Tolerant::Many);
+            }
+            let end = starts.get(i + want.len()).copied().unwrap_or(text.len());
+            found = Some((starts[i], end - starts[i]));
+        }
+    }
+    found.ok_or(Tolerant::None)
+}
+
+/// Removes `  12 | ` prefixes when every non-empty line has one (a model echoing the prompt).
+fn strip_line_numbers(text: &str) -> String {
+    let rest = |l: &str| -> Option<String> {
+        let (num, rest) = l.split_once(" |")?;
+        let n = num.trim();
+        if n.is_empty() || !n.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        match rest.strip_prefix(' ') {
+            Some(r) => Some(r.to_owned()),
+            None if rest.is_empty() => Some(String::new()),
+            None => None,
+        }
+    };
+    let numbered = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .all(|l| rest(l).is_some());
+    if !numbered || text.trim().is_empty() {
+        return text.to_owned();
+    }
+    text.lines()
+        .map(|l| format!("{}\n", rest(l).unwrap_or_default()))
+        .collect()
+}
+
+/// Gives the revision the original's line endings and its final newline (or lack of one).
+fn normalize(original: &str, revised: &str) -> String {
+    let mut text = revised.replace("\r\n", "\n");
+    let ends_nl = original.ends_with('\n') || original.ends_with('\r');
+    while text.ends_with('\n') {
+        text.pop();
+    }
+    if ends_nl {
+        text.push('\n');
+    }
+    if original.contains("\r\n") {
+        text = text.replace('\n', "\r\n");
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ORIG: &str =
+        "fn f(n: u32) -> u32 {\n    let mut s = 0;\n    for i in 0..=n { s += i; }\n    s\n}\n";
+
+    #[test]
+    fn a_fenced_block_is_the_whole_revision() {
+        let reply = "Here you go:\n```rust\nfn f(n: u32) -> u32 {\n    (0..n).sum()\n}\n```\nDone.";
+        assert_eq!(
+            apply_reply(ORIG, reply).unwrap(),
+            "fn f(n: u32) -> u32 {\n    (0..n).sum()\n}\n"
+        );
+    }
+
+    #[test]
+    fn search_replace_blocks_apply_in_order() {
+        let reply = "<<<<<<< SEARCH\n    for i in 0..=n { s += i; }\n=======\n    for i in 0..n { s += i; }\n>>>>>>> REPLACE\n";
+        let out = apply_reply(ORIG, reply).unwrap();
+        assert_eq!(out, ORIG.replace("0..=n", "0..n"));
+    }
+
+    #[test]
+    fn search_blocks_match_despite_indentation() {
+        let reply = "<<<<<<< SEARCH\nfor i in 0..=n { s += i; }\n=======\n    for i in 0..n { s += i; }\n>>>>>>> REPLACE";
+        assert_eq!(
+            apply_reply(ORIG, reply).unwrap(),
+            ORIG.replace("0..=n", "0..n")
+        );
+    }
+
+    #[test]
+    fn a_block_matching_nothing_or_twice_fails() {
+        let none = "<<<<<<< SEARCH\nnot there\n=======\nx\n>>>>>>> REPLACE";
+        assert_eq!(apply_reply(ORIG, none), Err(RevisionError::NoMatch(1)));
+        let twice = "<<<<<<< SEARCH\n    s\n=======\nx\n>>>>>>> REPLACE";
+        let orig2 = "    s\n    s\n";
+        assert_eq!(apply_reply(orig2, twice), Err(RevisionError::Ambiguous(1)));
+    }
+
+    #[test]
+    fn garbage_and_truncated_replies_are_errors() {
+        assert_eq!(
+            apply_reply(ORIG, "I would not change anything."),
+            Err(RevisionError::NoCode)
+        );
+        assert_eq!(
+            apply_reply(ORIG, "```rust\nfn f() {"),
+            Err(RevisionError::Truncated("code block"))
+        );
+        assert!(apply_reply(ORIG, "<<<<<<< SEARCH\nx\n=======\n").is_err());
+    }
+
+    #[test]
+    fn echoed_line_numbers_are_removed_and_crlf_kept() {
+        let orig = "a\r\nb\r\n";
+        let reply = "```\n   10 | a\n   11 | c\n```";
+        assert_eq!(apply_reply(orig, reply).unwrap(), "a\r\nc\r\n");
+    }
+
+    #[test]
+    fn a_selection_without_final_newline_stays_without() {
+        assert_eq!(apply_reply("x", "```\ny\n```").unwrap(), "y");
+    }
+}

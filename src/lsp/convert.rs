@@ -1,0 +1,150 @@
+//! Every conversion between LSP types and refine-ls's own (positions, ranges, findings,
+//! edits). Nothing outside `lsp/` touches a protocol type, so a framework upgrade changes this
+//! module and the handlers only.
+
+use std::ops::Range;
+
+use ropey::Rope;
+use serde_json::json;
+use tower_lsp_server::ls_types::{
+    self as lsp, Diagnostic, DiagnosticSeverity, NumberOrString, OneOf,
+    OptionalVersionedTextDocumentIdentifier, Position, PositionEncodingKind, TextDocumentEdit,
+    TextEdit, Uri, WorkspaceEdit,
+};
+
+use crate::document::{PositionEncoding, TextPos, from_char, to_char};
+use crate::engine::{Edit, Finding, Severity};
+
+/// An LSP position as the document store's.
+pub fn text_pos(p: Position) -> TextPos {
+    TextPos::new(p.line, p.character)
+}
+
+/// A char offset as an LSP position.
+pub fn position(rope: &Rope, c: usize, enc: PositionEncoding) -> Position {
+    let p = from_char(rope, c, enc);
+    Position::new(p.line, p.col)
+}
+
+/// A char range as an LSP range.
+pub fn range(rope: &Rope, r: &Range<usize>, enc: PositionEncoding) -> lsp::Range {
+    lsp::Range::new(position(rope, r.start, enc), position(rope, r.end, enc))
+}
+
+/// An LSP range as char offsets (clamped; an inverted range is put in order).
+pub fn char_range(rope: &Rope, r: lsp::Range, enc: PositionEncoding) -> Range<usize> {
+    let a = to_char(rope, text_pos(r.start), enc);
+    let b = to_char(rope, text_pos(r.end), enc);
+    a.min(b)..a.max(b)
+}
+
+/// The LSP name of an encoding.
+pub fn encoding_kind(enc: PositionEncoding) -> PositionEncodingKind {
+    match enc {
+        PositionEncoding::Utf8 => PositionEncodingKind::UTF8,
+        PositionEncoding::Utf16 => PositionEncodingKind::UTF16,
+        PositionEncoding::Utf32 => PositionEncodingKind::UTF32,
+    }
+}
+
+/// Picks the encoding: a forced one, else the first the client lists that we know, else utf-16.
+pub fn negotiate_encoding(
+    forced: Option<&str>,
+    offered: Option<&[PositionEncodingKind]>,
+) -> PositionEncoding {
+    if let Some(enc) = forced.and_then(PositionEncoding::from_lsp_name) {
+        return enc;
+    }
+    offered
+        .unwrap_or_default()
+        .iter()
+        .find_map(|k| PositionEncoding::from_lsp_name(k.as_str()))
+        .unwrap_or_default()
+}
+
+/// A finding's severity as an LSP severity.
+pub fn severity(s: Severity) -> DiagnosticSeverity {
+    match s {
+        Severity::Error => DiagnosticSeverity::ERROR,
+        Severity::Warning => DiagnosticSeverity::WARNING,
+        Severity::Info => DiagnosticSeverity::INFORMATION,
+        Severity::Hint => DiagnosticSeverity::HINT,
+    }
+}
+
+/// A finding as a diagnostic: `source: "refine"`, `code` the principle, `data` its ids.
+pub fn diagnostic(rope: &Rope, f: &Finding, review_id: &str, enc: PositionEncoding) -> Diagnostic {
+    let mut message = f.raw.message.clone();
+    if let Some(s) = &f.raw.suggestion {
+        message.push_str("\nSuggestion: ");
+        message.push_str(s);
+    }
+    Diagnostic {
+        range: range(rope, &f.range, enc),
+        severity: Some(severity(f.raw.severity)),
+        code: Some(NumberOrString::String(f.raw.principle.clone())),
+        source: Some("refine".to_owned()),
+        message,
+        data: Some(json!({"reviewId": review_id, "findingId": f.id})),
+        ..Diagnostic::default()
+    }
+}
+
+/// Edits as a workspace edit that carries the document version they were computed against.
+pub fn versioned_edit(
+    rope: &Rope,
+    uri: &Uri,
+    version: i32,
+    edits: &[Edit],
+    enc: PositionEncoding,
+) -> WorkspaceEdit {
+    let edits = edits
+        .iter()
+        .map(|e| {
+            OneOf::Left(TextEdit::new(
+                range(rope, &e.range, enc),
+                e.new_text.clone(),
+            ))
+        })
+        .collect();
+    WorkspaceEdit {
+        document_changes: Some(lsp::DocumentChanges::Edits(vec![TextDocumentEdit {
+            text_document: OptionalVersionedTextDocumentIdentifier {
+                uri: uri.clone(),
+                version: Some(version),
+            },
+            edits,
+        }])),
+        ..WorkspaceEdit::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation_prefers_forced_then_client_order_then_utf16() {
+        let offered = [PositionEncodingKind::UTF8, PositionEncodingKind::UTF16];
+        assert_eq!(
+            negotiate_encoding(Some("utf-32"), Some(&offered)),
+            PositionEncoding::Utf32
+        );
+        assert_eq!(
+            negotiate_encoding(None, Some(&offered)),
+            PositionEncoding::Utf8
+        );
+        assert_eq!(
+            negotiate_encoding(Some("latin-1"), None),
+            PositionEncoding::Utf16
+        );
+        let odd = [
+            PositionEncodingKind::new("utf-7"),
+            PositionEncodingKind::UTF32,
+        ];
+        assert_eq!(
+            negotiate_encoding(None, Some(&odd)),
+            PositionEncoding::Utf32
+        );
+    }
+}

@@ -1,0 +1,301 @@
+//! A review as a spawned job: it runs the engine with a cancellation token, reports
+//! `$/progress`, stores its results in the state, has the diagnostics published, applies the
+//! revision when asked to (`refine.refine`), and ends with `refine/reviewFinished`.
+
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tower_lsp_server::Client;
+use tower_lsp_server::ls_types::notification::{Notification, Progress};
+use tower_lsp_server::ls_types::{
+    ApplyWorkspaceEditParams, MessageType, NumberOrString, ProgressParams, ProgressParamsValue,
+    ProgressToken, Uri, WorkDoneProgress, WorkDoneProgressBegin, WorkDoneProgressEnd,
+    WorkDoneProgressReport,
+};
+
+use super::convert;
+use super::state::{ReviewStatus, State, lock};
+use crate::config::LoopConfig;
+use crate::engine::{Engine, ReviewInput, ReviewOutcome};
+use crate::llm::Provider;
+use crate::prompts::Prompts;
+
+/// `refine/reviewFinished`: sent once per review, after its diagnostics.
+pub enum ReviewFinished {}
+
+impl Notification for ReviewFinished {
+    type Params = ReviewFinishedParams;
+    const METHOD: &'static str = "refine/reviewFinished";
+}
+
+/// The summary of a review (counts, not findings: those are the diagnostics).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewFinishedParams {
+    /// The id `refine.review` returned.
+    pub review_id: String,
+    /// The document.
+    pub uri: String,
+    /// Findings shown as diagnostics.
+    pub findings: usize,
+    /// Findings whose quote was not found in the selection.
+    pub unanchored: usize,
+    /// Findings about lines outside the selection (dropped).
+    pub out_of_selection: usize,
+    /// Findings below `loop.min_confidence` (not shown).
+    pub low_confidence: usize,
+    /// Revisions asked for.
+    pub iterations: u32,
+    /// Model calls made.
+    pub llm_calls: u32,
+    /// Whether a revision is offered.
+    pub revision: bool,
+    /// Prompt tokens used.
+    pub input_tokens: u64,
+    /// Completion tokens used.
+    pub output_tokens: u64,
+    /// What happened along the way (rejected revisions, why nothing is offered).
+    pub notes: Vec<String>,
+    /// Why the review failed or stopped, as a sentence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A request to publish a document's diagnostics, acknowledged once sent.
+pub type PublishRequest = (String, Option<oneshot::Sender<()>>);
+
+/// Everything a job needs; it owns all of it.
+pub struct Job {
+    /// To talk to the editor.
+    pub client: Client,
+    /// Shared state.
+    pub state: Arc<Mutex<State>>,
+    /// The diagnostics publisher.
+    pub publish: mpsc::UnboundedSender<PublishRequest>,
+    /// The document.
+    pub uri: Uri,
+    /// `review-N`.
+    pub id: String,
+    /// The snapshot and lines.
+    pub input: ReviewInput,
+    /// The provider, or why there is none.
+    pub provider: Result<Arc<Provider>, String>,
+    /// Templates.
+    pub prompts: Arc<Prompts>,
+    /// Loop settings.
+    pub loop_config: LoopConfig,
+    /// Cancels the job.
+    pub cancel: CancellationToken,
+    /// Apply the revision when done (`refine.refine`).
+    pub apply: bool,
+    /// A token the client gave with the request, else one is created if the client can.
+    pub progress_token: Option<ProgressToken>,
+    /// The client accepts `window/workDoneProgress/create`.
+    pub can_create_progress: bool,
+}
+
+impl Job {
+    /// Runs the review to its end.
+    pub async fn run(self) {
+        let token = self.progress_token().await;
+        let max = self.loop_config.max_iterations;
+        self.report(
+            &token,
+            WorkDoneProgress::Begin(WorkDoneProgressBegin {
+                title: "Refine".to_owned(),
+                cancellable: Some(false),
+                message: Some("critique 1".to_owned()),
+                percentage: None,
+            }),
+        )
+        .await;
+
+        // The engine reports synchronously; a forwarder sends the reports in order.
+        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        let forward = {
+            let client = self.client.clone();
+            let token = token.clone();
+            tokio::spawn(async move {
+                while let Some(message) = rx.recv().await {
+                    if let Some(t) = &token {
+                        send_progress(&client, t, report(message)).await;
+                    }
+                }
+            })
+        };
+        let outcome = match &self.provider {
+            Ok(provider) => {
+                let engine = Engine {
+                    critic: provider,
+                    reviser: provider,
+                    prompts: &self.prompts,
+                    config: &self.loop_config,
+                };
+                let mut on_stage = |stage: crate::engine::Stage| {
+                    let _ = tx.send(stage.describe(max));
+                };
+                engine
+                    .review(&self.input, &self.cancel, &mut on_stage)
+                    .await
+            }
+            Err(why) => ReviewOutcome {
+                error: Some(why.clone()),
+                ..ReviewOutcome::default()
+            },
+        };
+        drop(tx);
+        let _ = forward.await;
+
+        let uri_key = self.uri.as_str().to_owned();
+        let stored = lock(&self.state).finish_review(&uri_key, &self.id, &outcome);
+        let cancelled = outcome.cancelled || (!stored && outcome.error.is_none());
+        let (done_tx, done_rx) = oneshot::channel();
+        if self.publish.send((uri_key.clone(), Some(done_tx))).is_ok() {
+            let _ = done_rx.await;
+        }
+        if self.apply && stored {
+            self.apply_revision(&uri_key).await;
+        }
+
+        let error = if cancelled {
+            Some("the review was cancelled".to_owned())
+        } else {
+            outcome.error.clone()
+        };
+        let summary = summary(&outcome, stored, error.as_deref());
+        self.report(
+            &token,
+            WorkDoneProgress::End(WorkDoneProgressEnd {
+                message: Some(summary),
+            }),
+        )
+        .await;
+        if let (Some(e), false) = (&outcome.error, cancelled) {
+            self.client
+                .show_message(MessageType::ERROR, format!("refine: {e}"))
+                .await;
+        }
+        let shown = if stored { outcome.findings.len() } else { 0 };
+        self.client
+            .send_notification::<ReviewFinished>(ReviewFinishedParams {
+                review_id: self.id.clone(),
+                uri: uri_key,
+                findings: shown,
+                unanchored: outcome.unanchored,
+                out_of_selection: outcome.outside_selection,
+                low_confidence: outcome.low_confidence.len(),
+                iterations: outcome.iterations,
+                llm_calls: outcome.llm_calls,
+                revision: stored && outcome.revision.is_some(),
+                input_tokens: outcome.usage.input_tokens,
+                output_tokens: outcome.usage.output_tokens,
+                notes: outcome.notes.clone(),
+                error,
+            })
+            .await;
+    }
+
+    /// `workspace/applyEdit` with the stored revision, if it still fits the document.
+    async fn apply_revision(&self, uri_key: &str) {
+        let edit = {
+            let st = lock(&self.state);
+            let Some(ds) = st.docs.get(uri_key) else {
+                return;
+            };
+            let Some(entry) = ds.reviews.iter().find(|e| e.id == self.id) else {
+                return;
+            };
+            match &entry.status {
+                ReviewStatus::Done(done) if done.version == ds.doc.version() => {
+                    done.revision.as_ref().map(|edits| {
+                        convert::versioned_edit(
+                            ds.doc.rope(),
+                            &self.uri,
+                            done.version,
+                            edits,
+                            st.encoding,
+                        )
+                    })
+                }
+                _ => None,
+            }
+        };
+        let Some(edit) = edit else { return };
+        let params = ApplyWorkspaceEditParams {
+            label: Some("Refine: apply revision".to_owned()),
+            edit,
+        };
+        match self.client.apply_edit(params.edit).await {
+            Ok(r) if r.applied => {}
+            Ok(r) => {
+                tracing::info!(reason = ?r.failure_reason, "client did not apply the revision")
+            }
+            Err(e) => tracing::warn!("workspace/applyEdit failed: {e}"),
+        }
+    }
+
+    async fn progress_token(&self) -> Option<ProgressToken> {
+        if let Some(t) = &self.progress_token {
+            return Some(t.clone());
+        }
+        if !self.can_create_progress {
+            return None;
+        }
+        let token = NumberOrString::String(format!("refine/{}", self.id));
+        match self.client.create_work_done_progress(token.clone()).await {
+            Ok(()) => Some(token),
+            Err(e) => {
+                tracing::debug!("client refused a progress token: {e}");
+                None
+            }
+        }
+    }
+
+    async fn report(&self, token: &Option<ProgressToken>, value: WorkDoneProgress) {
+        if let Some(t) = token {
+            send_progress(&self.client, t, value).await;
+        }
+    }
+}
+
+fn report(message: String) -> WorkDoneProgress {
+    WorkDoneProgress::Report(WorkDoneProgressReport {
+        message: Some(message),
+        cancellable: Some(false),
+        percentage: None,
+    })
+}
+
+async fn send_progress(client: &Client, token: &ProgressToken, value: WorkDoneProgress) {
+    client
+        .send_notification::<Progress>(ProgressParams {
+            token: token.clone(),
+            value: ProgressParamsValue::WorkDone(value),
+        })
+        .await;
+}
+
+/// One line for the end of the progress: what the review found and offers.
+fn summary(outcome: &ReviewOutcome, stored: bool, error: Option<&str>) -> String {
+    if let Some(e) = error {
+        return format!("failed: {e}");
+    }
+    if !stored {
+        return "the review was cancelled".to_owned();
+    }
+    let n = outcome.findings.len();
+    if n == 0 {
+        return "no issues".to_owned();
+    }
+    let findings = if n == 1 {
+        "1 finding".to_owned()
+    } else {
+        format!("{n} findings")
+    };
+    match &outcome.revision {
+        Some(r) => format!("{findings}; a revision fixes {} of {n}", r.fixes),
+        None => format!("{findings}; no revision offered"),
+    }
+}

@@ -1,0 +1,551 @@
+//! The protocol layer: capabilities, the LSP handlers, and the diagnostics publisher.
+//! Handlers are thin and never await the model: they validate, mutate the state under its
+//! lock, hand long work to a [`job::Job`], and return.
+
+pub mod convert;
+pub mod job;
+pub mod state;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tower_lsp_server::jsonrpc::{Error as RpcError, Result as RpcResult};
+use tower_lsp_server::ls_types::{
+    self as lsp, CodeAction, CodeActionKind, CodeActionOrCommand, CodeActionParams,
+    CodeActionProviderCapability, CodeActionResponse, Command, DidChangeConfigurationParams,
+    DidChangeTextDocumentParams, DidCloseTextDocumentParams, DidOpenTextDocumentParams,
+    ExecuteCommandOptions, ExecuteCommandParams, InitializeParams, InitializeResult,
+    InitializedParams, MessageType, ServerCapabilities, ServerInfo, TextDocumentSyncCapability,
+    TextDocumentSyncKind, TextDocumentSyncOptions, Uri,
+};
+use tower_lsp_server::{Client, LanguageServer, LspService, Server as LspTransport};
+
+use crate::config::Source;
+use crate::document::{Document, line_span, widen_to_lines};
+use crate::engine::{ReviewInput, language_for_path};
+use crate::prompts::Prompts;
+use job::{Job, PublishRequest};
+use state::{ChangeEffects, DocState, ReviewEntry, ReviewStatus, State, lock};
+
+/// Commands the server executes.
+pub const COMMANDS: &[&str] = &[
+    "refine.review",
+    "refine.refine",
+    "refine.cancel",
+    "refine.clear",
+];
+
+/// Code action kind of "Refine: review selection".
+const KIND_REVIEW: &str = "refactor.refine.review";
+/// Code action kind of "Refine: refine selection".
+const KIND_REFINE: &str = "refactor.rewrite.refine";
+
+/// Runs the server on stdin/stdout until the client exits.
+pub async fn serve_stdio() {
+    let (service, socket) = LspService::new(Backend::new);
+    LspTransport::new(tokio::io::stdin(), tokio::io::stdout(), socket)
+        .concurrency_level(64)
+        .serve(service)
+        .await;
+}
+
+/// The language server.
+pub struct Backend {
+    client: Client,
+    state: Arc<Mutex<State>>,
+    publish: mpsc::UnboundedSender<PublishRequest>,
+}
+
+impl Backend {
+    /// A server talking to `client`; starts the diagnostics publisher.
+    pub fn new(client: Client) -> Self {
+        let state = Arc::new(Mutex::new(State::default()));
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(publisher(client.clone(), state.clone(), rx));
+        Self {
+            client,
+            state,
+            publish: tx,
+        }
+    }
+
+    fn republish(&self, uri: &str) {
+        let _ = self.publish.send((uri.to_owned(), None));
+    }
+
+    /// Starts a review job and returns its id.
+    fn start_review(
+        &self,
+        args: ReviewArgs,
+        apply: bool,
+        token: Option<lsp::ProgressToken>,
+    ) -> RpcResult<String> {
+        let key = args.uri.as_str().to_owned();
+        let mut st = lock(&self.state);
+        let encoding = st.encoding;
+        let Some(ds) = st.docs.get(&key) else {
+            return Err(invalid_params(format!(
+                "{key} is not open: send textDocument/didOpen first"
+            )));
+        };
+        let rope = ds.doc.rope().clone();
+        let (first, last) = widen_to_lines(
+            &rope,
+            convert::text_pos(args.range.start),
+            convert::text_pos(args.range.end),
+        );
+        let region = line_span(&rope, first, last);
+        if rope.slice(region.clone()).chars().all(char::is_whitespace) {
+            return Err(invalid_params(
+                "the selected lines are empty: nothing to review".to_owned(),
+            ));
+        }
+        let language = match ds.doc.language_id() {
+            "" | "plaintext" => language_for_path(&key).to_owned(),
+            id => id.to_owned(),
+        };
+        let _ = encoding;
+        let input = ReviewInput {
+            text: rope,
+            path: display_path(&args.uri),
+            language,
+            first_line: first,
+            last_line: last,
+        };
+        let id = st.new_review_id();
+        let cancel = CancellationToken::new();
+        let provider = st.provider.clone();
+        let prompts = st.prompts.clone();
+        let loop_config = st.resolved.config.refine_loop.clone();
+        let can_create_progress = st.supports_progress;
+        let mut replaced = false;
+        if let Some(ds) = st.docs.get_mut(&key) {
+            // A new review of the same lines replaces the old one.
+            ds.reviews.retain(|e| {
+                let same = e.region.start < region.end && region.start < e.region.end;
+                if same {
+                    if let ReviewStatus::Running { cancel, .. } = &e.status {
+                        cancel.cancel();
+                    }
+                    replaced = true;
+                }
+                !same
+            });
+            ds.reviews.push(ReviewEntry {
+                id: id.clone(),
+                region,
+                status: ReviewStatus::Running {
+                    cancel: cancel.clone(),
+                    delta: 0,
+                },
+            });
+        }
+        drop(st);
+        if replaced {
+            self.republish(&key);
+        }
+        let job = Job {
+            client: self.client.clone(),
+            state: self.state.clone(),
+            publish: self.publish.clone(),
+            uri: args.uri,
+            id: id.clone(),
+            input,
+            provider,
+            prompts,
+            loop_config,
+            cancel,
+            apply,
+            progress_token: token,
+            can_create_progress,
+        };
+        tokio::spawn(job.run());
+        Ok(id)
+    }
+}
+
+/// Arguments of `refine.review` and `refine.refine`.
+#[derive(Debug, Deserialize)]
+struct ReviewArgs {
+    uri: Uri,
+    range: lsp::Range,
+}
+
+fn invalid_params(message: String) -> RpcError {
+    RpcError::invalid_params(message)
+}
+
+/// A file path for the model to see, or the URI when it is not a file.
+fn display_path(uri: &Uri) -> String {
+    uri.to_file_path()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| uri.as_str().to_owned())
+}
+
+/// The `refine` settings inside what an editor sends (or the whole object if it is flat).
+fn editor_settings(v: Option<Value>) -> Option<Value> {
+    let Value::Object(mut map) = v? else {
+        return None;
+    };
+    if let Some(inner) = map.remove("refine") {
+        return Some(inner);
+    }
+    map.remove("positionEncoding");
+    (!map.is_empty()).then_some(Value::Object(map))
+}
+
+/// Publishes diagnostics, one document at a time, always from the state as it is when sent.
+async fn publisher(
+    client: Client,
+    state: Arc<Mutex<State>>,
+    mut rx: mpsc::UnboundedReceiver<PublishRequest>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut acks = Vec::new();
+        let mut uris = BTreeSet::new();
+        let mut take = |(uri, ack): PublishRequest| {
+            uris.insert(uri);
+            acks.extend(ack);
+        };
+        take(first);
+        while let Ok(next) = rx.try_recv() {
+            take(next);
+        }
+        for key in uris {
+            let Ok(uri) = Uri::from_str(&key) else {
+                continue;
+            };
+            let (diags, version) = {
+                let st = lock(&state);
+                match st.docs.get(&key) {
+                    None => (Vec::new(), None),
+                    Some(ds) => {
+                        let rope = ds.doc.rope();
+                        let diags = ds
+                            .reviews
+                            .iter()
+                            .filter_map(|e| match &e.status {
+                                ReviewStatus::Done(d) => Some((e, d)),
+                                ReviewStatus::Running { .. } => None,
+                            })
+                            .flat_map(|(e, d)| {
+                                d.findings
+                                    .iter()
+                                    .map(|f| convert::diagnostic(rope, f, &e.id, st.encoding))
+                            })
+                            .collect();
+                        (diags, Some(ds.doc.version()))
+                    }
+                }
+            };
+            client.publish_diagnostics(uri, diags, version).await;
+        }
+        for ack in acks {
+            let _ = ack.send(());
+        }
+    }
+}
+
+impl LanguageServer for Backend {
+    async fn initialize(&self, params: InitializeParams) -> RpcResult<InitializeResult> {
+        let forced = params
+            .initialization_options
+            .as_ref()
+            .and_then(|o| o.get("positionEncoding"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let offered = params
+            .capabilities
+            .general
+            .as_ref()
+            .and_then(|g| g.position_encodings.clone());
+        let encoding = convert::negotiate_encoding(forced.as_deref(), offered.as_deref());
+        let root: Option<PathBuf> = params
+            .workspace_folders
+            .as_ref()
+            .and_then(|f| f.first())
+            .and_then(|f| f.uri.to_file_path().map(|p| p.into_owned()))
+            .or_else(|| {
+                #[allow(deprecated)]
+                params
+                    .root_uri
+                    .as_ref()
+                    .and_then(|u| u.to_file_path().map(|p| p.into_owned()))
+            });
+        {
+            let mut st = lock(&self.state);
+            st.encoding = encoding;
+            st.supports_progress = params
+                .capabilities
+                .window
+                .as_ref()
+                .and_then(|w| w.work_done_progress)
+                .unwrap_or(false);
+            st.layers.load_files(root.as_deref());
+            st.prompts = Arc::new(Prompts::load(root.as_deref()));
+            st.root = root;
+            if let Some(v) = editor_settings(params.initialization_options) {
+                st.layers.set(Source::Editor, v);
+            }
+            st.reload_config(None);
+        }
+        Ok(InitializeResult {
+            capabilities: ServerCapabilities {
+                position_encoding: Some(convert::encoding_kind(encoding)),
+                text_document_sync: Some(TextDocumentSyncCapability::Options(
+                    TextDocumentSyncOptions {
+                        open_close: Some(true),
+                        change: Some(TextDocumentSyncKind::INCREMENTAL),
+                        ..TextDocumentSyncOptions::default()
+                    },
+                )),
+                code_action_provider: Some(CodeActionProviderCapability::Options(
+                    lsp::CodeActionOptions {
+                        code_action_kinds: Some(vec![
+                            CodeActionKind::QUICKFIX,
+                            CodeActionKind::new(KIND_REVIEW),
+                            CodeActionKind::new(KIND_REFINE),
+                        ]),
+                        ..lsp::CodeActionOptions::default()
+                    },
+                )),
+                execute_command_provider: Some(ExecuteCommandOptions {
+                    commands: COMMANDS.iter().map(|c| (*c).to_owned()).collect(),
+                    ..ExecuteCommandOptions::default()
+                }),
+                ..ServerCapabilities::default()
+            },
+            server_info: Some(ServerInfo {
+                name: "refine-ls".to_owned(),
+                version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+            }),
+            offset_encoding: None,
+        })
+    }
+
+    async fn initialized(&self, _: InitializedParams) {
+        let (warnings, provider) = {
+            let st = lock(&self.state);
+            let mut w = st.resolved.warnings.clone();
+            w.extend(st.prompts.warnings.iter().cloned());
+            (
+                w,
+                st.provider
+                    .as_ref()
+                    .map(|p| p.describe())
+                    .map_err(Clone::clone),
+            )
+        };
+        for w in &warnings {
+            self.client
+                .show_message(MessageType::WARNING, format!("refine: {w}"))
+                .await;
+        }
+        match provider {
+            Ok(p) => {
+                self.client
+                    .log_message(MessageType::INFO, format!("refine-ls: using {p}"))
+                    .await
+            }
+            Err(e) => {
+                self.client
+                    .log_message(MessageType::WARNING, format!("refine-ls: {e}"))
+                    .await
+            }
+        }
+    }
+
+    async fn shutdown(&self) -> RpcResult<()> {
+        let mut st = lock(&self.state);
+        let uris: Vec<String> = st.docs.keys().cloned().collect();
+        for uri in uris {
+            st.clear(&uri);
+        }
+        Ok(())
+    }
+
+    async fn did_open(&self, params: DidOpenTextDocumentParams) {
+        let td = params.text_document;
+        let key = td.uri.as_str().to_owned();
+        let mut st = lock(&self.state);
+        st.close(&key);
+        st.docs.insert(
+            key,
+            DocState {
+                doc: Document::new(&td.text, td.version, &td.language_id),
+                reviews: Vec::new(),
+            },
+        );
+    }
+
+    async fn did_change(&self, params: DidChangeTextDocumentParams) {
+        let key = params.text_document.uri.as_str().to_owned();
+        let mut effects = ChangeEffects::default();
+        {
+            let mut st = lock(&self.state);
+            let enc = st.encoding;
+            for change in params.content_changes {
+                let range = change
+                    .range
+                    .map(|r| (convert::text_pos(r.start), convert::text_pos(r.end)));
+                let Some(ds) = st.docs.get_mut(&key) else {
+                    tracing::warn!(uri = %key, "didChange for a document that is not open");
+                    return;
+                };
+                match ds.doc.apply_change(range, &change.text, enc) {
+                    Ok(span) => st.on_change(&key, span, &mut effects),
+                    Err(e) => tracing::error!(uri = %key, "change rejected: {e}"),
+                }
+            }
+            if let Some(ds) = st.docs.get_mut(&key) {
+                ds.doc.set_version(params.text_document.version);
+            }
+            st.stamp_version(&key);
+        }
+        if effects.republish {
+            self.republish(&key);
+        }
+    }
+
+    async fn did_close(&self, params: DidCloseTextDocumentParams) {
+        let key = params.text_document.uri.as_str().to_owned();
+        lock(&self.state).close(&key);
+        self.republish(&key);
+    }
+
+    async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
+        let warnings = {
+            let mut st = lock(&self.state);
+            let root = st.root.clone();
+            st.layers = Default::default();
+            st.layers.load_files(root.as_deref());
+            st.reload_config(editor_settings(Some(params.settings)));
+            st.resolved.warnings.clone()
+        };
+        for w in warnings {
+            self.client
+                .show_message(MessageType::WARNING, format!("refine: {w}"))
+                .await;
+        }
+    }
+
+    async fn code_action(&self, params: CodeActionParams) -> RpcResult<Option<CodeActionResponse>> {
+        let key = params.text_document.uri.as_str().to_owned();
+        let only = params.context.only.clone();
+        let wants = |kind: &str| {
+            only.as_ref().is_none_or(|o| {
+                o.iter()
+                    .any(|k| kind == k.as_str() || kind.starts_with(&format!("{}.", k.as_str())))
+            })
+        };
+        let st = lock(&self.state);
+        let Some(ds) = st.docs.get(&key) else {
+            return Ok(None);
+        };
+        let rope = ds.doc.rope();
+        let mut actions = Vec::new();
+        let req = convert::char_range(rope, params.range, st.encoding);
+        for entry in &ds.reviews {
+            let ReviewStatus::Done(done) = &entry.status else {
+                continue;
+            };
+            let Some(edits) = &done.revision else {
+                continue;
+            };
+            let touches = req.start <= entry.region.end && entry.region.start <= req.end;
+            if !touches || done.version != ds.doc.version() || !wants("quickfix") {
+                continue;
+            }
+            let diagnostics = done
+                .findings
+                .iter()
+                .map(|f| convert::diagnostic(rope, f, &entry.id, st.encoding))
+                .collect();
+            actions.push(CodeActionOrCommand::CodeAction(CodeAction {
+                title: format!(
+                    "Refine: apply revision (fixes {} of {} findings)",
+                    done.fixes,
+                    done.findings.len()
+                ),
+                kind: Some(CodeActionKind::QUICKFIX),
+                diagnostics: Some(diagnostics),
+                edit: Some(convert::versioned_edit(
+                    rope,
+                    &params.text_document.uri,
+                    done.version,
+                    edits,
+                    st.encoding,
+                )),
+                is_preferred: Some(true),
+                ..CodeAction::default()
+            }));
+        }
+        if params.range.start != params.range.end {
+            let arg = json!([{ "uri": params.text_document.uri, "range": params.range }]);
+            for (title, command, kind) in [
+                ("Refine: review selection", "refine.review", KIND_REVIEW),
+                ("Refine: refine selection", "refine.refine", KIND_REFINE),
+            ] {
+                if !wants(kind) {
+                    continue;
+                }
+                actions.push(CodeActionOrCommand::CodeAction(CodeAction {
+                    title: title.to_owned(),
+                    kind: Some(CodeActionKind::new(kind)),
+                    command: Some(Command {
+                        title: title.to_owned(),
+                        command: command.to_owned(),
+                        arguments: arg.as_array().cloned(),
+                    }),
+                    ..CodeAction::default()
+                }));
+            }
+        }
+        Ok(Some(actions))
+    }
+
+    async fn execute_command(&self, params: ExecuteCommandParams) -> RpcResult<Option<Value>> {
+        let arg = params.arguments.into_iter().next().unwrap_or(Value::Null);
+        match params.command.as_str() {
+            cmd @ ("refine.review" | "refine.refine") => {
+                let args: ReviewArgs = serde_json::from_value(arg).map_err(|e| {
+                    invalid_params(format!("{cmd} takes [{{\"uri\", \"range\"}}]: {e}"))
+                })?;
+                let token = params.work_done_progress_params.work_done_token;
+                let id = self.start_review(args, cmd == "refine.refine", token)?;
+                Ok(Some(json!({ "reviewId": id })))
+            }
+            "refine.cancel" => {
+                let id = arg
+                    .as_str()
+                    .or_else(|| arg.get("reviewId").and_then(Value::as_str))
+                    .ok_or_else(|| {
+                        invalid_params("refine.cancel takes [{\"reviewId\"}]".to_owned())
+                    })?
+                    .to_owned();
+                let uri = lock(&self.state).cancel(&id);
+                Ok(Some(json!({ "cancelled": uri.is_some() })))
+            }
+            "refine.clear" => {
+                let uri = arg
+                    .as_str()
+                    .or_else(|| arg.get("uri").and_then(Value::as_str))
+                    .ok_or_else(|| invalid_params("refine.clear takes [{\"uri\"}]".to_owned()))?
+                    .to_owned();
+                let cleared = lock(&self.state).clear(&uri);
+                self.republish(&uri);
+                Ok(Some(json!({ "cleared": cleared })))
+            }
+            other => Err(invalid_params(format!(
+                "unknown command `{other}`; refine-ls runs {}",
+                COMMANDS.join(", ")
+            ))),
+        }
+    }
+}

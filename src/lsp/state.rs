@@ -1,0 +1,330 @@
+//! The server's state behind one mutex: open documents, the reviews on each (running or
+//! done), the configuration and the provider built from it. Every method is synchronous, so a
+//! handler locks, mutates and unlocks without ever awaiting.
+//!
+//! Reviews are anchored by char offsets. An edit inside a review's lines drops it (cancelling
+//! it if it runs); an edit before it moves it; so findings and revisions always describe the
+//! text that is there now, and a revision's edits are only offered for the version they fit.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ropey::Rope;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Layers, Resolved, Source};
+use crate::document::{ChangeSpan, Document, PositionEncoding};
+use crate::engine::{Edit, Finding, ReviewOutcome};
+use crate::llm::Provider;
+use crate::prompts::Prompts;
+
+/// A finished review's results, in char offsets of the document's current version.
+#[derive(Debug, Clone)]
+pub struct DoneReview {
+    /// Shown findings.
+    pub findings: Vec<Finding>,
+    /// The best revision's edits, if one is offered.
+    pub revision: Option<Vec<Edit>>,
+    /// How many findings the revision touches.
+    pub fixes: usize,
+    /// The document version the offsets fit.
+    pub version: i32,
+}
+
+/// Where a review is.
+#[derive(Debug)]
+pub enum ReviewStatus {
+    /// The job is running; `delta` is how far its region moved since its snapshot.
+    Running {
+        /// Cancels the job.
+        cancel: CancellationToken,
+        /// Accumulated shift of the region since the snapshot.
+        delta: isize,
+    },
+    /// Results are in.
+    Done(DoneReview),
+}
+
+/// One review of a range of lines.
+#[derive(Debug)]
+pub struct ReviewEntry {
+    /// `review-N`.
+    pub id: String,
+    /// The reviewed lines as chars, in the current text.
+    pub region: Range<usize>,
+    /// Running or done.
+    pub status: ReviewStatus,
+}
+
+/// An open document and its reviews.
+#[derive(Debug)]
+pub struct DocState {
+    /// The text.
+    pub doc: Document,
+    /// Reviews, oldest first.
+    pub reviews: Vec<ReviewEntry>,
+}
+
+/// Everything the handlers share.
+pub struct State {
+    /// Negotiated at `initialize`.
+    pub encoding: PositionEncoding,
+    /// Open documents by URI.
+    pub docs: HashMap<String, DocState>,
+    /// Configuration sources.
+    pub layers: Layers,
+    /// Configuration in force.
+    pub resolved: Resolved,
+    /// The provider built from it, or why it could not be built.
+    pub provider: Result<Arc<Provider>, String>,
+    /// Prompt templates.
+    pub prompts: Arc<Prompts>,
+    /// Workspace root.
+    pub root: Option<PathBuf>,
+    /// The client accepts `window/workDoneProgress/create`.
+    pub supports_progress: bool,
+    next_review: u64,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            encoding: PositionEncoding::Utf16,
+            docs: HashMap::new(),
+            layers: Layers::default(),
+            resolved: Resolved::default(),
+            provider: Err("the server is not initialized".to_owned()),
+            prompts: Arc::new(Prompts::load_from(&[])),
+            root: None,
+            supports_progress: false,
+            next_review: 0,
+        }
+    }
+}
+
+/// Locks the state. A panic while it was held cannot have left it half-changed (every
+/// mutation is a single step), so a poisoned lock is taken over rather than spread.
+pub fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What an edit did to the reviews (so the handler knows whom to tell).
+#[derive(Debug, Default)]
+pub struct ChangeEffects {
+    /// Reviews whose results were dropped or whose job was cancelled.
+    pub dropped: Vec<String>,
+    /// Some review's results moved or disappeared: diagnostics must be published again.
+    pub republish: bool,
+}
+
+impl State {
+    /// Re-reads configuration files, merges the editor's layer and rebuilds the provider.
+    pub fn reload_config(&mut self, editor: Option<serde_json::Value>) {
+        if let Some(v) = editor {
+            self.layers.set(Source::Editor, v);
+        }
+        self.resolved = self.layers.resolve();
+        self.provider = Provider::from_config(&self.resolved.config.provider)
+            .map(Arc::new)
+            .map_err(|e| e.to_string());
+    }
+
+    /// A fresh review id.
+    pub fn new_review_id(&mut self) -> String {
+        self.next_review += 1;
+        format!("review-{}", self.next_review)
+    }
+
+    /// Applies one content change to a document and moves or drops its reviews.
+    pub fn on_change(&mut self, uri: &str, span: ChangeSpan, effects: &mut ChangeEffects) {
+        let Some(ds) = self.docs.get_mut(uri) else {
+            return;
+        };
+        let after = ds.doc.rope().clone();
+        ds.reviews.retain_mut(|entry| {
+            if overlaps(&span, &entry.region, &after) {
+                if let ReviewStatus::Running { cancel, .. } = &entry.status {
+                    cancel.cancel();
+                }
+                effects.dropped.push(entry.id.clone());
+                effects.republish = true;
+                return false;
+            }
+            if span.old_end <= entry.region.start {
+                let d = span.delta();
+                shift(&mut entry.region, d);
+                match &mut entry.status {
+                    ReviewStatus::Running { delta, .. } => *delta += d,
+                    ReviewStatus::Done(done) => {
+                        for f in &mut done.findings {
+                            shift(&mut f.range, d);
+                        }
+                        for e in done.revision.iter_mut().flatten() {
+                            shift(&mut e.range, d);
+                        }
+                        effects.republish = true;
+                    }
+                }
+            }
+            true
+        });
+    }
+
+    /// Stamps finished reviews with the document's new version once a batch of changes is in:
+    /// their offsets were moved to fit it.
+    pub fn stamp_version(&mut self, uri: &str) {
+        if let Some(ds) = self.docs.get_mut(uri) {
+            let v = ds.doc.version();
+            for e in &mut ds.reviews {
+                if let ReviewStatus::Done(done) = &mut e.status {
+                    done.version = v;
+                }
+            }
+        }
+    }
+
+    /// Stores a job's outcome if its review still exists; returns whether it did.
+    pub fn finish_review(&mut self, uri: &str, id: &str, outcome: &ReviewOutcome) -> bool {
+        let Some(ds) = self.docs.get_mut(uri) else {
+            return false;
+        };
+        let version = ds.doc.version();
+        let Some(entry) = ds.reviews.iter_mut().find(|e| e.id == id) else {
+            return false;
+        };
+        let ReviewStatus::Running { delta, .. } = entry.status else {
+            return false;
+        };
+        if outcome.cancelled {
+            ds.reviews.retain(|e| e.id != id);
+            return false;
+        }
+        let mut findings = outcome.findings.clone();
+        for f in &mut findings {
+            shift(&mut f.range, delta);
+        }
+        let revision = outcome.revision.as_ref().map(|r| {
+            let mut edits = r.edits.clone();
+            for e in &mut edits {
+                shift(&mut e.range, delta);
+            }
+            edits
+        });
+        entry.status = ReviewStatus::Done(DoneReview {
+            findings,
+            revision,
+            fixes: outcome.revision.as_ref().map_or(0, |r| r.fixes),
+            version,
+        });
+        true
+    }
+
+    /// Cancels a running review by id; returns whether one was found.
+    pub fn cancel(&mut self, id: &str) -> Option<String> {
+        for (uri, ds) in &mut self.docs {
+            if let Some(pos) = ds.reviews.iter().position(|e| e.id == id) {
+                if let ReviewStatus::Running { cancel, .. } = &ds.reviews[pos].status {
+                    cancel.cancel();
+                    ds.reviews.remove(pos);
+                    return Some(uri.clone());
+                }
+                return None;
+            }
+        }
+        None
+    }
+
+    /// Removes every review of a document, cancelling running ones.
+    pub fn clear(&mut self, uri: &str) -> bool {
+        let Some(ds) = self.docs.get_mut(uri) else {
+            return false;
+        };
+        for e in ds.reviews.drain(..) {
+            if let ReviewStatus::Running { cancel, .. } = e.status {
+                cancel.cancel();
+            }
+        }
+        true
+    }
+
+    /// Drops a document and cancels its reviews.
+    pub fn close(&mut self, uri: &str) {
+        self.clear(uri);
+        self.docs.remove(uri);
+    }
+}
+
+/// Whether a change edits a region of whole lines, judged on the text after the change: the
+/// region survives only if the change lies wholly before or after it and it still starts and
+/// ends on line boundaries (typing at its first char, or joining its first line with the one
+/// above, edits it; deleting whole lines above it does not).
+fn overlaps(span: &ChangeSpan, region: &Range<usize>, after: &Rope) -> bool {
+    let is_break = |c: usize| matches!(after.get_char(c), Some('\n' | '\r'));
+    if span.start >= region.end {
+        // After the region: it must still end with its line break.
+        return !(region.end > region.start && is_break(region.end - 1));
+    }
+    if span.old_end <= region.start {
+        let new_start = region.start.saturating_add_signed(span.delta());
+        return !(new_start == 0 || is_break(new_start - 1));
+    }
+    true
+}
+
+fn shift(r: &mut Range<usize>, d: isize) {
+    r.start = r.start.saturating_add_signed(d);
+    r.end = r.end.saturating_add_signed(d);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Applies `new` over chars `a..b` of `text`, then asks whether the region (given in the
+    /// text before the change) was edited.
+    fn edited(text: &str, region: Range<usize>, a: usize, b: usize, new: &str) -> bool {
+        let mut rope = Rope::from_str(text);
+        rope.remove(a..b);
+        rope.insert(a, new);
+        let span = ChangeSpan {
+            start: a,
+            old_end: b,
+            new_len: new.chars().count(),
+        };
+        overlaps(&span, &region, &rope)
+    }
+
+    const TEXT: &str = "zero\none\ntwo\nthree\n";
+    // Lines one and two: chars 5..13.
+
+    #[test]
+    fn edits_inside_or_at_the_edges_of_a_region_edit_it() {
+        assert!(edited(TEXT, 5..13, 6, 7, "N"));
+        assert!(edited(TEXT, 5..13, 5, 5, "x"), "typing at the first char");
+        assert!(edited(TEXT, 5..13, 4, 5, ""), "joining with the line above");
+        assert!(
+            edited(TEXT, 5..13, 12, 13, ""),
+            "deleting its last line break"
+        );
+        assert!(
+            edited(TEXT, 0..4, 4, 4, "x"),
+            "a region at the end of a line without break"
+        );
+    }
+
+    #[test]
+    fn edits_before_or_after_a_region_leave_it() {
+        assert!(
+            !edited(TEXT, 5..13, 0, 5, ""),
+            "deleting the whole line above"
+        );
+        assert!(!edited(TEXT, 5..13, 5, 5, "new line\n"), "a new line above");
+        assert!(
+            !edited(TEXT, 5..13, 13, 13, "x"),
+            "typing on the line below"
+        );
+        assert!(!edited(TEXT, 5..13, 0, 1, "Z"));
+    }
+}

@@ -1,0 +1,76 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use refine_ls::cli::{self, ReviewArgs};
+
+/// refine-ls: an LLM critique-and-revise loop for code, as a language server.
+#[derive(Debug, Parser)]
+#[command(name = "refine-ls", version, about)]
+struct Args {
+    /// Speak LSP on stdin/stdout (the default when no command is given).
+    #[arg(long)]
+    stdio: bool,
+    /// Write logs to this file instead of stderr (`RUST_LOG` sets the level).
+    #[arg(long, global = true, value_name = "PATH")]
+    log_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Review a file (or some of its lines) from the terminal.
+    Review(ReviewArgs),
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let default_level = if args.command.is_some() {
+        "warn"
+    } else {
+        "info"
+    };
+    if let Err(e) = init_logging(args.log_file.as_deref(), default_level) {
+        eprintln!("refine-ls: cannot open the log file: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("refine-ls: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match args.command {
+        Some(Command::Review(review)) => ExitCode::from(runtime.block_on(cli::review(review))),
+        None => {
+            let _ = args.stdio;
+            runtime.block_on(refine_ls::lsp::serve_stdio());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Logs go to stderr or a file, never to stdout (the LSP channel).
+fn init_logging(file: Option<&std::path::Path>, default_level: &str) -> std::io::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false);
+    match file {
+        Some(path) => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            builder.with_writer(std::sync::Mutex::new(f)).init();
+        }
+        None => builder.with_writer(std::io::stderr).init(),
+    }
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! Prompt templates: compiled into the binary from `prompts/`, overridable per user
+//! (`<config dir>/refine-ls/prompts/`) and per workspace (`.refine/prompts/`), rendered with
+//! minijinja. Only the engine builds prompts from these.
+
+use std::path::{Path, PathBuf};
+
+use minijinja::Environment;
+use serde::Serialize;
+
+/// The templates and their built-in text.
+const BUILTIN: &[(&str, &str)] = &[
+    ("principles.md", include_str!("../prompts/principles.md")),
+    (
+        "critique_system.md",
+        include_str!("../prompts/critique_system.md"),
+    ),
+    (
+        "critique_user.md",
+        include_str!("../prompts/critique_user.md"),
+    ),
+    (
+        "revise_system.md",
+        include_str!("../prompts/revise_system.md"),
+    ),
+    ("revise_user.md", include_str!("../prompts/revise_user.md")),
+];
+
+/// A prompt template failed to render.
+#[derive(Debug, thiserror::Error)]
+#[error("prompt template {name} failed: {source}")]
+pub struct PromptError {
+    name: &'static str,
+    #[source]
+    source: minijinja::Error,
+}
+
+/// The loaded templates, ready to render.
+pub struct Prompts {
+    env: Environment<'static>,
+    principles: String,
+    principle_ids: Vec<String>,
+    /// Where each overridden template came from (for `doctor` and logs).
+    pub overrides: Vec<PathBuf>,
+    /// Templates that could not be loaded (the built-in was kept).
+    pub warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for Prompts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prompts")
+            .field("overrides", &self.overrides)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Prompts {
+    fn default() -> Self {
+        Self::load(None)
+    }
+}
+
+impl Prompts {
+    /// Loads the built-in templates, then the user's and the workspace's overrides.
+    pub fn load(workspace_root: Option<&Path>) -> Self {
+        let mut dirs = Vec::new();
+        if let Some(d) = dirs::config_dir() {
+            dirs.push(d.join("refine-ls").join("prompts"));
+        }
+        if let Some(root) = workspace_root {
+            dirs.push(root.join(".refine").join("prompts"));
+        }
+        Self::load_from(&dirs)
+    }
+
+    /// Loads the built-ins, each overridden by the same file name in the later of `dirs`.
+    pub fn load_from(dirs: &[PathBuf]) -> Self {
+        let mut env = Environment::new();
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        let mut overrides = Vec::new();
+        let mut warnings = Vec::new();
+        let mut principles = String::new();
+        for (name, builtin) in BUILTIN {
+            let mut text = (*builtin).to_owned();
+            for dir in dirs {
+                let path = dir.join(name);
+                match std::fs::read_to_string(&path) {
+                    Ok(t) => {
+                        text = t;
+                        overrides.push(path);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => warnings.push(format!("cannot read {}: {e}", path.display())),
+                }
+            }
+            if *name == "principles.md" {
+                principles = text.clone();
+            }
+            if let Err(e) = env.add_template_owned(*name, text) {
+                warnings.push(format!(
+                    "template {name} is invalid ({e}); using the built-in"
+                ));
+                let _ = env.add_template_owned(*name, (*builtin).to_owned());
+            }
+        }
+        let principle_ids = parse_principle_ids(&principles);
+        Self {
+            env,
+            principles,
+            principle_ids,
+            overrides,
+            warnings,
+        }
+    }
+
+    /// The principles text given to the critic.
+    pub fn principles(&self) -> &str {
+        &self.principles
+    }
+
+    /// The ids a finding may cite (the `## id` headings of the principles).
+    pub fn principle_ids(&self) -> &[String] {
+        &self.principle_ids
+    }
+
+    /// Renders one template with a serializable context.
+    pub fn render<C: Serialize>(&self, name: &'static str, ctx: C) -> Result<String, PromptError> {
+        self.env
+            .get_template(name)
+            .and_then(|t| t.render(ctx))
+            .map_err(|source| PromptError { name, source })
+    }
+}
+
+/// Principle ids are the second-level headings of `principles.md`.
+fn parse_principle_ids(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .map(|id| id.trim().to_owned())
+        .filter(|id| !id.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_principles_have_the_six_ids() {
+        let p = Prompts::load_from(&[]);
+        assert_eq!(
+            p.principle_ids(),
+            [
+                "correctness",
+                "robustness",
+                "security",
+                "performance",
+                "readability",
+                "preserve-intent"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_workspace_template_overrides_the_builtin() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("revise_system.md"), "custom {{ language }}").unwrap();
+        let p = Prompts::load_from(&[dir.path().to_path_buf()]);
+        let out = p
+            .render("revise_system.md", serde_json::json!({"language": "go"}))
+            .unwrap();
+        assert_eq!(out, "custom go");
+        assert_eq!(p.overrides.len(), 1);
+    }
+
+    #[test]
+    fn a_broken_override_falls_back_to_the_builtin() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("critique_user.md"), "{% if %}").unwrap();
+        let p = Prompts::load_from(&[dir.path().to_path_buf()]);
+        assert_eq!(p.warnings.len(), 1);
+        let out = p
+            .render(
+                "critique_user.md",
+                serde_json::json!({"path": "a.rs", "selection": "x", "first_line": 1, "last_line": 1}),
+            )
+            .unwrap();
+        assert!(out.contains("a.rs"));
+    }
+}
