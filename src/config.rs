@@ -173,7 +173,8 @@ impl Layers {
             let mut leaves = Vec::new();
             collect_leaves(layer, String::new(), &mut leaves);
             for (path, value) in leaves {
-                if value.is_null() {
+                let empty_object = value.as_object().is_some_and(serde_json::Map::is_empty);
+                if value.is_null() || (empty_object && key_exists(&defaults, &path)) {
                     continue;
                 }
                 if !key_exists(&defaults, &path) {
@@ -210,17 +211,16 @@ pub fn user_config_path() -> Option<PathBuf> {
     dirs::config_dir().map(|d| d.join("refine-ls").join("config.toml"))
 }
 
-/// Lists `(dotted.path, value)` for every non-object value. An empty object is no leaf.
+/// Lists `(dotted.path, value)` for every non-object value and every empty object.
 fn collect_leaves(value: &Value, prefix: String, out: &mut Vec<(String, Value)>) {
     match value {
-        Value::Object(map) => {
+        Value::Object(map) if !map.is_empty() || prefix.is_empty() => {
             for (k, v) in map {
                 let path = if prefix.is_empty() {
                     k.clone()
                 } else {
                     format!("{prefix}.{k}")
                 };
-                // Maps whose keys are the user's own (headers, say) are leaves as a whole.
                 collect_leaves(v, path, out);
             }
         }

@@ -50,6 +50,8 @@ fn main() -> ExitCode {
         None => {
             let _ = args.stdio;
             runtime.block_on(refine_ls::lsp::serve_stdio());
+            // The stdin reader sits in a blocking read that would hold a normal shutdown.
+            runtime.shutdown_background();
             ExitCode::SUCCESS
         }
     }

@@ -54,6 +54,13 @@ fn full_block(reply: &str) -> Result<String, RevisionError> {
             text.push('\n');
             return Ok(text);
         }
+        // A closing fence glued to the last code line (`}````) still closes the block.
+        if let Some(code) = line.trim_end().strip_suffix(fence) {
+            body.push(code);
+            let mut text = body.join("\n");
+            text.push('\n');
+            return Ok(text);
+        }
         body.push(line);
     }
     Err(RevisionError::Truncated("code block"))
@@ -271,6 +278,11 @@ mod tests {
         let orig = "a\r\nb\r\n";
         let reply = "```\n   10 | a\n   11 | c\n```";
         assert_eq!(apply_reply(orig, reply).unwrap(), "a\r\nc\r\n");
+    }
+
+    #[test]
+    fn a_fence_glued_to_the_last_line_closes_the_block() {
+        assert_eq!(apply_reply("a\nb\n", "```\na\nc```").unwrap(), "a\nc\n");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod convert;
 pub mod job;
 pub mod state;
+pub mod transport;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -48,8 +49,11 @@ const KIND_REFINE: &str = "refactor.rewrite.refine";
 
 /// Runs the server on stdin/stdout until the client exits.
 pub async fn serve_stdio() {
-    let (service, socket) = LspService::new(Backend::new);
-    LspTransport::new(tokio::io::stdin(), tokio::io::stdout(), socket)
+    let (service, socket) = LspService::build(Backend::new)
+        .custom_method(transport::MALFORMED_METHOD, Backend::malformed)
+        .finish();
+    let stdin = transport::guard(tokio::io::stdin());
+    LspTransport::new(stdin, tokio::io::stdout(), socket)
         .concurrency_level(64)
         .serve(service)
         .await;
@@ -73,6 +77,22 @@ impl Backend {
             state,
             publish: tx,
         }
+    }
+
+    /// Answers a malformed frame (see [`transport`]) with the error the client should get.
+    async fn malformed(&self, params: Value) -> RpcResult<Value> {
+        let code = params.get("code").and_then(Value::as_i64).unwrap_or(-32700);
+        let reason = params
+            .get("reason")
+            .and_then(Value::as_str)
+            .unwrap_or("malformed message")
+            .to_owned();
+        tracing::warn!("malformed message from the client: {reason}");
+        Err(RpcError {
+            code: code.into(),
+            message: reason.into(),
+            data: None,
+        })
     }
 
     fn republish(&self, uri: &str) {

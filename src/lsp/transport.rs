@@ -1,0 +1,180 @@
+//! A guard in front of the framework's stdin reader. tower-lsp-server's framed reader ends the
+//! whole session on the first frame it cannot decode (bad JSON, bad UTF-8, a bad header), so
+//! one malformed message from a client would kill the server. This layer reads the frames
+//! first and replaces each malformed one by a well-formed request to
+//! [`MALFORMED_METHOD`], whose handler answers with the JSON-RPC error the client should
+//! have got (parse error or invalid request, id null). Nothing else is changed.
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+
+/// The internal method a malformed frame is turned into.
+pub const MALFORMED_METHOD: &str = "refine/malformedMessage";
+
+/// Frames larger than this are discarded (and reported) rather than buffered.
+const MAX_FRAME: usize = 256 * 1024 * 1024;
+
+/// Returns a reader that yields `input`'s frames with malformed ones replaced.
+pub fn guard<R: AsyncRead + Unpin + Send + 'static>(input: R) -> tokio::io::DuplexStream {
+    let (mut tx, rx) = tokio::io::duplex(1 << 16);
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(input);
+        while let Some(body) = next_frame(&mut reader).await {
+            let frame = format!("Content-Length: {}\r\n\r\n", body.len());
+            if tx.write_all(frame.as_bytes()).await.is_err() || tx.write_all(&body).await.is_err() {
+                break;
+            }
+        }
+        let _ = tx.shutdown().await;
+    });
+    rx
+}
+
+/// Reads one frame and returns its (possibly replaced) body; `None` at the end of input.
+async fn next_frame<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) -> Option<Vec<u8>> {
+    let mut length: Option<Result<usize, String>> = None;
+    let mut saw_header = false;
+    loop {
+        let mut line = Vec::new();
+        let n = reader.read_until(b'\n', &mut line).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches(['\r', '\n']);
+        if text.is_empty() {
+            if saw_header {
+                break;
+            }
+            continue;
+        }
+        saw_header = true;
+        if let Some((name, value)) = text.split_once(':') {
+            if name.trim().eq_ignore_ascii_case("content-length") {
+                length = Some(
+                    value
+                        .trim()
+                        .parse::<usize>()
+                        .map_err(|_| format!("bad Content-Length `{}`", value.trim())),
+                );
+            }
+        }
+    }
+    let len = match length {
+        Some(Ok(len)) => len,
+        Some(Err(why)) => return Some(malformed(-32700, &why)),
+        None => return Some(malformed(-32700, "a header block without Content-Length")),
+    };
+    if len > MAX_FRAME {
+        let mut rest = reader.take(len as u64);
+        let _ = tokio::io::copy(&mut rest, &mut tokio::io::sink()).await;
+        return Some(malformed(-32600, "a message larger than 256 MiB"));
+    }
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).await.ok()?;
+    Some(check(body))
+}
+
+/// Keeps a well-formed body as it is, or replaces it.
+fn check(body: Vec<u8>) -> Vec<u8> {
+    let value: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return malformed(-32700, &format!("the message is not JSON ({e})")),
+    };
+    match problem(&value) {
+        None => body,
+        Some(why) => malformed(-32600, why),
+    }
+}
+
+/// What makes a JSON value not a JSON-RPC 2.0 message, if anything.
+fn problem(v: &Value) -> Option<&'static str> {
+    let Some(obj) = v.as_object() else {
+        return Some("the message is not a JSON object");
+    };
+    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Some("the message lacks \"jsonrpc\": \"2.0\"");
+    }
+    let id_ok = obj
+        .get("id")
+        .is_none_or(|id| id.is_null() || id.is_string() || id.as_i64().is_some());
+    if !id_ok {
+        return Some("the message's id is neither a number nor a string");
+    }
+    match obj.get("method") {
+        Some(Value::String(_)) => {
+            let params_ok = obj
+                .get("params")
+                .is_none_or(|p| p.is_object() || p.is_array() || p.is_null());
+            (!params_ok).then_some("the message's params are neither an object nor an array")
+        }
+        Some(_) => Some("the message's method is not a string"),
+        None if obj.contains_key("id")
+            && (obj.contains_key("result") || obj.contains_key("error")) =>
+        {
+            None
+        }
+        None => Some("the message is neither a request, a notification nor a response"),
+    }
+}
+
+/// The stand-in request for a malformed frame.
+fn malformed(code: i64, reason: &str) -> Vec<u8> {
+    json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "method": MALFORMED_METHOD,
+        "params": {"code": code, "reason": reason},
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn frames(input: &'static [u8]) -> Vec<Value> {
+        let mut reader = BufReader::new(input);
+        let mut out = Vec::new();
+        while let Some(body) = next_frame(&mut reader).await {
+            out.push(serde_json::from_slice(&body).unwrap());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn good_frames_pass_unchanged() {
+        let got =
+            frames(b"Content-Length: 40\r\n\r\n{\"jsonrpc\":\"2.0\",\"method\":\"initialized\"}")
+                .await;
+        assert_eq!(got, [json!({"jsonrpc": "2.0", "method": "initialized"})]);
+    }
+
+    #[tokio::test]
+    async fn malformed_frames_become_error_requests_and_reading_goes_on() {
+        let got = frames(
+            b"Content-Length: 9\r\n\r\n{garbage}Content-Length: x\r\n\r\nContent-Length: 5\r\n\r\n[1,2]Content-Length: 40\r\n\r\n{\"jsonrpc\":\"2.0\",\"method\":\"initialized\"}",
+        )
+        .await;
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[0]["method"], MALFORMED_METHOD);
+        assert_eq!(got[0]["params"]["code"], -32700);
+        assert_eq!(got[1]["params"]["code"], -32700);
+        assert_eq!(got[2]["params"]["code"], -32600);
+        assert_eq!(got[3]["method"], "initialized");
+    }
+
+    #[test]
+    fn messages_are_checked_for_shape() {
+        assert!(problem(&json!({"jsonrpc": "2.0", "id": 1, "result": null})).is_none());
+        assert!(
+            problem(&json!({"jsonrpc": "2.0", "id": 1, "method": "x", "params": {}})).is_none()
+        );
+        assert!(problem(&json!({"jsonrpc": "1.0", "method": "x"})).is_some());
+        assert!(problem(&json!({"jsonrpc": "2.0", "id": {}, "method": "x"})).is_some());
+        assert!(problem(&json!({"jsonrpc": "2.0", "method": 3})).is_some());
+        assert!(problem(&json!({"jsonrpc": "2.0", "method": "x", "params": 3})).is_some());
+        assert!(problem(&json!({"jsonrpc": "2.0"})).is_some());
+    }
+}

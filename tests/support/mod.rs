@@ -1,0 +1,2 @@
+pub mod lsp_client;
+pub mod mock_llm;
