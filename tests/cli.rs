@@ -1,0 +1,237 @@
+//! `refine-ls review` as a user runs it, against the scripted model over real HTTP.
+
+mod support;
+
+use std::process::Output;
+
+use serde_json::{Value, json};
+use support::mock_llm::{MockLlm, Reply, Script};
+
+const CODE: &str = "fn sum(xs: &[i32]) -> i32 {\n    let mut s = 0;\n    for i in 1..xs.len() { s += xs[i]; }\n    s\n}\n";
+const FIXED: &str = "fn sum(xs: &[i32]) -> i32 {\n    let mut s = 0;\n    for i in 0..xs.len() { s += xs[i]; }\n    s\n}\n";
+
+fn finding() -> Value {
+    json!([{"start_line": 3, "end_line": 3, "quote": "1..xs.len()", "severity": "error",
+            "principle": "correctness", "message": "the loop skips xs[0]", "confidence": 0.9}])
+}
+
+async fn fixing_mock() -> MockLlm {
+    MockLlm::start(Script {
+        critique: vec![Reply::findings(finding()), Reply::findings(json!([]))].into(),
+        revise: vec![Reply::code(FIXED)].into(),
+    })
+    .await
+}
+
+/// Runs the binary off the async runtime (the mock keeps serving meanwhile).
+async fn run(args: Vec<String>, base_url: &str) -> Output {
+    let base_url = base_url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_refine-ls"))
+            .args(&args)
+            .env_remove("OPENAI_API_KEY")
+            .env("OPENAI_BASE_URL", base_url)
+            .env(
+                "REFINE_LS_CONFIG",
+                "/nonexistent/refine-ls-test-config.toml",
+            )
+            .output()
+            .expect("run refine-ls")
+    })
+    .await
+    .expect("join")
+}
+
+fn file_with(code: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sum.rs");
+    std::fs::write(&path, code).unwrap();
+    (dir, path.display().to_string())
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn text_output_lists_findings_and_the_revision_diff() {
+    let mock = fixing_mock().await;
+    let (_dir, path) = file_with(CODE);
+    let out = run(vec!["review".into(), path.clone()], &mock.base_url).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "findings exit 1; stderr: {}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with(&format!(
+            "{path}:3:14: error: the loop skips xs[0] [correctness]\n"
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("revision (fixes 1 of 1 findings)"));
+    assert!(
+        stdout.contains(
+            "-    for i in 1..xs.len() { s += xs[i]; }\n+    for i in 0..xs.len() { s += xs[i]; }"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        text(&out.stderr).contains("critique 1/3"),
+        "progress on stderr"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        CODE,
+        "no --apply, no change"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_output_is_one_object() {
+    let mock = fixing_mock().await;
+    let (_dir, path) = file_with(CODE);
+    let out = run(
+        vec!["review".into(), path, "--format".into(), "json".into()],
+        &mock.base_url,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json on stdout");
+    assert_eq!(v["findings"][0]["line"], 3);
+    assert_eq!(v["findings"][0]["column"], 14);
+    assert_eq!(v["findings"][0]["end_column"], 25);
+    assert_eq!(v["findings"][0]["severity"], "error");
+    assert_eq!(v["llm_calls"], 3);
+    assert_eq!(v["usage"]["input_tokens"], 300);
+    assert_eq!(v["revision"]["fixes"], 1);
+    assert!(
+        v["revision"]["diff"]
+            .as_str()
+            .unwrap()
+            .contains("+    for i in 0..xs.len()")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_writes_the_revision() {
+    let mock = fixing_mock().await;
+    let (_dir, path) = file_with(CODE);
+    let out = run(
+        vec!["review".into(), path.clone(), "--apply".into()],
+        &mock.base_url,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), FIXED);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_findings_exit_zero_and_lines_limit_the_review() {
+    let mock = MockLlm::start(Script {
+        critique: vec![Reply::findings(json!([]))].into(),
+        ..Script::default()
+    })
+    .await;
+    let (_dir, path) = file_with(CODE);
+    let out = run(
+        vec![
+            "review".into(),
+            path.clone(),
+            "--lines".into(),
+            "2:3".into(),
+        ],
+        &mock.base_url,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{path}: no issues\n"));
+    let user = mock.requests()[0]["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        user.contains("lines 2-3") && user.contains("    3 |     for i in 1..xs.len()"),
+        "{user}"
+    );
+    assert!(
+        user.contains("    1 | fn sum"),
+        "context before the selection: {user}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_exit_two_with_one_clear_sentence() {
+    let mock = MockLlm::start(Script {
+        critique: vec![Reply::status(
+            500,
+            r#"{"error":{"message":"model overloaded"}}"#,
+        )]
+        .into(),
+        ..Script::default()
+    })
+    .await;
+    let (_dir, path) = file_with(CODE);
+    let out = run(vec!["review".into(), path.clone()], &mock.base_url).await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("HTTP 500: model overloaded"), "{err}");
+    assert!(out.stdout.is_empty());
+
+    for bad in [
+        vec!["review".to_owned(), "/nonexistent/file.rs".to_owned()],
+        vec![
+            "review".into(),
+            path.clone(),
+            "--lines".into(),
+            "9:2".into(),
+        ],
+    ] {
+        let out = run(bad, &mock.base_url).await;
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            text(&out.stderr).starts_with("refine-ls: "),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    let out = run(
+        vec!["review".into(), path, "--model".into(), "m".into()],
+        "https://llm.example.invalid/v1",
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("OPENAI_API_KEY"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flags_override_the_environment_and_version_prints() {
+    let mock = MockLlm::start(Script {
+        critique: vec![Reply::findings(json!([]))].into(),
+        ..Script::default()
+    })
+    .await;
+    let (_dir, path) = file_with(CODE);
+    let out = run(
+        vec![
+            "review".into(),
+            path,
+            "--base-url".into(),
+            mock.base_url.clone(),
+            "--model".into(),
+            "tiny-coder".into(),
+        ],
+        "http://127.0.0.1:9/v1",
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(mock.requests()[0]["model"], "tiny-coder");
+
+    let out = run(vec!["--version".into()], &mock.base_url).await;
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("refine-ls {}", env!("CARGO_PKG_VERSION"))
+    );
+}
