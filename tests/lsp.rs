@@ -708,3 +708,33 @@ async fn closing_a_document_drops_its_findings() {
         .unwrap_err();
     assert!(err["message"].as_str().unwrap().contains("is not open"));
 }
+
+#[tokio::test]
+async fn configuration_comes_from_the_workspace_file_and_the_editor() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".refine.toml"), "[provider]\nmodel = \"from-toml\"\n").unwrap();
+    let prompts = dir.path().join(".refine").join("prompts");
+    std::fs::create_dir_all(&prompts).unwrap();
+    std::fs::write(prompts.join("critique_user.md"), "WORKSPACE PROMPT\n{{ selection }}").unwrap();
+    let mock = MockLlm::start(script(vec![Reply::findings(json!([]))], vec![])).await;
+    let client = LspClient::start(&[("OPENAI_BASE_URL", &mock.base_url)]);
+    let root = format!("file://{}", dir.path().display());
+    client
+        .request("initialize", json!({"processId": null, "rootUri": root, "capabilities": {}}))
+        .await
+        .unwrap();
+    client.notify("initialized", json!({})).await;
+    client.open(URI, "rust", CODE).await;
+    let id = client.review(URI, all()).await;
+    client.finished(&id).await;
+    let first = &mock.requests()[0];
+    assert_eq!(first["model"], "from-toml");
+    assert!(first["messages"][1]["content"].as_str().unwrap().starts_with("WORKSPACE PROMPT"));
+
+    client
+        .notify("workspace/didChangeConfiguration", json!({"settings": {"refine": {"provider": {"model": "from-editor"}}}}))
+        .await;
+    let id = client.review(URI, all()).await;
+    client.finished(&id).await;
+    assert_eq!(mock.requests()[1]["model"], "from-editor");
+}
