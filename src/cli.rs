@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Layers, Source};
 use crate::document::{PositionEncoding, from_char};
-use crate::engine::{Engine, ReviewInput, ReviewOutcome, edits, language_for_path};
+use crate::engine::{Engine, Event, ReviewInput, ReviewOutcome, edits, language_for_path};
 use crate::llm::Provider;
 use crate::prompts::Prompts;
 
@@ -98,7 +98,10 @@ async fn run_review(args: &ReviewArgs) -> Result<u8, String> {
     for w in &resolved.warnings {
         eprintln!("refine-ls: warning: {w}");
     }
-    let provider = Provider::from_config(&resolved.config.provider).map_err(|e| e.to_string())?;
+    let critic =
+        Provider::from_config(&resolved.config.critic_provider()).map_err(|e| e.to_string())?;
+    let reviser =
+        Provider::from_config(&resolved.config.reviser_provider()).map_err(|e| e.to_string())?;
     let prompts = Prompts::load(root.as_deref());
     for w in &prompts.warnings {
         eprintln!("refine-ls: warning: {w}");
@@ -112,8 +115,8 @@ async fn run_review(args: &ReviewArgs) -> Result<u8, String> {
         last_line: last,
     };
     let engine = Engine {
-        critic: &provider,
-        reviser: &provider,
+        critic: &critic,
+        reviser: &reviser,
         prompts: &prompts,
         config: &resolved.config.refine_loop,
     };
@@ -122,12 +125,14 @@ async fn run_review(args: &ReviewArgs) -> Result<u8, String> {
         "refine-ls: reviewing {display}:{}-{} with {}",
         first + 1,
         last + 1,
-        provider.describe()
+        critic.describe()
     );
     let cancel = CancellationToken::new();
     let outcome = engine
-        .review(&input, &cancel, &mut |stage| {
-            eprintln!("refine-ls: {}…", stage.describe(max));
+        .review(&input, &cancel, &mut |event| {
+            if let Event::Stage(stage) = event {
+                eprintln!("refine-ls: {}…", stage.describe(max));
+            }
         })
         .await;
     if let Some(e) = &outcome.error {

@@ -17,27 +17,137 @@ use serde_json::{Map, Value};
 pub struct Config {
     /// The model endpoint.
     pub provider: ProviderConfig,
+    /// Overrides of `provider` for critique calls.
+    pub critic: ProviderOverride,
+    /// Overrides of `provider` for revision calls.
+    pub reviser: ProviderOverride,
     /// The refinement loop.
     #[serde(rename = "loop")]
     pub refine_loop: LoopConfig,
+    /// What may leave the machine.
+    pub privacy: PrivacyConfig,
+}
+
+impl Config {
+    /// The provider settings for critique calls (`provider` with `critic` on top).
+    pub fn critic_provider(&self) -> ProviderConfig {
+        self.critic.apply(&self.provider)
+    }
+
+    /// The provider settings for revision calls (`provider` with `reviser` on top).
+    pub fn reviser_provider(&self) -> ProviderConfig {
+        self.reviser.apply(&self.provider)
+    }
+}
+
+/// What may leave the machine.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct PrivacyConfig {
+    /// Replace credentials in prompts by placeholders before sending.
+    pub redact_secrets: bool,
+    /// Review files such as `.env`, `*.pem`, `*.key`, `id_rsa*` (off: they are never sent).
+    pub review_sensitive_files: bool,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        Self {
+            redact_secrets: true,
+            review_sensitive_files: false,
+        }
+    }
+}
+
+/// Any provider key, each optional: set ones replace `provider`'s.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default)]
+pub struct ProviderOverride {
+    /// See [`ProviderConfig::kind`].
+    pub kind: Option<String>,
+    /// See [`ProviderConfig::base_url`].
+    pub base_url: Option<String>,
+    /// See [`ProviderConfig::model`].
+    pub model: Option<String>,
+    /// See [`ProviderConfig::api_key_env`].
+    pub api_key_env: Option<String>,
+    /// See [`ProviderConfig::timeout_secs`].
+    pub timeout_secs: Option<u64>,
+    /// See [`ProviderConfig::temperature`].
+    pub temperature: Option<f64>,
+    /// See [`ProviderConfig::headers`].
+    pub headers: Option<BTreeMap<String, String>>,
+    /// See [`ProviderConfig::extra_body`].
+    pub extra_body: Option<Map<String, Value>>,
+    /// See [`ProviderConfig::max_retries`].
+    pub max_retries: Option<u32>,
+    /// See [`ProviderConfig::stall_timeout_secs`].
+    pub stall_timeout_secs: Option<u64>,
+}
+
+impl ProviderOverride {
+    /// `base` with the keys this override sets replaced. A different `kind` starts from that
+    /// kind's own defaults for the endpoint and key (not the base's).
+    pub fn apply(&self, base: &ProviderConfig) -> ProviderConfig {
+        let mut out = base.clone();
+        if let Some(kind) = &self.kind {
+            if *kind != base.kind {
+                out.base_url = None;
+                out.api_key_env = None;
+                out.model = None;
+            }
+            out.kind = kind.clone();
+        }
+        macro_rules! take {
+            ($($f:ident),*) => { $( if let Some(v) = &self.$f { out.$f = v.clone().into(); } )* };
+        }
+        take!(base_url, model, api_key_env, temperature);
+        if let Some(v) = self.timeout_secs {
+            out.timeout_secs = v;
+        }
+        if let Some(v) = &self.headers {
+            out.headers = v.clone();
+        }
+        if let Some(v) = &self.extra_body {
+            out.extra_body = v.clone();
+        }
+        if let Some(v) = self.max_retries {
+            out.max_retries = v;
+        }
+        if let Some(v) = self.stall_timeout_secs {
+            out.stall_timeout_secs = v;
+        }
+        out
+    }
 }
 
 /// Which model to call and how.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct ProviderConfig {
-    /// Wire format: `openai` (any OpenAI-compatible chat-completions endpoint).
+    /// Wire format: `openai` (any OpenAI-compatible chat-completions endpoint), `anthropic`
+    /// (Messages API) or `ollama` (native `/api/chat`).
     pub kind: String,
-    /// Base URL; unset means `OPENAI_BASE_URL`, then the provider's public endpoint.
+    /// Base URL; unset means the kind's variable (`OPENAI_BASE_URL`, `OLLAMA_HOST`), then its
+    /// public or local default.
     pub base_url: Option<String>,
     /// Model name; unset means the provider's default.
     pub model: Option<String>,
-    /// Environment variable that holds the API key; unset means `OPENAI_API_KEY`.
+    /// Environment variable that holds the API key; unset means `OPENAI_API_KEY` or
+    /// `ANTHROPIC_API_KEY` (Ollama needs none).
     pub api_key_env: Option<String>,
-    /// Timeout for one model call, in seconds.
+    /// Timeout for one model call, in seconds (the whole reply).
     pub timeout_secs: u64,
+    /// A stream that sends nothing for this long is aborted, in seconds.
+    pub stall_timeout_secs: u64,
+    /// Retries after a connection error, HTTP 429 or 5xx.
+    pub max_retries: u32,
     /// Sampling temperature; unset leaves it to the server.
     pub temperature: Option<f64>,
+    /// Extra HTTP headers (for gateways).
+    pub headers: BTreeMap<String, String>,
+    /// Keys merged into every request body as they are.
+    pub extra_body: Map<String, Value>,
 }
 
 impl Default for ProviderConfig {
@@ -48,7 +158,11 @@ impl Default for ProviderConfig {
             model: None,
             api_key_env: None,
             timeout_secs: 120,
+            stall_timeout_secs: 30,
+            max_retries: 3,
             temperature: Some(0.0),
+            headers: BTreeMap::new(),
+            extra_body: Map::new(),
         }
     }
 }
@@ -171,10 +285,13 @@ impl Layers {
         };
         for (source, layer) in &self.layers {
             let mut leaves = Vec::new();
-            collect_leaves(layer, String::new(), &mut leaves);
+            collect_leaves(layer, &defaults, String::new(), &mut leaves);
             for (path, value) in leaves {
                 let empty_object = value.as_object().is_some_and(serde_json::Map::is_empty);
-                if value.is_null() || (empty_object && key_exists(&defaults, &path)) {
+                let schema_object = defaults
+                    .pointer(&format!("/{}", path.replace('.', "/")))
+                    .is_some_and(|d| d.as_object().is_some_and(|m| !m.is_empty()));
+                if value.is_null() || (empty_object && schema_object) {
                     continue;
                 }
                 if !key_exists(&defaults, &path) {
@@ -211,17 +328,25 @@ pub fn user_config_path() -> Option<PathBuf> {
     dirs::config_dir().map(|d| d.join("refine-ls").join("config.toml"))
 }
 
-/// Lists `(dotted.path, value)` for every non-object value and every empty object.
-fn collect_leaves(value: &Value, prefix: String, out: &mut Vec<(String, Value)>) {
+/// Lists `(dotted.path, value)` for every value that is not an object the schema breaks down
+/// further: objects whose keys are the user's own (headers, say: empty or unset in the
+/// defaults) and empty objects are leaves as a whole.
+fn collect_leaves(value: &Value, defaults: &Value, prefix: String, out: &mut Vec<(String, Value)>) {
+    let opaque = !prefix.is_empty()
+        && match defaults.pointer(&format!("/{}", prefix.replace('.', "/"))) {
+            Some(Value::Null) => true,
+            Some(Value::Object(m)) => m.is_empty(),
+            _ => false,
+        };
     match value {
-        Value::Object(map) if !map.is_empty() || prefix.is_empty() => {
+        Value::Object(map) if !opaque && (!map.is_empty() || prefix.is_empty()) => {
             for (k, v) in map {
                 let path = if prefix.is_empty() {
                     k.clone()
                 } else {
                     format!("{prefix}.{k}")
                 };
-                collect_leaves(v, path, out);
+                collect_leaves(v, defaults, path, out);
             }
         }
         other => out.push((prefix, other.clone())),
@@ -289,6 +414,27 @@ mod tests {
         assert!(
             r.warnings[0].contains("provider.modle") || r.warnings[1].contains("provider.modle")
         );
+    }
+
+    #[test]
+    fn user_keyed_maps_and_role_overrides() {
+        let mut l = Layers::default();
+        l.set(
+            Source::Workspace,
+            json!({"provider": {"headers": {"X-Team": "a"}, "extra_body": {"top_k": 3}},
+                   "critic": {"model": "big", "headers": {"X-Role": "critic"}},
+                   "reviser": {"kind": "ollama"}}),
+        );
+        let r = l.resolve();
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        let c = r.config.critic_provider();
+        assert_eq!(c.model.as_deref(), Some("big"));
+        assert_eq!(c.headers["X-Role"], "critic");
+        assert_eq!(c.extra_body["top_k"], 3);
+        let v = r.config.reviser_provider();
+        assert_eq!(v.kind, "ollama");
+        assert_eq!(v.headers["X-Team"], "a");
+        assert_eq!(r.config.provider.headers["X-Team"], "a");
     }
 
     #[test]

@@ -712,15 +712,26 @@ async fn closing_a_document_drops_its_findings() {
 #[tokio::test]
 async fn configuration_comes_from_the_workspace_file_and_the_editor() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join(".refine.toml"), "[provider]\nmodel = \"from-toml\"\n").unwrap();
+    std::fs::write(
+        dir.path().join(".refine.toml"),
+        "[provider]\nmodel = \"from-toml\"\n",
+    )
+    .unwrap();
     let prompts = dir.path().join(".refine").join("prompts");
     std::fs::create_dir_all(&prompts).unwrap();
-    std::fs::write(prompts.join("critique_user.md"), "WORKSPACE PROMPT\n{{ selection }}").unwrap();
+    std::fs::write(
+        prompts.join("critique_user.md"),
+        "WORKSPACE PROMPT\n{{ selection }}",
+    )
+    .unwrap();
     let mock = MockLlm::start(script(vec![Reply::findings(json!([]))], vec![])).await;
     let client = LspClient::start(&[("OPENAI_BASE_URL", &mock.base_url)]);
     let root = format!("file://{}", dir.path().display());
     client
-        .request("initialize", json!({"processId": null, "rootUri": root, "capabilities": {}}))
+        .request(
+            "initialize",
+            json!({"processId": null, "rootUri": root, "capabilities": {}}),
+        )
         .await
         .unwrap();
     client.notify("initialized", json!({})).await;
@@ -729,10 +740,18 @@ async fn configuration_comes_from_the_workspace_file_and_the_editor() {
     client.finished(&id).await;
     let first = &mock.requests()[0];
     assert_eq!(first["model"], "from-toml");
-    assert!(first["messages"][1]["content"].as_str().unwrap().starts_with("WORKSPACE PROMPT"));
+    assert!(
+        first["messages"][1]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("WORKSPACE PROMPT")
+    );
 
     client
-        .notify("workspace/didChangeConfiguration", json!({"settings": {"refine": {"provider": {"model": "from-editor"}}}}))
+        .notify(
+            "workspace/didChangeConfiguration",
+            json!({"settings": {"refine": {"provider": {"model": "from-editor"}}}}),
+        )
         .await;
     let id = client.review(URI, all()).await;
     client.finished(&id).await;

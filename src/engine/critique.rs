@@ -169,6 +169,102 @@ fn finding_from(v: &Value) -> Option<RawFinding> {
     })
 }
 
+/// Finds complete finding objects in a critique while it streams in, so each can be shown
+/// before the reply ends. It follows JSON structure (strings, escapes, nesting) and reports
+/// every object that closes directly inside the `findings` array (or a top-level array).
+#[derive(Debug, Default)]
+pub struct FindingScanner {
+    text: String,
+    /// Bytes of `text` already scanned.
+    pos: usize,
+    in_string: bool,
+    escaped: bool,
+    /// Open containers: `true` for an array that holds findings.
+    stack: Vec<(u8, bool)>,
+    /// Start of the last string, and the last string (a key candidate).
+    string_start: usize,
+    last_string: String,
+    /// The key an array or object opening now would belong to.
+    key: Option<String>,
+    /// Start of the finding object being read.
+    object_start: Option<usize>,
+    emitted: usize,
+}
+
+impl FindingScanner {
+    /// Adds streamed text; returns the findings it completed.
+    pub fn push(&mut self, delta: &str) -> Vec<RawFinding> {
+        self.text.push_str(delta);
+        let mut out = Vec::new();
+        let bytes = self.text.as_bytes();
+        while self.pos < bytes.len() {
+            let b = bytes[self.pos];
+            let i = self.pos;
+            self.pos += 1;
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if b == b'\\' {
+                    self.escaped = true;
+                } else if b == b'"' {
+                    self.in_string = false;
+                    self.last_string = self.text[self.string_start..i].to_owned();
+                }
+                continue;
+            }
+            match b {
+                b'"' => {
+                    self.in_string = true;
+                    self.string_start = i + 1;
+                }
+                b':' => self.key = Some(std::mem::take(&mut self.last_string)),
+                b',' => self.key = None,
+                b'[' => {
+                    let findings = match self.stack.last() {
+                        None => true,
+                        Some((b'{', _)) => {
+                            self.key.as_deref() == Some("findings") && self.stack.len() == 1
+                        }
+                        _ => false,
+                    };
+                    self.stack.push((b'[', findings));
+                    self.key = None;
+                }
+                b'{' => {
+                    if let Some((b'[', true)) = self.stack.last() {
+                        self.object_start = Some(i);
+                    }
+                    self.stack.push((b'{', false));
+                    self.key = None;
+                }
+                b'}' | b']' => {
+                    self.stack.pop();
+                    if b == b'}' {
+                        if let (Some(start), Some((b'[', true))) =
+                            (self.object_start, self.stack.last())
+                        {
+                            self.object_start = None;
+                            if let Ok(v) = serde_json::from_str::<Value>(&self.text[start..=i]) {
+                                if let Some(f) = finding_from(&v) {
+                                    out.push(f);
+                                }
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.emitted += out.len();
+        out
+    }
+
+    /// Findings reported so far.
+    pub fn count(&self) -> usize {
+        self.emitted
+    }
+}
+
 /// Finds the critique JSON in a reply: the whole text, a fenced block, or the first balanced
 /// `{…}` / `[…]` that parses.
 fn find_json(reply: &str) -> Option<Value> {
@@ -260,6 +356,45 @@ mod tests {
         assert!(parse("").is_err());
         assert!(parse("{\"findings\": 3}").is_err());
         assert!(parse("```json\n{\"findings\": [\n```").is_err());
+    }
+
+    #[test]
+    fn the_scanner_reports_each_finding_as_soon_as_it_closes() {
+        let reply = format!(
+            "Here you go: ```json\n{{\"findings\": [{a}, {b}]}}\n```",
+            a = r#"{"start_line":1,"quote":"a \"}{\" b","severity":"warning","principle":"x","message":"m1","confidence":0.9}"#,
+            b = r#"{"start_line":2,"quote":"c","severity":"info","principle":"y","message":"m2","confidence":0.8,"extra":{"nested":[1,{"k":2}]}}"#
+        );
+        // Fed one character at a time, split inside escapes and strings.
+        let mut s = FindingScanner::default();
+        let mut got = Vec::new();
+        let mut first_at = None;
+        for (i, c) in reply.char_indices() {
+            let found = s.push(&c.to_string());
+            if !found.is_empty() && first_at.is_none() {
+                first_at = Some(i);
+            }
+            got.extend(found);
+        }
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].quote, "a \"}{\" b");
+        assert_eq!(got[1].message, "m2");
+        assert!(
+            first_at.unwrap() < reply.find("m2").unwrap(),
+            "the first finding came before the second was sent"
+        );
+        // The same findings as the whole-reply parser.
+        assert_eq!(parse(&reply).unwrap().0, got);
+    }
+
+    #[test]
+    fn the_scanner_ignores_objects_outside_findings() {
+        let mut s = FindingScanner::default();
+        let got = s.push(r#"{"meta": {"message": "no", "start_line": 1}, "findings": []}"#);
+        assert!(got.is_empty());
+        let mut s = FindingScanner::default();
+        let got = s.push(r#"[{"start_line": 3, "message": "bare array"}]"#);
+        assert_eq!(got.len(), 1);
     }
 
     #[test]

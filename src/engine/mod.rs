@@ -98,6 +98,23 @@ impl Stage {
     }
 }
 
+/// What a review reports while it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A new step began.
+    Stage(Stage),
+    /// A finding on the original, placed as soon as the critic's stream completed it (the
+    /// final list, in [`ReviewOutcome::findings`], replaces these).
+    Finding(Finding),
+    /// The critic's stream advanced.
+    Streaming {
+        /// Findings read so far.
+        findings: usize,
+        /// Output tokens so far (estimated).
+        tokens: u64,
+    },
+}
+
 /// The best revision found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Revision {
@@ -207,7 +224,7 @@ impl Engine<'_> {
         &self,
         input: &ReviewInput,
         cancel: &CancellationToken,
-        progress: &mut (dyn FnMut(Stage) + Send),
+        progress: &mut (dyn FnMut(Event) + Send),
     ) -> ReviewOutcome {
         let region = input.region();
         let original = input.text.slice(region.clone()).to_string();
@@ -216,8 +233,18 @@ impl Engine<'_> {
             ..ReviewOutcome::default()
         };
 
-        progress(Stage::Critique { round: 0 });
-        let first = match self.critique(input, &original, &mut out, cancel).await {
+        progress(Event::Stage(Stage::Critique { round: 0 }));
+        let first = match self
+            .critique(
+                input,
+                &original,
+                &mut out,
+                cancel,
+                progress,
+                Some(region.start),
+            )
+            .await
+        {
             Ok(c) => c,
             Err(e) => {
                 fail(&mut out, e);
@@ -252,7 +279,7 @@ impl Engine<'_> {
                 out.cancelled = true;
                 return out;
             }
-            progress(Stage::Revise { round });
+            progress(Event::Stage(Stage::Revise { round }));
             out.iterations = round;
             let base = &candidates[best];
             let revised = match self.revise(input, base, &mut out, cancel).await {
@@ -270,8 +297,11 @@ impl Engine<'_> {
                 out.notes.push(format!("revision {round} rejected: {why}"));
                 continue;
             }
-            progress(Stage::Critique { round });
-            let critique = match self.critique(input, &revised, &mut out, cancel).await {
+            progress(Event::Stage(Stage::Critique { round }));
+            let critique = match self
+                .critique(input, &revised, &mut out, cancel, progress, None)
+                .await
+            {
                 Ok(c) => c,
                 Err(EngineError::Provider(e)) => {
                     fail(&mut out, EngineError::Provider(e));
@@ -331,13 +361,17 @@ impl Engine<'_> {
         out
     }
 
-    /// Asks the critic about one version of the selection and anchors what it says.
+    /// Asks the critic about one version of the selection and anchors what it says. With
+    /// `stream_base` (the selection's char offset in the document), each finding is reported
+    /// as soon as the stream completes it.
     async fn critique(
         &self,
         input: &ReviewInput,
         selection: &str,
         out: &mut ReviewOutcome,
         cancel: &CancellationToken,
+        progress: &mut (dyn FnMut(Event) + Send),
+        stream_base: Option<usize>,
     ) -> Result<Critiqued, EngineError> {
         let sel_lines = Selection::new(selection, input.first_line);
         let last_line = input.first_line + sel_lines.line_count().max(1) - 1;
@@ -372,11 +406,41 @@ impl Engine<'_> {
             }),
         };
         out.llm_calls += 1;
-        let resp = self.critic.chat(&req, cancel).await.inspect_err(|e| {
-            if matches!(e, ProviderError::Cancelled) {
-                out.cancelled = true;
+        let mut scanner = critique::FindingScanner::default();
+        let mut shown_early = 0;
+        let mut streamed_chars = 0usize;
+        let mut last_reported = (0usize, 0u64);
+        let mut on_delta = |delta: &str| {
+            streamed_chars += delta.len();
+            for f in scanner.push(delta) {
+                let Some(base) = stream_base else { continue };
+                if let Some((f, r)) = self.place(&sel_lines, f) {
+                    progress(Event::Finding(Finding {
+                        id: shown_early,
+                        raw: f,
+                        range: base + r.start..base + r.end,
+                    }));
+                    shown_early += 1;
+                }
             }
-        })?;
+            let now = (scanner.count(), (streamed_chars as u64).div_ceil(4));
+            if now.0 != last_reported.0 || now.1 >= last_reported.1 + 64 {
+                last_reported = now;
+                progress(Event::Streaming {
+                    findings: now.0,
+                    tokens: now.1,
+                });
+            }
+        };
+        let resp = self
+            .critic
+            .chat(&req, cancel, &mut on_delta)
+            .await
+            .inspect_err(|e| {
+                if matches!(e, ProviderError::Cancelled) {
+                    out.cancelled = true;
+                }
+            })?;
         out.usage += resp.usage;
         let (raw, malformed) = critique::parse(&resp.content)?;
         if malformed > 0 {
@@ -400,6 +464,19 @@ impl Engine<'_> {
             }
         }
         Ok(c)
+    }
+
+    /// A finding as it would be shown (principle normalised, anchored, confident enough), or
+    /// `None` when it would not be.
+    fn place(&self, sel: &Selection<'_>, mut f: RawFinding) -> Option<(RawFinding, Range<usize>)> {
+        if !self.prompts.principle_ids().contains(&f.principle) {
+            f.principle = "other".to_owned();
+        }
+        if f.confidence < self.config.min_confidence {
+            return None;
+        }
+        let r = sel.anchor(f.start_line, f.end_line, &f.quote).ok()?;
+        Some((f, r))
     }
 
     /// Asks the reviser for a new version of `base`, addressing its findings.
@@ -434,11 +511,15 @@ impl Engine<'_> {
             json_schema: None,
         };
         out.llm_calls += 1;
-        let resp = self.reviser.chat(&req, cancel).await.inspect_err(|e| {
-            if matches!(e, ProviderError::Cancelled) {
-                out.cancelled = true;
-            }
-        })?;
+        let resp = self
+            .reviser
+            .chat(&req, cancel, &mut |_| {})
+            .await
+            .inspect_err(|e| {
+                if matches!(e, ProviderError::Cancelled) {
+                    out.cancelled = true;
+                }
+            })?;
         out.usage += resp.usage;
         Ok(revision::apply_reply(&base.text, &resp.content)?)
     }

@@ -16,10 +16,9 @@ use tower_lsp_server::ls_types::{
 };
 
 use super::convert;
-use super::state::{ReviewStatus, State, lock};
+use super::state::{Providers, ReviewStatus, State, lock};
 use crate::config::LoopConfig;
-use crate::engine::{Engine, ReviewInput, ReviewOutcome};
-use crate::llm::Provider;
+use crate::engine::{Engine, Event, ReviewInput, ReviewOutcome};
 use crate::prompts::Prompts;
 
 /// `refine/reviewFinished`: sent once per review, after its diagnostics.
@@ -80,8 +79,8 @@ pub struct Job {
     pub id: String,
     /// The snapshot and lines.
     pub input: ReviewInput,
-    /// The provider, or why there is none.
-    pub provider: Result<Arc<Provider>, String>,
+    /// The providers, or why there are none.
+    pub providers: Result<Providers, String>,
     /// Templates.
     pub prompts: Arc<Prompts>,
     /// Loop settings.
@@ -112,7 +111,8 @@ impl Job {
         )
         .await;
 
-        // The engine reports synchronously; a forwarder sends the reports in order.
+        // The engine reports synchronously; a forwarder sends the progress reports in order,
+        // and streamed findings go straight into the state and out through the publisher.
         let (tx, mut rx) = mpsc::unbounded_channel::<String>();
         let forward = {
             let client = self.client.clone();
@@ -125,19 +125,32 @@ impl Job {
                 }
             })
         };
-        let outcome = match &self.provider {
-            Ok(provider) => {
+        let uri_key = self.uri.as_str().to_owned();
+        let outcome = match &self.providers {
+            Ok(providers) => {
                 let engine = Engine {
-                    critic: provider,
-                    reviser: provider,
+                    critic: &providers.critic,
+                    reviser: &providers.reviser,
                     prompts: &self.prompts,
                     config: &self.loop_config,
                 };
-                let mut on_stage = |stage: crate::engine::Stage| {
-                    let _ = tx.send(stage.describe(max));
+                let mut stage = String::new();
+                let mut on_event = |event: Event| match event {
+                    Event::Stage(s) => {
+                        stage = s.describe(max);
+                        let _ = tx.send(stage.clone());
+                    }
+                    Event::Streaming { findings, tokens } => {
+                        let _ = tx.send(format!("{stage}: {findings} findings, {tokens} tokens"));
+                    }
+                    Event::Finding(f) => {
+                        if lock(&self.state).add_partial(&uri_key, &self.id, f) {
+                            let _ = self.publish.send((uri_key.clone(), None));
+                        }
+                    }
                 };
                 engine
-                    .review(&self.input, &self.cancel, &mut on_stage)
+                    .review(&self.input, &self.cancel, &mut on_event)
                     .await
             }
             Err(why) => ReviewOutcome {
@@ -148,7 +161,6 @@ impl Job {
         drop(tx);
         let _ = forward.await;
 
-        let uri_key = self.uri.as_str().to_owned();
         let stored = lock(&self.state).finish_review(&uri_key, &self.id, &outcome);
         let cancelled = outcome.cancelled || (!stored && outcome.error.is_none());
         let (done_tx, done_rx) = oneshot::channel();

@@ -140,7 +140,7 @@ impl Backend {
         };
         let id = st.new_review_id();
         let cancel = CancellationToken::new();
-        let provider = st.provider.clone();
+        let providers = st.providers.clone();
         let prompts = st.prompts.clone();
         let loop_config = st.resolved.config.refine_loop.clone();
         let can_create_progress = st.supports_progress;
@@ -163,6 +163,7 @@ impl Backend {
                 status: ReviewStatus::Running {
                     cancel: cancel.clone(),
                     delta: 0,
+                    partial: Vec::new(),
                 },
             });
         }
@@ -177,7 +178,7 @@ impl Backend {
             uri: args.uri,
             id: id.clone(),
             input,
-            provider,
+            providers,
             prompts,
             loop_config,
             cancel,
@@ -250,12 +251,12 @@ async fn publisher(
                         let diags = ds
                             .reviews
                             .iter()
-                            .filter_map(|e| match &e.status {
-                                ReviewStatus::Done(d) => Some((e, d)),
-                                ReviewStatus::Running { .. } => None,
+                            .map(|e| match &e.status {
+                                ReviewStatus::Done(d) => (e, &d.findings),
+                                ReviewStatus::Running { partial, .. } => (e, partial),
                             })
-                            .flat_map(|(e, d)| {
-                                d.findings
+                            .flat_map(|(e, findings)| {
+                                findings
                                     .iter()
                                     .map(|f| convert::diagnostic(rope, f, &e.id, st.encoding))
                             })
@@ -354,13 +355,15 @@ impl LanguageServer for Backend {
             let st = lock(&self.state);
             let mut w = st.resolved.warnings.clone();
             w.extend(st.prompts.warnings.iter().cloned());
-            (
-                w,
-                st.provider
-                    .as_ref()
-                    .map(|p| p.describe())
-                    .map_err(Clone::clone),
-            )
+            let described = st.providers.as_ref().map(|p| {
+                let (c, r) = (p.critic.describe(), p.reviser.describe());
+                if c == r {
+                    c
+                } else {
+                    format!("{c} (critic) and {r} (reviser)")
+                }
+            });
+            (w, described.map_err(Clone::clone))
         };
         for w in &warnings {
             self.client

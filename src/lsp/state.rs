@@ -20,6 +20,27 @@ use crate::engine::{Edit, Finding, ReviewOutcome};
 use crate::llm::Provider;
 use crate::prompts::Prompts;
 
+/// The critic and the reviser (the same endpoint unless `critic`/`reviser` say otherwise).
+#[derive(Debug, Clone)]
+pub struct Providers {
+    /// Critiques.
+    pub critic: Arc<Provider>,
+    /// Revises.
+    pub reviser: Arc<Provider>,
+}
+
+impl Providers {
+    /// Builds both from the configuration.
+    pub fn from_config(cfg: &crate::config::Config) -> Result<Self, String> {
+        let critic = Provider::from_config(&cfg.critic_provider()).map_err(|e| e.to_string())?;
+        let reviser = Provider::from_config(&cfg.reviser_provider()).map_err(|e| e.to_string())?;
+        Ok(Self {
+            critic: Arc::new(critic),
+            reviser: Arc::new(reviser),
+        })
+    }
+}
+
 /// A finished review's results, in char offsets of the document's current version.
 #[derive(Debug, Clone)]
 pub struct DoneReview {
@@ -42,6 +63,8 @@ pub enum ReviewStatus {
         cancel: CancellationToken,
         /// Accumulated shift of the region since the snapshot.
         delta: isize,
+        /// Findings streamed in so far (current offsets), shown until the final list.
+        partial: Vec<Finding>,
     },
     /// Results are in.
     Done(DoneReview),
@@ -77,8 +100,8 @@ pub struct State {
     pub layers: Layers,
     /// Configuration in force.
     pub resolved: Resolved,
-    /// The provider built from it, or why it could not be built.
-    pub provider: Result<Arc<Provider>, String>,
+    /// The providers built from it, or why they could not be built.
+    pub providers: Result<Providers, String>,
     /// Prompt templates.
     pub prompts: Arc<Prompts>,
     /// Workspace root.
@@ -95,7 +118,7 @@ impl Default for State {
             docs: HashMap::new(),
             layers: Layers::default(),
             resolved: Resolved::default(),
-            provider: Err("the server is not initialized".to_owned()),
+            providers: Err("the server is not initialized".to_owned()),
             prompts: Arc::new(Prompts::load_from(&[])),
             root: None,
             supports_progress: false,
@@ -126,9 +149,24 @@ impl State {
             self.layers.set(Source::Editor, v);
         }
         self.resolved = self.layers.resolve();
-        self.provider = Provider::from_config(&self.resolved.config.provider)
-            .map(Arc::new)
-            .map_err(|e| e.to_string());
+        self.providers = Providers::from_config(&self.resolved.config);
+    }
+
+    /// Records a finding streamed in for a running review; returns whether it was kept.
+    pub fn add_partial(&mut self, uri: &str, id: &str, mut finding: Finding) -> bool {
+        let Some(entry) = self
+            .docs
+            .get_mut(uri)
+            .and_then(|ds| ds.reviews.iter_mut().find(|e| e.id == id))
+        else {
+            return false;
+        };
+        let ReviewStatus::Running { delta, partial, .. } = &mut entry.status else {
+            return false;
+        };
+        shift(&mut finding.range, *delta);
+        partial.push(finding);
+        true
     }
 
     /// A fresh review id.
@@ -156,7 +194,12 @@ impl State {
                 let d = span.delta();
                 shift(&mut entry.region, d);
                 match &mut entry.status {
-                    ReviewStatus::Running { delta, .. } => *delta += d,
+                    ReviewStatus::Running { delta, partial, .. } => {
+                        *delta += d;
+                        for f in partial {
+                            shift(&mut f.range, d);
+                        }
+                    }
                     ReviewStatus::Done(done) => {
                         for f in &mut done.findings {
                             shift(&mut f.range, d);
