@@ -98,6 +98,14 @@ async fn run_review(args: &ReviewArgs) -> Result<u8, String> {
     for w in &resolved.warnings {
         eprintln!("refine-ls: warning: {w}");
     }
+    if !resolved.config.privacy.review_sensitive_files
+        && crate::secrets::is_sensitive_path(&path.display().to_string())
+    {
+        return Err(format!(
+            "{} is a secrets file (.env*, *.pem, *.key, id_rsa*): it is never sent to a model unless privacy.review_sensitive_files is true",
+            path.display()
+        ));
+    }
     let critic =
         Provider::from_config(&resolved.config.critic_provider()).map_err(|e| e.to_string())?;
     let reviser =
@@ -119,6 +127,7 @@ async fn run_review(args: &ReviewArgs) -> Result<u8, String> {
         reviser: &reviser,
         prompts: &prompts,
         config: &resolved.config.refine_loop,
+        redact_secrets: resolved.config.privacy.redact_secrets,
     };
     let max = resolved.config.refine_loop.max_iterations;
     eprintln!(

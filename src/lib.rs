@@ -16,3 +16,4 @@ pub mod engine;
 pub mod llm;
 pub mod lsp;
 pub mod prompts;
+pub mod secrets;

@@ -19,6 +19,7 @@ async fn fixing_mock() -> MockLlm {
     MockLlm::start(Script {
         critique: vec![Reply::findings(finding()), Reply::findings(json!([]))].into(),
         revise: vec![Reply::code(FIXED)].into(),
+        ..Script::default()
     })
     .await
 }

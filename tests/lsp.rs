@@ -25,6 +25,7 @@ fn script(critique: Vec<Reply>, revise: Vec<Reply>) -> Script {
     Script {
         critique: critique.into(),
         revise: revise.into(),
+        ..Script::default()
     }
 }
 

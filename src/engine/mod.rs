@@ -36,6 +36,7 @@ use crate::config::LoopConfig;
 use crate::document::line_span;
 use crate::llm::{ChatRequest, JsonSchema, Message, Provider, ProviderError, Usage};
 use crate::prompts::{PromptError, Prompts};
+use crate::secrets::{Vault, has_placeholder};
 use anchor::{AnchorError, Selection};
 pub use critique::{RawFinding, Severity};
 pub use edits::Edit;
@@ -157,6 +158,8 @@ pub struct ReviewOutcome {
     pub error: Option<String>,
     /// The review was cancelled.
     pub cancelled: bool,
+    /// Secrets replaced by placeholders before anything was sent (kinds, one per secret).
+    pub redacted: Vec<String>,
 }
 
 /// Why one step failed.
@@ -174,6 +177,18 @@ pub enum EngineError {
     /// A prompt template failed.
     #[error(transparent)]
     Prompt(#[from] PromptError),
+    /// The revision would write a secret placeholder into the file.
+    #[error(
+        "the revision holds a secret placeholder that matches no redacted secret, so it would write the placeholder into the file"
+    )]
+    Placeholder,
+}
+
+/// What every step of one review shares.
+struct Run<'a> {
+    /// The review's secrets and their placeholders.
+    vault: &'a mut Vault,
+    cancel: &'a CancellationToken,
 }
 
 /// One version's critique, anchored in that version's selection text.
@@ -215,6 +230,8 @@ pub struct Engine<'a> {
     pub prompts: &'a Prompts,
     /// Loop settings.
     pub config: &'a LoopConfig,
+    /// Replace secrets by placeholders in every prompt.
+    pub redact_secrets: bool,
 }
 
 impl Engine<'_> {
@@ -232,23 +249,42 @@ impl Engine<'_> {
             region: region.clone(),
             ..ReviewOutcome::default()
         };
+        let mut vault = Vault::default();
+        self.refine(input, &original, &mut vault, &mut out, cancel, progress)
+            .await;
+        out.redacted = vault.secrets().iter().map(|s| s.kind.to_owned()).collect();
+        if !out.redacted.is_empty() {
+            out.notes.push(format!(
+                "{} secret(s) in the code were replaced by placeholders before sending: {}",
+                out.redacted.len(),
+                out.redacted.join(", ")
+            ));
+        }
+        out
+    }
+
+    /// The loop itself, filling `out`.
+    async fn refine(
+        &self,
+        input: &ReviewInput,
+        original: &str,
+        vault: &mut Vault,
+        out: &mut ReviewOutcome,
+        cancel: &CancellationToken,
+        progress: &mut (dyn FnMut(Event) + Send),
+    ) {
+        let region = out.region.clone();
+        let mut run = Run { vault, cancel };
 
         progress(Event::Stage(Stage::Critique { round: 0 }));
         let first = match self
-            .critique(
-                input,
-                &original,
-                &mut out,
-                cancel,
-                progress,
-                Some(region.start),
-            )
+            .critique(input, original, &mut run, out, progress, Some(region.start))
             .await
         {
             Ok(c) => c,
             Err(e) => {
-                fail(&mut out, e);
-                return out;
+                fail(out, e);
+                return;
             }
         };
         out.unanchored = first.unanchored;
@@ -265,11 +301,11 @@ impl Engine<'_> {
             })
             .collect();
         if first.shown.is_empty() {
-            return out;
+            return;
         }
 
         let mut candidates = vec![Candidate {
-            text: original.clone(),
+            text: original.to_owned(),
             critique: first,
             round: 0,
         }];
@@ -277,15 +313,15 @@ impl Engine<'_> {
         for round in 1..=self.config.max_iterations {
             if cancel.is_cancelled() {
                 out.cancelled = true;
-                return out;
+                return;
             }
             progress(Event::Stage(Stage::Revise { round }));
             out.iterations = round;
             let base = &candidates[best];
-            let revised = match self.revise(input, base, &mut out, cancel).await {
+            let revised = match self.revise(input, base, run.vault, out, cancel).await {
                 Ok(r) => r,
                 Err(EngineError::Provider(e)) => {
-                    fail(&mut out, EngineError::Provider(e));
+                    fail(out, EngineError::Provider(e));
                     break;
                 }
                 Err(e) => {
@@ -293,18 +329,18 @@ impl Engine<'_> {
                     continue;
                 }
             };
-            if let Err(why) = verify(&original, &base.text, &revised) {
+            if let Err(why) = verify(original, &base.text, &revised) {
                 out.notes.push(format!("revision {round} rejected: {why}"));
                 continue;
             }
             progress(Event::Stage(Stage::Critique { round }));
             let critique = match self
-                .critique(input, &revised, &mut out, cancel, progress, None)
+                .critique(input, &revised, &mut run, out, progress, None)
                 .await
             {
                 Ok(c) => c,
                 Err(EngineError::Provider(e)) => {
-                    fail(&mut out, EngineError::Provider(e));
+                    fail(out, EngineError::Provider(e));
                     break;
                 }
                 Err(e) => {
@@ -328,7 +364,7 @@ impl Engine<'_> {
             }
         }
         if out.cancelled {
-            return out;
+            return;
         }
 
         if best == 0 {
@@ -338,10 +374,10 @@ impl Engine<'_> {
                         .to_owned(),
                 );
             }
-            return out;
+            return;
         }
         let chosen = &candidates[best];
-        let edits = edits::minimal_edits(&original, &chosen.text, region.start);
+        let edits = edits::minimal_edits(original, &chosen.text, region.start);
         let fixes = out
             .findings
             .iter()
@@ -358,7 +394,6 @@ impl Engine<'_> {
             remaining: chosen.critique.shown.len(),
             round: chosen.round,
         });
-        out
     }
 
     /// Asks the critic about one version of the selection and anchors what it says. With
@@ -368,14 +403,21 @@ impl Engine<'_> {
         &self,
         input: &ReviewInput,
         selection: &str,
+        run: &mut Run<'_>,
         out: &mut ReviewOutcome,
-        cancel: &CancellationToken,
         progress: &mut (dyn FnMut(Event) + Send),
         stream_base: Option<usize>,
     ) -> Result<Critiqued, EngineError> {
+        let Run { vault, cancel } = run;
+        let cancel: &CancellationToken = cancel;
         let sel_lines = Selection::new(selection, input.first_line);
         let last_line = input.first_line + sel_lines.line_count().max(1) - 1;
-        let ctx = self.context(input, selection, sel_lines.line_count());
+        let mut ctx = self.context(input, selection, sel_lines.line_count());
+        let mut numbered = number_lines(selection, input.first_line);
+        if self.redact_secrets {
+            ctx = (vault.redact(&ctx.0), vault.redact(&ctx.1));
+            numbered = vault.redact(&numbered);
+        }
         let system = self.prompts.render(
             "critique_system.md",
             json!({
@@ -392,7 +434,7 @@ impl Engine<'_> {
                 "path": input.path,
                 "language": input.language,
                 "context_before": ctx.0,
-                "selection": number_lines(selection, input.first_line),
+                "selection": numbered,
                 "context_after": ctx.1,
                 "first_line": input.first_line + 1,
                 "last_line": last_line + 1,
@@ -407,13 +449,15 @@ impl Engine<'_> {
         };
         out.llm_calls += 1;
         let mut scanner = critique::FindingScanner::default();
+        let vault_view: &Vault = vault;
         let mut shown_early = 0;
         let mut streamed_chars = 0usize;
         let mut last_reported = (0usize, 0u64);
         let mut on_delta = |delta: &str| {
             streamed_chars += delta.len();
-            for f in scanner.push(delta) {
+            for mut f in scanner.push(delta) {
                 let Some(base) = stream_base else { continue };
+                f.quote = vault_view.restore(&f.quote);
                 if let Some((f, r)) = self.place(&sel_lines, f) {
                     progress(Event::Finding(Finding {
                         id: shown_early,
@@ -456,6 +500,7 @@ impl Engine<'_> {
             if !self.prompts.principle_ids().contains(&f.principle) {
                 f.principle = "other".to_owned();
             }
+            f.quote = vault.restore(&f.quote);
             match sel_lines.anchor(f.start_line, f.end_line, &f.quote) {
                 Err(AnchorError::OutsideSelection) => c.outside += 1,
                 Err(AnchorError::NotFound) => c.unanchored += 1,
@@ -484,6 +529,7 @@ impl Engine<'_> {
         &self,
         input: &ReviewInput,
         base: &Candidate,
+        vault: &mut Vault,
         out: &mut ReviewOutcome,
         cancel: &CancellationToken,
     ) -> Result<String, EngineError> {
@@ -491,6 +537,22 @@ impl Engine<'_> {
         let line_count = Selection::new(&base.text, input.first_line)
             .line_count()
             .max(1);
+        let sent_selection = if self.redact_secrets {
+            vault.redact(&base.text)
+        } else {
+            base.text.clone()
+        };
+        let findings: Vec<RawFinding> = findings
+            .into_iter()
+            .map(|f| RawFinding {
+                quote: if self.redact_secrets {
+                    vault.redact(&f.quote)
+                } else {
+                    f.quote.clone()
+                },
+                ..f.clone()
+            })
+            .collect();
         let system = self.prompts.render(
             "revise_system.md",
             json!({"language": input.language, "edit_format": "full"}),
@@ -500,7 +562,7 @@ impl Engine<'_> {
             json!({
                 "path": input.path,
                 "language": input.language,
-                "selection": base.text.trim_end_matches(['\n', '\r']),
+                "selection": sent_selection.trim_end_matches(['\n', '\r']),
                 "first_line": input.first_line + 1,
                 "last_line": input.first_line + line_count,
                 "findings": findings,
@@ -521,7 +583,12 @@ impl Engine<'_> {
                 }
             })?;
         out.usage += resp.usage;
-        Ok(revision::apply_reply(&base.text, &resp.content)?)
+        let revised = revision::apply_reply(&sent_selection, &resp.content)?;
+        let restored = vault.restore(&revised);
+        if has_placeholder(&restored) {
+            return Err(EngineError::Placeholder);
+        }
+        Ok(restored)
     }
 
     /// Numbered context lines before and after a version of the selection.

@@ -55,6 +55,8 @@ pub struct ReviewFinishedParams {
     pub input_tokens: u64,
     /// Completion tokens used.
     pub output_tokens: u64,
+    /// Secrets replaced by placeholders before sending.
+    pub redactions: usize,
     /// What happened along the way (rejected revisions, why nothing is offered).
     pub notes: Vec<String>,
     /// Why the review failed or stopped, as a sentence.
@@ -85,6 +87,8 @@ pub struct Job {
     pub prompts: Arc<Prompts>,
     /// Loop settings.
     pub loop_config: LoopConfig,
+    /// Replace secrets in prompts by placeholders.
+    pub redact_secrets: bool,
     /// Cancels the job.
     pub cancel: CancellationToken,
     /// Apply the revision when done (`refine.refine`).
@@ -133,6 +137,7 @@ impl Job {
                     reviser: &providers.reviser,
                     prompts: &self.prompts,
                     config: &self.loop_config,
+                    redact_secrets: self.redact_secrets,
                 };
                 let mut stage = String::new();
                 let mut on_event = |event: Event| match event {
@@ -203,6 +208,7 @@ impl Job {
                 revision: stored && outcome.revision.is_some(),
                 input_tokens: outcome.usage.input_tokens,
                 output_tokens: outcome.usage.output_tokens,
+                redactions: outcome.redacted.len(),
                 notes: outcome.notes.clone(),
                 error,
             })

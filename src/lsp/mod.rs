@@ -143,6 +143,13 @@ impl Backend {
         let providers = st.providers.clone();
         let prompts = st.prompts.clone();
         let loop_config = st.resolved.config.refine_loop.clone();
+        let privacy = st.resolved.config.privacy.clone();
+        let redact_secrets = privacy.redact_secrets;
+        if !privacy.review_sensitive_files && crate::secrets::is_sensitive_path(&key) {
+            return Err(invalid_params(format!(
+                "{key} is a secrets file (.env*, *.pem, *.key, id_rsa*): it is never sent to a model unless privacy.review_sensitive_files is true"
+            )));
+        }
         let can_create_progress = st.supports_progress;
         let mut replaced = false;
         if let Some(ds) = st.docs.get_mut(&key) {
@@ -181,6 +188,7 @@ impl Backend {
             providers,
             prompts,
             loop_config,
+            redact_secrets,
             cancel,
             apply,
             progress_token: token,

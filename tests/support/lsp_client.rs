@@ -50,7 +50,7 @@ impl LspClient {
                 "REFINE_LS_CONFIG",
                 "/nonexistent/refine-ls-test-config.toml",
             )
-            .env("RUST_LOG", "refine_ls=debug");
+            .env("RUST_LOG", "refine_ls=info");
         for (k, v) in envs {
             cmd.env(k, v);
         }

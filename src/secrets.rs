@@ -1,0 +1,275 @@
+//! What never leaves the machine: credentials in the code under review are replaced by
+//! placeholders before any prompt is sent, and put back when a revision comes home. A revision
+//! that still holds a placeholder (one the model invented or mangled) is refused, so a
+//! placeholder is never written into the user's file. Files that are secrets by nature
+//! (`.env*`, `*.pem`, `*.key`, `id_rsa*`) are not reviewed at all unless configured.
+//!
+//! No mature secret-scanning crate exists for Rust; this is the usual approach: a set of
+//! patterns for known key formats, plus an entropy check for values assigned to names that
+//! sound like secrets.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// Placeholders look like `REDACTED_SECRET_3`; nothing else in code does.
+const PLACEHOLDER: &str = "REDACTED_SECRET_";
+
+/// Known formats: (kind, pattern). The secret is the named group `s`, else the whole match.
+const PATTERNS: &[(&str, &str)] = &[
+    (
+        "private key",
+        r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
+    ),
+    ("anthropic key", r"\bsk-ant-[A-Za-z0-9_\-]{20,}"),
+    (
+        "openai key",
+        r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
+    ),
+    (
+        "aws access key id",
+        r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}\b",
+    ),
+    (
+        "aws secret key",
+        r#"(?i)aws_?secret_?access_?key["']?\s*[:=]\s*["']?(?P<s>[A-Za-z0-9/+=]{40})"#,
+    ),
+    ("github token", r"\bgh[pousr]_[A-Za-z0-9]{36,}"),
+    (
+        "github fine-grained token",
+        r"\bgithub_pat_[A-Za-z0-9_]{22,}",
+    ),
+    ("gitlab token", r"\bglpat-[A-Za-z0-9_\-]{20,}"),
+    ("slack token", r"\bxox[baprs]-[A-Za-z0-9\-]{10,}"),
+    (
+        "slack webhook",
+        r"https://hooks\.slack\.com/services/[A-Za-z0-9/_\-]+",
+    ),
+    (
+        "stripe key",
+        r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}",
+    ),
+    ("google api key", r"\bAIza[0-9A-Za-z_\-]{35}"),
+    ("google oauth secret", r"\bGOCSPX-[A-Za-z0-9_\-]{20,}"),
+    (
+        "jwt",
+        r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
+    ),
+    (
+        "connection string password",
+        r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@]+:(?P<s>[^\s@/]{3,})@",
+    ),
+    ("twilio key", r"\bSK[0-9a-fA-F]{32}\b"),
+    (
+        "sendgrid key",
+        r"\bSG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}",
+    ),
+    ("npm token", r"\bnpm_[A-Za-z0-9]{36}"),
+    ("pypi token", r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,}"),
+    ("hugging face token", r"\bhf_[A-Za-z0-9]{34,}"),
+    (
+        "azure storage key",
+        r"AccountKey=(?P<s>[A-Za-z0-9+/=]{40,})",
+    ),
+    ("digitalocean token", r"\bdop_v1_[a-f0-9]{64}"),
+    ("shopify token", r"\bshp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}"),
+    ("mailgun key", r"\bkey-[0-9a-f]{32}\b"),
+];
+
+/// A value assigned to a name that sounds like a secret: `api_key = "…"`, `TOKEN: '…'`.
+const ASSIGNMENT: &str = r#"(?i)(?P<name>[A-Za-z0-9_.\-]*(?:key|token|secret|passw(?:or)?d|pwd|credential|auth)[A-Za-z0-9_.\-]*)["']?\s*(?::=|=>|[:=])\s*(?:[A-Za-z]*\()?["'`](?P<s>[^"'`\s]{6,})["'`]"#;
+
+static SET: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
+    PATTERNS
+        .iter()
+        .filter_map(|(kind, p)| Regex::new(p).ok().map(|r| (*kind, r)))
+        .collect()
+});
+static ASSIGN: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(ASSIGNMENT).ok());
+static PLACEHOLDER_RE: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(&format!(r"{PLACEHOLDER}\d+")).ok());
+
+/// One secret found and replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secret {
+    /// The placeholder sent instead.
+    pub placeholder: String,
+    /// What it stands for.
+    pub value: String,
+    /// What kind of secret (`openai key`, `jwt`, …).
+    pub kind: &'static str,
+}
+
+/// The secrets of one review, kept to put them back.
+#[derive(Debug, Clone, Default)]
+pub struct Vault {
+    secrets: Vec<Secret>,
+}
+
+impl Vault {
+    /// Replaces every secret in `text` by its placeholder (the same value always gets the same
+    /// placeholder).
+    pub fn redact(&mut self, text: &str) -> String {
+        let mut spans: Vec<(usize, usize, &'static str)> = Vec::new();
+        for (kind, re) in SET.iter() {
+            for caps in re.captures_iter(text) {
+                if let Some(m) = caps.name("s").or_else(|| caps.get(0)) {
+                    spans.push((m.start(), m.end(), kind));
+                }
+            }
+        }
+        if let Some(re) = ASSIGN.as_ref() {
+            for caps in re.captures_iter(text) {
+                let (Some(name), Some(m)) = (caps.name("name"), caps.name("s")) else {
+                    continue;
+                };
+                let name = name.as_str().to_ascii_lowercase();
+                let password = ["passw", "pwd"].iter().any(|p| name.contains(p));
+                let value = m.as_str();
+                if value.starts_with(PLACEHOLDER) {
+                    continue;
+                }
+                if password || (value.len() >= 12 && entropy(value) >= 3.0) {
+                    spans.push((
+                        m.start(),
+                        m.end(),
+                        if password {
+                            "password"
+                        } else {
+                            "secret-like value"
+                        },
+                    ));
+                }
+            }
+        }
+        if spans.is_empty() {
+            return text.to_owned();
+        }
+        // Longest first at each start, then drop spans inside others.
+        spans.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for (s, e, kind) in spans {
+            if s < at {
+                continue;
+            }
+            out.push_str(&text[at..s]);
+            out.push_str(&self.placeholder_for(&text[s..e], kind));
+            at = e;
+        }
+        out.push_str(&text[at..]);
+        out
+    }
+
+    fn placeholder_for(&mut self, value: &str, kind: &'static str) -> String {
+        if let Some(s) = self.secrets.iter().find(|s| s.value == value) {
+            return s.placeholder.clone();
+        }
+        let placeholder = format!("{PLACEHOLDER}{}", self.secrets.len() + 1);
+        self.secrets.push(Secret {
+            placeholder: placeholder.clone(),
+            value: value.to_owned(),
+            kind,
+        });
+        placeholder
+    }
+
+    /// Puts the secrets back in place of their placeholders.
+    pub fn restore(&self, text: &str) -> String {
+        if self.secrets.is_empty() || !text.contains(PLACEHOLDER) {
+            return text.to_owned();
+        }
+        let Some(re) = PLACEHOLDER_RE.as_ref() else {
+            return text.to_owned();
+        };
+        re.replace_all(text, |caps: &regex::Captures<'_>| {
+            let p = &caps[0];
+            self.secrets
+                .iter()
+                .find(|s| s.placeholder == p)
+                .map_or_else(|| p.to_owned(), |s| s.value.clone())
+        })
+        .into_owned()
+    }
+
+    /// The secrets replaced so far.
+    pub fn secrets(&self) -> &[Secret] {
+        &self.secrets
+    }
+}
+
+/// Whether text holds anything that looks like a placeholder.
+pub fn has_placeholder(text: &str) -> bool {
+    text.contains(PLACEHOLDER)
+}
+
+/// Shannon entropy in bits per character.
+fn entropy(s: &str) -> f64 {
+    let mut counts = std::collections::HashMap::new();
+    for c in s.chars() {
+        *counts.entry(c).or_insert(0usize) += 1;
+    }
+    let n = s.chars().count() as f64;
+    counts
+        .values()
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// Whether a path names a file that is a secret by nature.
+pub fn is_sensitive_path(path: &str) -> bool {
+    let name = path
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or(path)
+        .to_ascii_lowercase();
+    name.starts_with(".env")
+        || name.ends_with(".pem")
+        || name.ends_with(".key")
+        || name.starts_with("id_rsa")
+        || name.starts_with("id_ed25519")
+        || name.starts_with("id_ecdsa")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_round_trips_and_reuses_placeholders() {
+        let code = "let a = \"sk-proj-abcdefghijklmnopqrstuvwxyz012345\";\nlet b = \"sk-proj-abcdefghijklmnopqrstuvwxyz012345\";\n";
+        let mut v = Vault::default();
+        let r = v.redact(code);
+        assert!(!r.contains("sk-proj"));
+        assert_eq!(r.matches("REDACTED_SECRET_1").count(), 2);
+        assert_eq!(v.restore(&r), code);
+    }
+
+    #[test]
+    fn ordinary_code_is_left_alone() {
+        let code = "let key = map.get(&id);\nlet token_count = 3;\nconst PASSWORD_MIN: usize = 8;\nfn auth(user: &str) {}\nlet url = \"https://example.com/path\";\n";
+        let mut v = Vault::default();
+        assert_eq!(v.redact(code), code);
+        assert!(v.secrets().is_empty());
+    }
+
+    #[test]
+    fn sensitive_paths() {
+        for p in [
+            "/a/.env",
+            ".env.local",
+            "/k/server.pem",
+            "tls.key",
+            "/home/u/.ssh/id_rsa",
+            "id_ed25519.pub",
+        ] {
+            assert!(is_sensitive_path(p), "{p}");
+        }
+        for p in ["/a/env.rs", "keys.rs", "pem.py"] {
+            assert!(!is_sensitive_path(p), "{p}");
+        }
+    }
+}
