@@ -2,7 +2,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use refine_ls::cli::{self, ReviewArgs};
+use refine_ls::cli::{self, DoctorArgs, ReviewArgs};
 
 /// refine-ls: an LLM critique-and-revise loop for code, as a language server.
 #[derive(Debug, Parser)]
@@ -22,6 +22,8 @@ struct Args {
 enum Command {
     /// Review a file (or some of its lines) from the terminal.
     Review(ReviewArgs),
+    /// Show the effective configuration and check that the providers answer.
+    Doctor(DoctorArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
     };
     match args.command {
         Some(Command::Review(review)) => ExitCode::from(runtime.block_on(cli::review(review))),
+        Some(Command::Doctor(doctor)) => ExitCode::from(runtime.block_on(cli::doctor(doctor))),
         None => {
             let _ = args.stdio;
             runtime.block_on(refine_ls::lsp::serve_stdio());

@@ -460,7 +460,8 @@ impl Provider {
 
     fn remember_mode(&self, mode: StructuredMode) {
         if let Ok(mut m) = STRUCTURED.lock() {
-            if m.insert(self.endpoint(), mode) != Some(mode) {
+            let before = m.insert(self.endpoint(), mode);
+            if mode != StructuredMode::JsonSchema && before != Some(mode) {
                 tracing::warn!(
                     endpoint = %self.endpoint(),
                     "the endpoint rejected stronger structured output; using {mode:?} from now on"

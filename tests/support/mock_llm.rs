@@ -454,6 +454,7 @@ fn stream_reply(
     let delay = Duration::from_millis(spec.chunk_delay_ms);
     tokio::spawn(async move {
         let mut sent = 0;
+        let total = bytes.len();
         for part in bytes.chunks(chunk) {
             if matches!(fault.as_deref(), Some("reset" | "stall")) && sent >= half {
                 break;
@@ -463,6 +464,14 @@ fn stream_reply(
                 return;
             }
             sent += part.len();
+            if sent == total {
+                inner
+                    .lock()
+                    .expect("mock lock")
+                    .stream_ends
+                    .push(Instant::now());
+                return;
+            }
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
