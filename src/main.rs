@@ -12,7 +12,7 @@ struct Args {
     #[arg(long)]
     stdio: bool,
     /// Write logs to this file instead of stderr (`RUST_LOG` sets the level).
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH", env = "REFINE_LS_LOG_FILE")]
     log_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,

@@ -236,3 +236,134 @@ async fn flags_override_the_environment_and_version_prints() {
         format!("refine-ls {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+async fn run_env(args: Vec<String>, envs: Vec<(String, String)>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_refine-ls"))
+            .args(&args)
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("OPENAI_BASE_URL")
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("OLLAMA_HOST")
+            .env(
+                "REFINE_LS_CONFIG",
+                "/nonexistent/refine-ls-test-config.toml",
+            )
+            .envs(envs)
+            .current_dir(std::env::temp_dir())
+            .output()
+            .expect("run refine-ls")
+    })
+    .await
+    .expect("join")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_reports_on_each_kind_of_provider() {
+    let mock = MockLlm::start(Script {
+        critique: vec![Reply::findings(json!([]))].into(),
+        reject_structured: vec!["json_schema".into()],
+        ..Script::default()
+    })
+    .await;
+    for (kind, url, env, mode) in [
+        ("openai", mock.base_url.clone(), vec![], "json_object"),
+        (
+            "anthropic",
+            mock.root_url.clone(),
+            vec![(
+                "ANTHROPIC_API_KEY".to_owned(),
+                "sk-ant-test-000000000000000000000".to_owned(),
+            )],
+            "prompt only",
+        ),
+        ("ollama", mock.root_url.clone(), vec![], "json_object"),
+    ] {
+        let out = run_env(
+            vec![
+                "doctor".into(),
+                "--provider".into(),
+                kind.into(),
+                "--base-url".into(),
+                url.clone(),
+                "--model".into(),
+                "mock-model".into(),
+            ],
+            env,
+        )
+        .await;
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{kind}: {stdout}{}",
+            text(&out.stderr)
+        );
+        assert!(
+            stdout.contains(&format!("provider.kind = \"{kind}\"  (command line)")),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("loop.max_iterations = 2  (default)"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("reachable: yes"), "{stdout}");
+        assert!(stdout.contains("model mock-model: served"), "{stdout}");
+        assert!(
+            stdout.contains(&format!("structured output: {mode}")),
+            "{kind}: {stdout}"
+        );
+        assert!(stdout.contains("ok: refine-ls can review"), "{stdout}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_fails_with_a_reason() {
+    let mock = MockLlm::start(Script::default()).await;
+    let out = run_env(
+        vec![
+            "doctor".into(),
+            "--base-url".into(),
+            mock.base_url.clone(),
+            "--model".into(),
+            "gpt-9".into(),
+            "--no-probe".into(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("model gpt-9: NOT served (it serves: mock-model)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("set provider.model (or --model)"),
+        "{stdout}"
+    );
+
+    let out = run_env(
+        vec![
+            "doctor".into(),
+            "--base-url".into(),
+            "http://127.0.0.1:9/v1".into(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("reachable: no") && stdout.contains("could not be reached"),
+        "{stdout}"
+    );
+
+    let out = run_env(
+        vec!["doctor".into(), "--provider".into(), "anthropic".into()],
+        vec![],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("ANTHROPIC_API_KEY"));
+}
