@@ -49,6 +49,9 @@ pub struct ReviewArgs {
     /// Model name.
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
+    /// Do not answer from the review cache.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `refine-ls doctor`.
@@ -122,6 +125,31 @@ async fn run_review(args: &ReviewArgs) -> Result<u8, String> {
         language: language_for_path(&display).to_owned(),
         first_line: first,
         last_line: last,
+        facts: Vec::new(),
+        force: args.force,
+    };
+    let cache = resolved
+        .config
+        .cache
+        .enabled
+        .then(crate::cache::default_path)
+        .flatten()
+        .and_then(|p| crate::cache::Cache::open(&p));
+    let (command, refused) = crate::trust::verify_command(&resolved, root.as_deref());
+    if let Some(why) = refused {
+        eprintln!("refine-ls: {why}");
+    }
+    let check = match (command, &root) {
+        (Some(command), Some(root)) => std::fs::canonicalize(path)
+            .ok()
+            .and_then(|abs| abs.strip_prefix(root).ok().map(Path::to_path_buf))
+            .map(|file| crate::engine::verify::CommandCheck {
+                command,
+                root: root.clone(),
+                file,
+                timeout: std::time::Duration::from_secs(resolved.config.verify.timeout_secs),
+            }),
+        _ => None,
     };
     let engine = Engine {
         critic: &critic,
@@ -129,6 +157,8 @@ async fn run_review(args: &ReviewArgs) -> Result<u8, String> {
         prompts: &prompts,
         config: &resolved.config.refine_loop,
         redact_secrets: resolved.config.privacy.redact_secrets,
+        command: check.as_ref(),
+        cache: cache.as_ref(),
     };
     let max = resolved.config.refine_loop.max_iterations;
     eprintln!(
@@ -417,6 +447,7 @@ fn parse_lines(spec: Option<&str>, total: usize) -> Result<(usize, usize), Strin
 /// The nearest ancestor holding `.refine.toml` or `.git`, else the file's folder.
 fn workspace_root(path: &Path) -> Option<PathBuf> {
     let abs = std::fs::canonicalize(path).ok()?;
+    let abs = abs.as_path();
     let dir = abs.parent()?.to_path_buf();
     dir.ancestors()
         .find(|d| d.join(".refine.toml").exists() || d.join(".git").exists())

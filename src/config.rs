@@ -26,6 +26,44 @@ pub struct Config {
     pub refine_loop: LoopConfig,
     /// What may leave the machine.
     pub privacy: PrivacyConfig,
+    /// Checks every revision must pass.
+    pub verify: VerifyConfig,
+    /// The review cache.
+    pub cache: CacheConfig,
+}
+
+/// `cache.*`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct CacheConfig {
+    /// Keep finished reviews and answer unchanged code from them.
+    pub enabled: bool,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+/// `verify.*`: an outside check of every revision.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct VerifyConfig {
+    /// A shell command run on a scratch copy of the workspace with the revision applied
+    /// (`cargo check --message-format=short`). From `.refine.toml` only in trusted workspaces.
+    pub command: Option<String>,
+    /// How long it may run, in seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        Self {
+            command: None,
+            timeout_secs: 120,
+        }
+    }
 }
 
 impl Config {
@@ -177,6 +215,17 @@ pub struct LoopConfig {
     pub min_confidence: f64,
     /// Lines of surrounding code shown to the model on each side of the selection.
     pub context_lines: usize,
+    /// The highest severity shown for a finding no compiler, linter or test backs
+    /// (`error` shows the model's word as it is).
+    pub max_unbacked_severity: String,
+    /// Principle ids whose findings are not shown (and that are left out of the prompt).
+    pub disabled_principles: Vec<String>,
+    /// One extra call scores each finding 0–10 for validity and importance.
+    pub reflect: bool,
+    /// With `reflect`, findings scoring below this (the lower of the two scores) are dropped.
+    pub reflect_min_score: u32,
+    /// Selections of at least this many lines are revised with search/replace blocks.
+    pub search_replace_min_lines: usize,
 }
 
 impl Default for LoopConfig {
@@ -185,6 +234,11 @@ impl Default for LoopConfig {
             max_iterations: 2,
             min_confidence: 0.5,
             context_lines: 3,
+            max_unbacked_severity: "warning".to_owned(),
+            disabled_principles: Vec::new(),
+            reflect: false,
+            reflect_min_score: 5,
+            search_replace_min_lines: 80,
         }
     }
 }

@@ -9,6 +9,7 @@
 //! - [`config`]: the configuration schema and its layered sources.
 //! - [`cli`]: the command line (`review`).
 
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod document;
@@ -17,3 +18,4 @@ pub mod llm;
 pub mod lsp;
 pub mod prompts;
 pub mod secrets;
+pub mod trust;

@@ -24,6 +24,11 @@ enum Command {
     Review(ReviewArgs),
     /// Show the effective configuration and check that the providers answer.
     Doctor(DoctorArgs),
+    /// Trust a workspace, so that a `verify.command` in its `.refine.toml` may run.
+    Trust {
+        /// The workspace root (the current folder when left out).
+        path: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -50,6 +55,19 @@ fn main() -> ExitCode {
     match args.command {
         Some(Command::Review(review)) => ExitCode::from(runtime.block_on(cli::review(review))),
         Some(Command::Doctor(doctor)) => ExitCode::from(runtime.block_on(cli::doctor(doctor))),
+        Some(Command::Trust { path }) => {
+            let path = path.unwrap_or_else(|| PathBuf::from("."));
+            match refine_ls::trust::trust(&path) {
+                Ok(root) => {
+                    println!("trusted {}", root.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("refine-ls: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         None => {
             let _ = args.stdio;
             runtime.block_on(refine_ls::lsp::serve_stdio());

@@ -23,6 +23,14 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../prompts/revise_system.md"),
     ),
     ("revise_user.md", include_str!("../prompts/revise_user.md")),
+    (
+        "reflect_system.md",
+        include_str!("../prompts/reflect_system.md"),
+    ),
+    (
+        "reflect_user.md",
+        include_str!("../prompts/reflect_user.md"),
+    ),
 ];
 
 /// A prompt template failed to render.
@@ -69,7 +77,40 @@ impl Prompts {
         if let Some(root) = workspace_root {
             dirs.push(root.join(".refine").join("prompts"));
         }
-        Self::load_from(&dirs)
+        let mut prompts = Self::load_from(&dirs);
+        if let Some(root) = workspace_root {
+            prompts.apply_workspace_principles(&root.join(".refine").join("principles.md"));
+        }
+        prompts
+    }
+
+    /// A workspace `.refine/principles.md` replaces the principles, or extends them when its
+    /// first line is `<!-- extends -->`.
+    fn apply_workspace_principles(&mut self, path: &Path) {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                self.warnings
+                    .push(format!("cannot read {}: {e}", path.display()));
+                return;
+            }
+        };
+        let extends = text
+            .lines()
+            .next()
+            .is_some_and(|l| l.trim() == "<!-- extends -->");
+        self.principles = if extends {
+            format!(
+                "{}\n{}",
+                self.principles.trim_end(),
+                text.lines().skip(1).collect::<Vec<_>>().join("\n")
+            )
+        } else {
+            text
+        };
+        self.principle_ids = parse_principle_ids(&self.principles);
+        self.overrides.push(path.to_path_buf());
     }
 
     /// Loads the built-ins, each overridden by the same file name in the later of `dirs`.
@@ -113,9 +154,42 @@ impl Prompts {
         }
     }
 
+    /// A hash of every template and the principles, for cache keys.
+    pub fn fingerprint(&self) -> String {
+        let mut h = blake3::Hasher::new();
+        for (name, _) in BUILTIN {
+            if let Ok(t) = self.env.get_template(name) {
+                h.update(t.source().as_bytes());
+            }
+        }
+        h.update(self.principles.as_bytes());
+        h.finalize().to_hex().to_string()
+    }
+
     /// The principles text given to the critic.
     pub fn principles(&self) -> &str {
         &self.principles
+    }
+
+    /// The principles without the `## id` sections a user switched off.
+    pub fn principles_without(&self, disabled: &[String]) -> String {
+        if disabled.is_empty() {
+            return self.principles.clone();
+        }
+        let mut out = String::new();
+        let mut skipping = false;
+        for line in self.principles.lines() {
+            if let Some(id) = line.strip_prefix("## ") {
+                skipping = disabled.iter().any(|d| d == id.trim());
+            } else if line.starts_with("# ") {
+                skipping = false;
+            }
+            if !skipping {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
     }
 
     /// The ids a finding may cite (the `## id` headings of the principles).
@@ -171,6 +245,29 @@ mod tests {
             .unwrap();
         assert_eq!(out, "custom go");
         assert_eq!(p.overrides.len(), 1);
+    }
+
+    #[test]
+    fn workspace_principles_replace_or_extend_and_can_be_switched_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let refine = dir.path().join(".refine");
+        std::fs::create_dir_all(&refine).unwrap();
+        std::fs::write(
+            refine.join("principles.md"),
+            "<!-- extends -->\n## no-panics\nAsks: no panics.\n",
+        )
+        .unwrap();
+        let p = Prompts::load(Some(dir.path()));
+        assert_eq!(p.principle_ids().len(), 7);
+        assert!(p.principle_ids().contains(&"no-panics".to_owned()));
+        let text = p.principles_without(&["readability".into(), "no-panics".into()]);
+        assert!(!text.contains("## readability") && !text.contains("no panics"));
+        assert!(text.contains("## security"));
+        std::fs::write(refine.join("principles.md"), "## only-this\nAsks: x.\n").unwrap();
+        assert_eq!(
+            Prompts::load(Some(dir.path())).principle_ids(),
+            ["only-this"]
+        );
     }
 
     #[test]

@@ -24,6 +24,13 @@ async fn fixing_mock() -> MockLlm {
     .await
 }
 
+/// A cache folder of its own for each run, so no run answers from another's reviews.
+fn fresh_dir() -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    std::env::temp_dir().join(format!("refine-cli-test-{}-{n}", std::process::id()))
+}
+
 /// Runs the binary off the async runtime (the mock keeps serving meanwhile).
 async fn run(args: Vec<String>, base_url: &str) -> Output {
     let base_url = base_url.to_owned();
@@ -36,6 +43,7 @@ async fn run(args: Vec<String>, base_url: &str) -> Output {
                 "REFINE_LS_CONFIG",
                 "/nonexistent/refine-ls-test-config.toml",
             )
+            .env("REFINE_LS_CACHE_DIR", fresh_dir())
             .output()
             .expect("run refine-ls")
     })
@@ -68,7 +76,7 @@ async fn text_output_lists_findings_and_the_revision_diff() {
     );
     assert!(
         stdout.starts_with(&format!(
-            "{path}:3:14: error: the loop skips xs[0] [correctness]\n"
+            "{path}:3:14: warning: the loop skips xs[0] [correctness]\n"
         )),
         "{stdout}"
     );
@@ -104,7 +112,10 @@ async fn json_output_is_one_object() {
     assert_eq!(v["findings"][0]["line"], 3);
     assert_eq!(v["findings"][0]["column"], 14);
     assert_eq!(v["findings"][0]["end_column"], 25);
-    assert_eq!(v["findings"][0]["severity"], "error");
+    assert_eq!(
+        v["findings"][0]["severity"], "warning",
+        "an unbacked error is capped"
+    );
     assert_eq!(v["llm_calls"], 3);
     assert_eq!(v["usage"]["input_tokens"], 300);
     assert_eq!(v["revision"]["fixes"], 1);
@@ -249,6 +260,7 @@ async fn run_env(args: Vec<String>, envs: Vec<(String, String)>) -> Output {
                 "REFINE_LS_CONFIG",
                 "/nonexistent/refine-ls-test-config.toml",
             )
+            .env("REFINE_LS_CACHE_DIR", fresh_dir())
             .envs(envs)
             .current_dir(std::env::temp_dir())
             .output()

@@ -138,7 +138,10 @@ async fn review_publishes_diagnostics_on_the_quoted_columns_and_offers_the_revis
     let line3 = CODE.lines().nth(3).unwrap();
     let col = utf16_len(&line3[..line3.find("1..xs").unwrap()]);
     assert_eq!(d["range"], range(3, col as u32, 3, col as u32 + 11));
-    assert_eq!(d["severity"], 1);
+    assert_eq!(
+        d["severity"], 2,
+        "the model's unbacked `error` is shown as a warning"
+    );
     assert_eq!(d["source"], "refine");
     assert_eq!(d["code"], "correctness");
     assert_eq!(d["data"], json!({"reviewId": id, "findingId": 0}));

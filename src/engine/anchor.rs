@@ -59,6 +59,11 @@ impl<'a> Selection<'a> {
         }
     }
 
+    /// Zero-based file line of the first line.
+    pub fn first_line(&self) -> usize {
+        self.first_line
+    }
+
     /// Number of lines.
     pub fn line_count(&self) -> usize {
         self.line_starts.len() - 1
@@ -72,7 +77,7 @@ impl<'a> Selection<'a> {
     }
 
     /// Selection-relative line of a char offset.
-    fn line_of(&self, c: usize) -> usize {
+    pub fn line_of(&self, c: usize) -> usize {
         match self.line_starts.binary_search(&c) {
             Ok(i) => i.min(self.line_count().saturating_sub(1)),
             Err(i) => i.saturating_sub(1),

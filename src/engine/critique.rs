@@ -39,7 +39,8 @@ impl Severity {
         }
     }
 
-    fn parse(s: &str) -> Self {
+    /// Reads a severity name (synonyms such as `high` and `low` included).
+    pub fn parse(s: &str) -> Self {
         match s.trim().to_ascii_lowercase().as_str() {
             "error" | "critical" | "high" => Severity::Error,
             "info" | "information" | "low" => Severity::Info,
@@ -50,7 +51,7 @@ impl Severity {
 }
 
 /// One finding as the model stated it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RawFinding {
     /// First file line (1-based) the model claims.
     pub start_line: u32,
@@ -167,6 +168,45 @@ fn finding_from(v: &Value) -> Option<RawFinding> {
         suggestion: text("suggestion").filter(|s| !s.trim().is_empty()),
         confidence: confidence.clamp(0.0, 1.0),
     })
+}
+
+/// Parses a reflection reply: `(index, validity, importance)` per scored finding.
+pub fn parse_scores(reply: &str) -> Result<Vec<(usize, u32, u32)>, CritiqueError> {
+    let trimmed = reply.trim();
+    let value = serde_json::from_str::<Value>(trimmed)
+        .ok()
+        .or_else(|| {
+            fenced_blocks(trimmed)
+                .into_iter()
+                .find_map(|b| serde_json::from_str(b.trim()).ok())
+        })
+        .or_else(|| {
+            let start = trimmed.find('{')?;
+            serde_json::Deserializer::from_str(&trimmed[start..])
+                .into_iter::<Value>()
+                .next()?
+                .ok()
+        })
+        .ok_or_else(|| CritiqueError::NoJson(snippet(reply)))?;
+    let items = value
+        .get("scores")
+        .and_then(Value::as_array)
+        .ok_or_else(|| CritiqueError::NoJson(snippet(reply)))?;
+    let num = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_f64)
+            .map(|n| n.clamp(0.0, 10.0) as u32)
+    };
+    Ok(items
+        .iter()
+        .filter_map(|v| {
+            Some((
+                num(v, "index")? as usize,
+                num(v, "validity")?,
+                num(v, "importance")?,
+            ))
+        })
+        .collect())
 }
 
 /// Finds complete finding objects in a critique while it streams in, so each can be shown

@@ -7,7 +7,7 @@ use std::ops::Range;
 use similar::{DiffOp, TextDiff};
 
 /// Replace the chars `range` (offsets in the document) with `new_text`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Edit {
     /// Char offsets in the document the revision was computed against.
     pub range: Range<usize>,

@@ -24,11 +24,12 @@ pub mod anchor;
 pub mod critique;
 pub mod edits;
 pub mod revision;
+pub mod verify;
 
 use std::ops::Range;
 
 use ropey::Rope;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -54,6 +55,20 @@ pub struct ReviewInput {
     pub first_line: usize,
     /// Last line reviewed (zero-based, inclusive).
     pub last_line: usize,
+    /// What the compiler, linters and tests already say about these lines (the editor's own
+    /// diagnostics): given to the critic as facts, and what lets a finding be an error.
+    pub facts: Vec<Fact>,
+    /// Ignore the cache (and refresh it).
+    pub force: bool,
+}
+
+/// A diagnostic from outside the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fact {
+    /// Zero-based file line it is on.
+    pub line: usize,
+    /// `error: mismatched types (rustc)`.
+    pub text: String,
 }
 
 impl ReviewInput {
@@ -64,7 +79,7 @@ impl ReviewInput {
 }
 
 /// A finding placed on the exact text it quotes.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
     /// Index within its review.
     pub id: usize,
@@ -117,7 +132,7 @@ pub enum Event {
 }
 
 /// The best revision found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Revision {
     /// The revised selection.
     pub text: String,
@@ -129,10 +144,12 @@ pub struct Revision {
     pub remaining: usize,
     /// Which round produced it.
     pub round: u32,
+    /// For each shown finding whose lines the edits touch: its id and just those edits.
+    pub per_finding: Vec<(usize, Vec<Edit>)>,
 }
 
 /// Everything a review produced.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ReviewOutcome {
     /// Char range reviewed.
     pub region: Range<usize>,
@@ -160,6 +177,12 @@ pub struct ReviewOutcome {
     pub cancelled: bool,
     /// Secrets replaced by placeholders before anything was sent (kinds, one per secret).
     pub redacted: Vec<String>,
+    /// Revisions refused by verification (syntax, intent, `verify.command`).
+    pub rejected: u32,
+    /// Findings the reflection pass dropped.
+    pub reflected_out: usize,
+    /// `verify.command` passed on the original (`None`: not run).
+    pub command_passed_on_original: Option<bool>,
 }
 
 /// Why one step failed.
@@ -189,6 +212,12 @@ struct Run<'a> {
     /// The review's secrets and their placeholders.
     vault: &'a mut Vault,
     cancel: &'a CancellationToken,
+    /// Facts for the critic (the editor's diagnostics, a failing verify.command).
+    facts: Vec<String>,
+    /// File lines that outside tools flag.
+    fact_lines: Vec<usize>,
+    /// verify.command fails on the original: any error finding is backed.
+    command_failed: bool,
 }
 
 /// One version's critique, anchored in that version's selection text.
@@ -232,6 +261,10 @@ pub struct Engine<'a> {
     pub config: &'a LoopConfig,
     /// Replace secrets by placeholders in every prompt.
     pub redact_secrets: bool,
+    /// `verify.command`, when the user configured one.
+    pub command: Option<&'a verify::CommandCheck>,
+    /// Finished reviews, to answer unchanged code without a model call.
+    pub cache: Option<&'a crate::cache::Cache>,
 }
 
 impl Engine<'_> {
@@ -249,10 +282,29 @@ impl Engine<'_> {
             region: region.clone(),
             ..ReviewOutcome::default()
         };
+        let key = self.cache_key(input, &original);
+        if let (Some(cache), false) = (self.cache, input.force) {
+            if let Some(mut hit) = cache.get(&key) {
+                relocate(&mut hit, region.start as isize);
+                hit.region = region;
+                hit.llm_calls = 0;
+                hit.usage = Usage::default();
+                hit.notes.push(
+                    "from the review cache (no model call); review with force to refresh"
+                        .to_owned(),
+                );
+                return hit;
+            }
+        }
         let mut vault = Vault::default();
         self.refine(input, &original, &mut vault, &mut out, cancel, progress)
             .await;
         out.redacted = vault.secrets().iter().map(|s| s.kind.to_owned()).collect();
+        if let (Some(cache), None, false) = (self.cache, &out.error, out.cancelled) {
+            let mut stored = out.clone();
+            relocate(&mut stored, -(region.start as isize));
+            cache.put(&key, &stored);
+        }
         if !out.redacted.is_empty() {
             out.notes.push(format!(
                 "{} secret(s) in the code were replaced by placeholders before sending: {}",
@@ -261,6 +313,41 @@ impl Engine<'_> {
             ));
         }
         out
+    }
+
+    /// Everything that shapes a review, hashed.
+    fn cache_key(&self, input: &ReviewInput, original: &str) -> [u8; 32] {
+        let (before, after) = self.context(
+            input,
+            original,
+            Selection::new(original, input.first_line).line_count(),
+        );
+        let facts: Vec<String> = input
+            .facts
+            .iter()
+            .map(|f| format!("{}:{}", f.line, f.text))
+            .collect();
+        crate::cache::key(&[
+            "refine-ls review v1",
+            env!("CARGO_PKG_VERSION"),
+            &self.critic.describe(),
+            &self.reviser.describe(),
+            &self.prompts.fingerprint(),
+            &serde_json::to_string(self.config).unwrap_or_default(),
+            if self.redact_secrets {
+                "redact"
+            } else {
+                "plain"
+            },
+            self.command.map_or("", |c| c.command.as_str()),
+            &input.path,
+            &input.language,
+            &input.first_line.to_string(),
+            &before,
+            original,
+            &after,
+            &facts.join("\n"),
+        ])
     }
 
     /// The loop itself, filling `out`.
@@ -274,11 +361,46 @@ impl Engine<'_> {
         progress: &mut (dyn FnMut(Event) + Send),
     ) {
         let region = out.region.clone();
-        let mut run = Run { vault, cancel };
+        let mut run = Run {
+            vault,
+            cancel,
+            facts: input
+                .facts
+                .iter()
+                .map(|f| format!("line {}: {}", f.line + 1, f.text))
+                .collect(),
+            fact_lines: input.facts.iter().map(|f| f.line).collect(),
+            command_failed: false,
+        };
+        let mut scratch = None;
+        if let Some(check) = self.command {
+            match self.baseline(check, input).await {
+                Ok((s, result)) => {
+                    out.command_passed_on_original = Some(result.passed);
+                    if !result.passed {
+                        run.command_failed = true;
+                        run.facts.push(format!(
+                            "`{}` fails on the code as it is now:\n{}",
+                            check.command,
+                            result.output.trim()
+                        ));
+                    }
+                    scratch = Some(s);
+                }
+                Err(e) => out.notes.push(format!("verify.command was not run: {e}")),
+            }
+        }
 
         progress(Event::Stage(Stage::Critique { round: 0 }));
         let first = match self
-            .critique(input, original, &mut run, out, progress, Some(region.start))
+            .critique(
+                input,
+                original,
+                &mut run,
+                out,
+                progress,
+                (!self.config.reflect).then_some(region.start),
+            )
             .await
         {
             Ok(c) => c,
@@ -287,6 +409,33 @@ impl Engine<'_> {
                 return;
             }
         };
+        let mut first = first;
+        if self.config.reflect && !first.shown.is_empty() {
+            match self.reflect(input, original, &first, &mut run, out).await {
+                Ok(keep) => {
+                    let before = first.shown.len();
+                    let mut i = 0;
+                    first.shown.retain(|_| {
+                        i += 1;
+                        keep.get(i - 1).copied().unwrap_or(true)
+                    });
+                    out.reflected_out = before - first.shown.len();
+                    if out.reflected_out > 0 {
+                        out.notes.push(format!(
+                            "the reflection pass dropped {} finding(s) it scored below {}",
+                            out.reflected_out, self.config.reflect_min_score
+                        ));
+                    }
+                }
+                Err(EngineError::Provider(ProviderError::Cancelled)) => {
+                    out.cancelled = true;
+                    return;
+                }
+                Err(e) => out.notes.push(format!(
+                    "the reflection pass failed ({e}); all findings kept"
+                )),
+            }
+        }
         out.unanchored = first.unanchored;
         out.outside_selection = first.outside;
         out.low_confidence = first.low_confidence.clone();
@@ -318,7 +467,7 @@ impl Engine<'_> {
             progress(Event::Stage(Stage::Revise { round }));
             out.iterations = round;
             let base = &candidates[best];
-            let revised = match self.revise(input, base, run.vault, out, cancel).await {
+            let revised = match self.revise(input, base, run.vault, out, cancel, None).await {
                 Ok(r) => r,
                 Err(EngineError::Provider(e)) => {
                     fail(out, EngineError::Provider(e));
@@ -329,10 +478,26 @@ impl Engine<'_> {
                     continue;
                 }
             };
-            if let Err(why) = verify(original, &base.text, &revised) {
-                out.notes.push(format!("revision {round} rejected: {why}"));
-                continue;
-            }
+            let revised = match self
+                .verify(
+                    input,
+                    original,
+                    base,
+                    revised,
+                    scratch.as_ref(),
+                    &mut run,
+                    out,
+                    round,
+                )
+                .await
+            {
+                Ok(r) => r,
+                Err(why) => {
+                    out.rejected += 1;
+                    out.notes.push(format!("revision {round} rejected: {why}"));
+                    continue;
+                }
+            };
             progress(Event::Stage(Stage::Critique { round }));
             let critique = match self
                 .critique(input, &revised, &mut run, out, progress, None)
@@ -378,21 +543,26 @@ impl Engine<'_> {
         }
         let chosen = &candidates[best];
         let edits = edits::minimal_edits(original, &chosen.text, region.start);
-        let fixes = out
+        let per_finding: Vec<(usize, Vec<Edit>)> = out
             .findings
             .iter()
-            .filter(|f| {
-                edits
+            .filter_map(|f| {
+                let mine: Vec<Edit> = edits
                     .iter()
-                    .any(|e| touches_lines(&input.text, &f.range, &e.range))
+                    .filter(|e| touches_lines(&input.text, &f.range, &e.range))
+                    .cloned()
+                    .collect();
+                (!mine.is_empty()).then_some((f.id, mine))
             })
-            .count();
+            .collect();
+        let fixes = per_finding.len();
         out.revision = Some(Revision {
             text: chosen.text.clone(),
             edits,
             fixes,
             remaining: chosen.critique.shown.len(),
             round: chosen.round,
+            per_finding,
         });
     }
 
@@ -408,8 +578,20 @@ impl Engine<'_> {
         progress: &mut (dyn FnMut(Event) + Send),
         stream_base: Option<usize>,
     ) -> Result<Critiqued, EngineError> {
-        let Run { vault, cancel } = run;
+        let run_fact_lines = run.fact_lines.clone();
+        let command_failed = run.command_failed;
+        let Run {
+            vault,
+            cancel,
+            facts,
+            ..
+        } = run;
         let cancel: &CancellationToken = cancel;
+        let facts: Vec<String> = if self.redact_secrets {
+            facts.iter().map(|f| vault.redact(f)).collect()
+        } else {
+            facts.clone()
+        };
         let sel_lines = Selection::new(selection, input.first_line);
         let last_line = input.first_line + sel_lines.line_count().max(1) - 1;
         let mut ctx = self.context(input, selection, sel_lines.line_count());
@@ -422,7 +604,7 @@ impl Engine<'_> {
             "critique_system.md",
             json!({
                 "language": input.language,
-                "principles": self.prompts.principles(),
+                "principles": self.prompts.principles_without(&self.config.disabled_principles),
                 "principle_ids": self.prompts.principle_ids().join(", "),
                 "first_line": input.first_line + 1,
                 "last_line": last_line + 1,
@@ -438,6 +620,7 @@ impl Engine<'_> {
                 "context_after": ctx.1,
                 "first_line": input.first_line + 1,
                 "last_line": last_line + 1,
+                "facts": facts,
             }),
         )?;
         let req = ChatRequest {
@@ -450,6 +633,7 @@ impl Engine<'_> {
         out.llm_calls += 1;
         let mut scanner = critique::FindingScanner::default();
         let vault_view: &Vault = vault;
+        let backing = (run_fact_lines.as_slice(), command_failed);
         let mut shown_early = 0;
         let mut streamed_chars = 0usize;
         let mut last_reported = (0usize, 0u64);
@@ -458,7 +642,7 @@ impl Engine<'_> {
             for mut f in scanner.push(delta) {
                 let Some(base) = stream_base else { continue };
                 f.quote = vault_view.restore(&f.quote);
-                if let Some((f, r)) = self.place(&sel_lines, f) {
+                if let Some((f, r)) = self.place(&sel_lines, f, backing) {
                     progress(Event::Finding(Finding {
                         id: shown_early,
                         raw: f,
@@ -500,27 +684,62 @@ impl Engine<'_> {
             if !self.prompts.principle_ids().contains(&f.principle) {
                 f.principle = "other".to_owned();
             }
+            if self.config.disabled_principles.contains(&f.principle) {
+                continue;
+            }
             f.quote = vault.restore(&f.quote);
             match sel_lines.anchor(f.start_line, f.end_line, &f.quote) {
                 Err(AnchorError::OutsideSelection) => c.outside += 1,
                 Err(AnchorError::NotFound) => c.unanchored += 1,
                 Ok(_) if f.confidence < self.config.min_confidence => c.low_confidence.push(f),
-                Ok(r) => c.shown.push((f, r)),
+                Ok(r) => {
+                    self.cap_severity(&mut f, &sel_lines, &r, backing);
+                    c.shown.push((f, r));
+                }
             }
         }
         Ok(c)
     }
 
+    /// An error the model asserts stays an error only when something outside the model backs
+    /// it (an editor diagnostic on its lines, or `verify.command` failing on the original);
+    /// otherwise it is shown at `loop.max_unbacked_severity` at most.
+    fn cap_severity(
+        &self,
+        f: &mut RawFinding,
+        sel: &Selection<'_>,
+        r: &Range<usize>,
+        (fact_lines, command_failed): (&[usize], bool),
+    ) {
+        let cap = critique::Severity::parse(&self.config.max_unbacked_severity);
+        if f.severity >= cap || command_failed {
+            return;
+        }
+        let first = sel.first_line() + sel.line_of(r.start);
+        let last = sel.first_line() + sel.line_of(r.end.saturating_sub(1).max(r.start));
+        if !fact_lines.iter().any(|l| (first..=last).contains(l)) {
+            f.severity = cap;
+        }
+    }
+
     /// A finding as it would be shown (principle normalised, anchored, confident enough), or
     /// `None` when it would not be.
-    fn place(&self, sel: &Selection<'_>, mut f: RawFinding) -> Option<(RawFinding, Range<usize>)> {
+    fn place(
+        &self,
+        sel: &Selection<'_>,
+        mut f: RawFinding,
+        backing: (&[usize], bool),
+    ) -> Option<(RawFinding, Range<usize>)> {
         if !self.prompts.principle_ids().contains(&f.principle) {
             f.principle = "other".to_owned();
         }
-        if f.confidence < self.config.min_confidence {
+        if f.confidence < self.config.min_confidence
+            || self.config.disabled_principles.contains(&f.principle)
+        {
             return None;
         }
         let r = sel.anchor(f.start_line, f.end_line, &f.quote).ok()?;
+        self.cap_severity(&mut f, sel, &r, backing);
         Some((f, r))
     }
 
@@ -532,6 +751,7 @@ impl Engine<'_> {
         vault: &mut Vault,
         out: &mut ReviewOutcome,
         cancel: &CancellationToken,
+        feedback: Option<&str>,
     ) -> Result<String, EngineError> {
         let findings: Vec<&RawFinding> = base.critique.shown.iter().map(|(f, _)| f).collect();
         let line_count = Selection::new(&base.text, input.first_line)
@@ -553,9 +773,21 @@ impl Engine<'_> {
                 ..f.clone()
             })
             .collect();
+        let edit_format = if line_count >= self.config.search_replace_min_lines {
+            "search_replace"
+        } else {
+            "full"
+        };
+        let feedback = feedback.map(|f| {
+            if self.redact_secrets {
+                vault.redact(f)
+            } else {
+                f.to_owned()
+            }
+        });
         let system = self.prompts.render(
             "revise_system.md",
-            json!({"language": input.language, "edit_format": "full"}),
+            json!({"language": input.language, "edit_format": edit_format}),
         )?;
         let user = self.prompts.render(
             "revise_user.md",
@@ -566,6 +798,7 @@ impl Engine<'_> {
                 "first_line": input.first_line + 1,
                 "last_line": input.first_line + line_count,
                 "findings": findings,
+                "feedback": feedback,
             }),
         )?;
         let req = ChatRequest {
@@ -589,6 +822,158 @@ impl Engine<'_> {
             return Err(EngineError::Placeholder);
         }
         Ok(restored)
+    }
+
+    /// Copies the workspace and runs `verify.command` on the original.
+    async fn baseline(
+        &self,
+        check: &verify::CommandCheck,
+        input: &ReviewInput,
+    ) -> Result<(verify::Scratch, verify::CommandResult), String> {
+        let owned = check.clone();
+        let scratch = tokio::task::spawn_blocking(move || owned.scratch())
+            .await
+            .map_err(|e| format!("the copy failed: {e}"))??;
+        let result = check.run(&scratch, &input.text.to_string()).await?;
+        Ok((scratch, result))
+    }
+
+    /// Verifies a revision: cheap checks, syntax and intent, then `verify.command` with one
+    /// more attempt from the reviser when the command fails where the original passed.
+    #[allow(clippy::too_many_arguments)]
+    async fn verify(
+        &self,
+        input: &ReviewInput,
+        original: &str,
+        base: &Candidate,
+        revised: String,
+        scratch: Option<&verify::Scratch>,
+        run: &mut Run<'_>,
+        out: &mut ReviewOutcome,
+        round: u32,
+    ) -> Result<String, String> {
+        let findings: Vec<&RawFinding> = base.critique.shown.iter().map(|(f, _)| f).collect();
+        let region = input.region();
+        let whole = |sel: &str| {
+            let mut t = input.text.slice(..region.start).to_string();
+            t.push_str(sel);
+            t.push_str(&input.text.slice(region.end..).to_string());
+            t
+        };
+        let original_file = input.text.to_string();
+        let static_checks = |revised: &str| -> Result<(), String> {
+            cheap_checks(original, &base.text, revised).map_err(str::to_owned)?;
+            verify::check(
+                &input.language,
+                &original_file,
+                &whole(revised),
+                original,
+                revised,
+                &findings,
+            )
+        };
+        static_checks(&revised)?;
+        let (Some(check), Some(scratch)) = (self.command, scratch) else {
+            return Ok(revised);
+        };
+        let result = check.run(scratch, &whole(&revised)).await?;
+        if result.passed || out.command_passed_on_original != Some(true) {
+            return Ok(revised);
+        }
+        // Self-debugging: the failure goes back to the reviser once.
+        tracing::info!(
+            round,
+            "verify.command failed on the revision; one more attempt"
+        );
+        let retry = self
+            .revise(
+                input,
+                base,
+                run.vault,
+                out,
+                run.cancel,
+                Some(&result.output),
+            )
+            .await
+            .map_err(|e| {
+                format!(
+                    "`{}` failed on it, and the retry failed: {e}",
+                    check.command
+                )
+            })?;
+        static_checks(&retry)?;
+        let again = check.run(scratch, &whole(&retry)).await?;
+        if again.passed {
+            Ok(retry)
+        } else {
+            Err(format!(
+                "`{}` passes on the original but fails on it (and on the retry): {}",
+                check.command,
+                again
+                    .output
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .trim()
+            ))
+        }
+    }
+
+    /// The reflection pass: scores each finding; returns which to keep.
+    async fn reflect(
+        &self,
+        input: &ReviewInput,
+        selection: &str,
+        first: &Critiqued,
+        run: &mut Run<'_>,
+        out: &mut ReviewOutcome,
+    ) -> Result<Vec<bool>, EngineError> {
+        let mut numbered = number_lines(selection, input.first_line);
+        let mut findings: Vec<RawFinding> = first.shown.iter().map(|(f, _)| f.clone()).collect();
+        if self.redact_secrets {
+            numbered = run.vault.redact(&numbered);
+            for f in &mut findings {
+                f.quote = run.vault.redact(&f.quote);
+            }
+        }
+        let line_count = Selection::new(selection, input.first_line)
+            .line_count()
+            .max(1);
+        let system = self
+            .prompts
+            .render("reflect_system.md", json!({"language": input.language}))?;
+        let user = self.prompts.render(
+            "reflect_user.md",
+            json!({
+                "path": input.path,
+                "language": input.language,
+                "selection": numbered,
+                "first_line": input.first_line + 1,
+                "last_line": input.first_line + line_count,
+                "findings": findings,
+            }),
+        )?;
+        let req = ChatRequest {
+            messages: vec![Message::system(system), Message::user(user)],
+            json_schema: Some(JsonSchema {
+                name: "scores",
+                schema: json!({"type": "object", "properties": {"scores": {"type": "array", "items": {"type": "object", "properties": {"index": {"type": "integer"}, "validity": {"type": "integer"}, "importance": {"type": "integer"}}, "required": ["index", "validity", "importance"]}}}, "required": ["scores"]}),
+            }),
+        };
+        out.llm_calls += 1;
+        let resp = self.critic.chat(&req, run.cancel, &mut |_| {}).await?;
+        out.usage += resp.usage;
+        let scores = critique::parse_scores(&resp.content)?;
+        let min = self.config.reflect_min_score;
+        Ok((0..findings.len())
+            .map(|i| {
+                scores
+                    .iter()
+                    .find(|(idx, _, _)| *idx == i)
+                    .is_none_or(|(_, v, imp)| (*v).min(*imp) >= min)
+            })
+            .collect())
     }
 
     /// Numbered context lines before and after a version of the selection.
@@ -617,8 +1002,30 @@ impl Engine<'_> {
     }
 }
 
-/// The cheap checks every revision passes before it is critiqued.
-fn verify(original: &str, base: &str, revised: &str) -> Result<(), &'static str> {
+/// Moves every offset of an outcome by `by` chars (to and from region-relative form).
+fn relocate(o: &mut ReviewOutcome, by: isize) {
+    let mv = |r: &mut Range<usize>| {
+        r.start = r.start.saturating_add_signed(by);
+        r.end = r.end.saturating_add_signed(by);
+    };
+    mv(&mut o.region);
+    for f in &mut o.findings {
+        mv(&mut f.range);
+    }
+    if let Some(rev) = &mut o.revision {
+        for e in &mut rev.edits {
+            mv(&mut e.range);
+        }
+        for (_, edits) in &mut rev.per_finding {
+            for e in edits {
+                mv(&mut e.range);
+            }
+        }
+    }
+}
+
+/// The cheap checks every revision passes first.
+fn cheap_checks(original: &str, base: &str, revised: &str) -> Result<(), &'static str> {
     if revised.trim().is_empty() {
         return Err("the revision is empty");
     }

@@ -80,7 +80,7 @@ pub struct ChatRequest {
 }
 
 /// Tokens used by one call or a whole review.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Usage {
     /// Prompt tokens.
     pub input_tokens: u64,

@@ -90,6 +90,25 @@ pub fn diagnostic(rope: &Rope, f: &Finding, review_id: &str, enc: PositionEncodi
     }
 }
 
+/// An editor diagnostic as a fact for the critic.
+pub fn fact(d: &Diagnostic) -> crate::engine::Fact {
+    let severity = match d.severity {
+        Some(DiagnosticSeverity::ERROR) => "error",
+        Some(DiagnosticSeverity::WARNING) => "warning",
+        Some(DiagnosticSeverity::INFORMATION) => "info",
+        _ => "hint",
+    };
+    let source = d
+        .source
+        .as_deref()
+        .map(|s| format!(" ({s})"))
+        .unwrap_or_default();
+    crate::engine::Fact {
+        line: d.range.start.line as usize,
+        text: format!("{severity}: {}{source}", d.message.replace('\n', " ")),
+    }
+}
+
 /// Edits as a workspace edit that carries the document version they were computed against.
 pub fn versioned_edit(
     rope: &Rope,

@@ -89,6 +89,10 @@ pub struct Job {
     pub loop_config: LoopConfig,
     /// Replace secrets in prompts by placeholders.
     pub redact_secrets: bool,
+    /// The review cache.
+    pub cache: Option<Arc<crate::cache::Cache>>,
+    /// `verify.command`, when one may run here.
+    pub command: Option<crate::engine::verify::CommandCheck>,
     /// Cancels the job.
     pub cancel: CancellationToken,
     /// Apply the revision when done (`refine.refine`).
@@ -138,6 +142,8 @@ impl Job {
                     prompts: &self.prompts,
                     config: &self.loop_config,
                     redact_secrets: self.redact_secrets,
+                    command: self.command.as_ref(),
+                    cache: self.cache.as_deref(),
                 };
                 let mut stage = String::new();
                 let mut on_event = |event: Event| match event {

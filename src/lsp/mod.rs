@@ -137,14 +137,42 @@ impl Backend {
             language,
             first_line: first,
             last_line: last,
+            facts: args
+                .diagnostics
+                .iter()
+                .filter(|d| d.source.as_deref() != Some("refine"))
+                .filter(|d| (first..=last).contains(&(d.range.start.line as usize)))
+                .map(convert::fact)
+                .collect(),
+            force: args.force,
         };
         let id = st.new_review_id();
         let cancel = CancellationToken::new();
         let providers = st.providers.clone();
         let prompts = st.prompts.clone();
         let loop_config = st.resolved.config.refine_loop.clone();
+        let st_cache = st.cache.clone();
         let privacy = st.resolved.config.privacy.clone();
         let redact_secrets = privacy.redact_secrets;
+        let (command, refused) = crate::trust::verify_command(&st.resolved, st.root.as_deref());
+        if let Some(why) = refused {
+            tracing::warn!("{why}");
+        }
+        let command = command.and_then(|command| {
+            let root = st.root.clone()?;
+            let file = args
+                .uri
+                .to_file_path()?
+                .strip_prefix(&root)
+                .ok()?
+                .to_path_buf();
+            Some(crate::engine::verify::CommandCheck {
+                command,
+                root,
+                file,
+                timeout: std::time::Duration::from_secs(st.resolved.config.verify.timeout_secs),
+            })
+        });
         if !privacy.review_sensitive_files && crate::secrets::is_sensitive_path(&key) {
             return Err(invalid_params(format!(
                 "{key} is a secrets file (.env*, *.pem, *.key, id_rsa*): it is never sent to a model unless privacy.review_sensitive_files is true"
@@ -189,6 +217,8 @@ impl Backend {
             prompts,
             loop_config,
             redact_secrets,
+            command,
+            cache: st_cache,
             cancel,
             apply,
             progress_token: token,
@@ -204,6 +234,12 @@ impl Backend {
 struct ReviewArgs {
     uri: Uri,
     range: lsp::Range,
+    /// The editor's own diagnostics for the range (from `CodeActionContext`): facts.
+    #[serde(default)]
+    diagnostics: Vec<lsp::Diagnostic>,
+    /// Bypass the cache.
+    #[serde(default)]
+    force: bool,
 }
 
 fn invalid_params(message: String) -> RpcError {
@@ -517,8 +553,51 @@ impl LanguageServer for Backend {
                 ..CodeAction::default()
             }));
         }
+        // One quick fix per finding under the cursor whose lines the revision touches.
+        for entry in &ds.reviews {
+            let ReviewStatus::Done(done) = &entry.status else {
+                continue;
+            };
+            if done.version != ds.doc.version() || !wants("quickfix") || done.per_finding.len() < 2
+            {
+                continue;
+            }
+            for (id, edits) in &done.per_finding {
+                let Some(f) = done.findings.iter().find(|f| f.id == *id) else {
+                    continue;
+                };
+                if !(req.start <= f.range.end && f.range.start <= req.end) {
+                    continue;
+                }
+                let short: String = f.raw.message.chars().take(60).collect();
+                let short = if short.len() < f.raw.message.len() {
+                    format!("{short}…")
+                } else {
+                    short
+                };
+                actions.push(CodeActionOrCommand::CodeAction(CodeAction {
+                    title: format!("Refine: fix: {short}"),
+                    kind: Some(CodeActionKind::QUICKFIX),
+                    diagnostics: Some(vec![convert::diagnostic(rope, f, &entry.id, st.encoding)]),
+                    edit: Some(convert::versioned_edit(
+                        rope,
+                        &params.text_document.uri,
+                        done.version,
+                        edits,
+                        st.encoding,
+                    )),
+                    ..CodeAction::default()
+                }));
+            }
+        }
         if params.range.start != params.range.end {
-            let arg = json!([{ "uri": params.text_document.uri, "range": params.range }]);
+            let facts: Vec<&lsp::Diagnostic> = params
+                .context
+                .diagnostics
+                .iter()
+                .filter(|d| d.source.as_deref() != Some("refine"))
+                .collect();
+            let arg = json!([{ "uri": params.text_document.uri, "range": params.range, "diagnostics": facts }]);
             for (title, command, kind) in [
                 ("Refine: review selection", "refine.review", KIND_REVIEW),
                 ("Refine: refine selection", "refine.refine", KIND_REFINE),

@@ -50,6 +50,8 @@ pub struct DoneReview {
     pub revision: Option<Vec<Edit>>,
     /// How many findings the revision touches.
     pub fixes: usize,
+    /// Each touched finding's id and only the edits on its lines.
+    pub per_finding: Vec<(usize, Vec<Edit>)>,
     /// The document version the offsets fit.
     pub version: i32,
 }
@@ -108,6 +110,8 @@ pub struct State {
     pub root: Option<PathBuf>,
     /// The client accepts `window/workDoneProgress/create`.
     pub supports_progress: bool,
+    /// The review cache, when enabled and readable.
+    pub cache: Option<Arc<crate::cache::Cache>>,
     next_review: u64,
 }
 
@@ -122,6 +126,7 @@ impl Default for State {
             prompts: Arc::new(Prompts::load_from(&[])),
             root: None,
             supports_progress: false,
+            cache: None,
             next_review: 0,
         }
     }
@@ -150,6 +155,13 @@ impl State {
         }
         self.resolved = self.layers.resolve();
         self.providers = Providers::from_config(&self.resolved.config);
+        if !self.resolved.config.cache.enabled {
+            self.cache = None;
+        } else if self.cache.is_none() {
+            self.cache = crate::cache::default_path()
+                .and_then(|p| crate::cache::Cache::open(&p))
+                .map(Arc::new);
+        }
     }
 
     /// Records a finding streamed in for a running review; returns whether it was kept.
@@ -207,6 +219,11 @@ impl State {
                         for e in done.revision.iter_mut().flatten() {
                             shift(&mut e.range, d);
                         }
+                        for (_, edits) in &mut done.per_finding {
+                            for e in edits {
+                                shift(&mut e.range, d);
+                            }
+                        }
                         effects.republish = true;
                     }
                 }
@@ -255,10 +272,27 @@ impl State {
             }
             edits
         });
+        let per_finding = outcome
+            .revision
+            .as_ref()
+            .map(|r| {
+                r.per_finding
+                    .iter()
+                    .map(|(id, edits)| {
+                        let mut edits = edits.clone();
+                        for e in &mut edits {
+                            shift(&mut e.range, delta);
+                        }
+                        (*id, edits)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         entry.status = ReviewStatus::Done(DoneReview {
             findings,
             revision,
             fixes: outcome.revision.as_ref().map_or(0, |r| r.fixes),
+            per_finding,
             version,
         });
         true

@@ -34,11 +34,14 @@ pub struct LspClient {
     next_id: Mutex<i64>,
     /// What the client answers to `workspace/applyEdit`.
     pub apply_edit_result: Arc<Mutex<bool>>,
+    /// The server's private cache and trust list (removed with the client).
+    pub cache_dir: tempfile::TempDir,
 }
 
 impl LspClient {
     /// Starts the server binary with extra environment variables.
     pub fn start(envs: &[(&str, &str)]) -> Self {
+        let cache_dir = tempfile::tempdir().expect("cache dir");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_refine-ls"));
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -77,6 +80,7 @@ impl LspClient {
             arrived,
             next_id: Mutex::new(0),
             apply_edit_result,
+            cache_dir,
         }
     }
 

@@ -145,6 +145,9 @@ pub struct Script {
     /// Answers to revision calls, in order.
     #[serde(default)]
     pub revise: VecDeque<Reply>,
+    /// Answers to reflection calls, in order.
+    #[serde(default)]
+    pub reflect: VecDeque<Reply>,
     /// Structured-output requests answered with HTTP 400 (like llama-cpp-python):
     /// `json_schema`, `json_object` (OpenAI `response_format.type`; for Ollama, a schema
     /// `format` counts as `json_schema` and `"json"` as `json_object`).
@@ -255,7 +258,9 @@ impl MockLlm {
 /// Which queue a request belongs to.
 pub fn role_of(body: &Value) -> &'static str {
     let text = body.to_string();
-    if text.contains("# refine-ls reviser") {
+    if text.contains("# refine-ls reflector") {
+        "reflect"
+    } else if text.contains("# refine-ls reviser") {
         "revise"
     } else if text.contains("# refine-ls critic") || body.get("response_format").is_some() {
         "critique"
@@ -321,10 +326,10 @@ async fn chat(State(inner): State<Shared>, uri: Uri, headers: HeaderMap, body: S
                     .into_response();
             }
         }
-        let queue = if role_of(&parsed) == "critique" {
-            &mut g.script.critique
-        } else {
-            &mut g.script.revise
+        let queue = match role_of(&parsed) {
+            "critique" => &mut g.script.critique,
+            "reflect" => &mut g.script.reflect,
+            _ => &mut g.script.revise,
         };
         if queue.len() > 1 {
             queue.pop_front()
