@@ -209,7 +209,7 @@ async fn no_secret_of_the_corpus_reaches_the_model_and_revisions_get_them_back()
         ..Script::default()
     });
     let id = client
-        .review(
+        .review_forced(
             URI,
             json!({"start": {"line": 0, "character": 0}, "end": {"line": lines, "character": 0}}),
         )
@@ -251,7 +251,7 @@ async fn no_secret_of_the_corpus_reaches_the_model_and_revisions_get_them_back()
         ..Script::default()
     });
     let id = client
-        .review(
+        .review_forced(
             URI,
             json!({"start": {"line": 0, "character": 0}, "end": {"line": lines, "character": 0}}),
         )

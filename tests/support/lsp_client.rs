@@ -53,6 +53,8 @@ impl LspClient {
                 "REFINE_LS_CONFIG",
                 "/nonexistent/refine-ls-test-config.toml",
             )
+            .env("REFINE_LS_CACHE_DIR", cache_dir.path())
+            .env("REFINE_LS_TRUST_FILE", cache_dir.path().join("trusted"))
             .env("RUST_LOG", "refine_ls=info");
         for (k, v) in envs {
             cmd.env(k, v);
@@ -205,6 +207,19 @@ impl LspClient {
         self.command("refine.review", json!([{"uri": uri, "range": range}]))
             .await
             .expect("refine.review")["reviewId"]
+            .as_str()
+            .expect("reviewId")
+            .to_owned()
+    }
+
+    /// Starts a review that bypasses the cache and returns its id.
+    pub async fn review_forced(&self, uri: &str, range: Value) -> String {
+        self.command(
+            "refine.review",
+            json!([{"uri": uri, "range": range, "force": true}]),
+        )
+        .await
+        .expect("refine.review")["reviewId"]
             .as_str()
             .expect("reviewId")
             .to_owned()

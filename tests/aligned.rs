@@ -1,0 +1,491 @@
+//! The aligned loop through the real server: bad revisions are caught by outside checks,
+//! severities are grounded, reflection filters, fixes come per finding, and unchanged code is
+//! answered from the cache.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::lsp_client::{LspClient, apply_edits};
+use support::mock_llm::{MockLlm, Reply, Script};
+
+const CODE: &str = "pub fn sum(xs: &[i32]) -> i32 {\n    let mut s = 0;\n    for i in 1..xs.len() { s += xs[i]; }\n    s\n}\n";
+const FIXED: &str = "pub fn sum(xs: &[i32]) -> i32 {\n    let mut s = 0;\n    for i in 0..xs.len() { s += xs[i]; }\n    s\n}\n";
+
+fn off_by_one(severity: &str) -> Value {
+    json!({"start_line": 3, "end_line": 3, "quote": "1..xs.len()", "severity": severity,
+           "principle": "correctness", "message": "the loop skips xs[0]", "confidence": 0.9})
+}
+
+fn all() -> Value {
+    json!({"start": {"line": 0, "character": 0}, "end": {"line": 5, "character": 0}})
+}
+
+fn script(critique: Vec<Reply>, revise: Vec<Reply>) -> Script {
+    Script {
+        critique: critique.into(),
+        revise: revise.into(),
+        ..Script::default()
+    }
+}
+
+/// A server on a workspace folder holding `src/lib.rs` = `code`, with `refine` settings.
+async fn workspace(
+    mock: &MockLlm,
+    code: &str,
+    settings: Value,
+) -> (tempfile::TempDir, LspClient, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    let file = dir.path().join("src").join("lib.rs");
+    std::fs::write(&file, code).unwrap();
+    let client = LspClient::start(&[("OPENAI_BASE_URL", &mock.base_url)]);
+    let root = format!("file://{}", dir.path().display());
+    client
+        .request(
+            "initialize",
+            json!({"processId": null, "rootUri": root, "capabilities": {}, "initializationOptions": {"refine": settings}}),
+        )
+        .await
+        .unwrap();
+    client.notify("initialized", json!({})).await;
+    let uri = format!("file://{}", file.display());
+    client.open(&uri, "rust", code).await;
+    (dir, client, uri)
+}
+
+async fn review(client: &LspClient, uri: &str) -> Value {
+    let id = client.review(uri, all()).await;
+    client.finished(&id).await
+}
+
+#[tokio::test]
+async fn a_revision_that_does_not_parse_is_rejected() {
+    let broken = FIXED.replace("    s\n}", "    s\n");
+    let mock = MockLlm::start(script(
+        vec![Reply::findings(json!([off_by_one("warning")]))],
+        vec![Reply::code(&broken)],
+    ))
+    .await;
+    let (_d, client, uri) = workspace(&mock, CODE, json!({"loop": {"max_iterations": 1}})).await;
+    let done = review(&client, &uri).await;
+    assert_eq!(done["revision"], false);
+    assert!(
+        done["notes"].to_string().contains("does not parse"),
+        "{done}"
+    );
+    assert_eq!(
+        mock.requests().len(),
+        2,
+        "a rejected revision is not even critiqued"
+    );
+}
+
+#[tokio::test]
+async fn a_revision_that_changes_a_signature_is_rejected_unless_asked() {
+    let changed = FIXED.replace("xs: &[i32]) -> i32", "xs: &[i64]) -> i64");
+    let mock = MockLlm::start(script(
+        vec![
+            Reply::findings(json!([off_by_one("warning")])),
+            Reply::findings(json!([])),
+        ],
+        vec![Reply::code(&changed)],
+    ))
+    .await;
+    let (_d, client, uri) = workspace(&mock, CODE, json!({"loop": {"max_iterations": 1}})).await;
+    let done = review(&client, &uri).await;
+    assert_eq!(done["revision"], false);
+    assert!(
+        done["notes"]
+            .to_string()
+            .contains("changes the signature of `sum`"),
+        "{done}"
+    );
+
+    let asks = json!({"start_line": 1, "end_line": 1, "quote": "-> i32", "severity": "warning", "principle": "correctness",
+                      "message": "sum overflows i32: change its return type to i64", "confidence": 0.9});
+    mock.set_script(script(
+        vec![Reply::findings(json!([asks])), Reply::findings(json!([]))],
+        vec![Reply::code(&changed)],
+    ));
+    let id = client
+        .command(
+            "refine.review",
+            json!([{"uri": uri, "range": all(), "force": true}]),
+        )
+        .await
+        .unwrap();
+    let done = client.finished(id["reviewId"].as_str().unwrap()).await;
+    assert_eq!(done["revision"], true, "a finding asked for it: {done}");
+}
+
+#[tokio::test]
+async fn verify_command_failures_go_back_to_the_reviser_once() {
+    // The command fails when the file holds `BROKEN`; the first revision does, the retry does not.
+    let mock = MockLlm::start(script(
+        vec![
+            Reply::findings(json!([off_by_one("warning")])),
+            Reply::findings(json!([])),
+        ],
+        vec![
+            Reply::code(&FIXED.replace("    s\n}", "    s // BROKEN\n}")),
+            Reply::code(FIXED),
+        ],
+    ))
+    .await;
+    let settings = json!({"verify": {"command": "if grep -q BROKEN src/lib.rs; then echo 'error: found BROKEN in src/lib.rs' >&2; exit 1; fi"}});
+    let (dir, client, uri) = workspace(&mock, CODE, settings).await;
+    let done = review(&client, &uri).await;
+    assert_eq!(done["revision"], true, "{done}");
+    let revises: Vec<Value> = mock
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r["messages"][0]["content"]
+                .as_str()
+                .unwrap()
+                .contains("# refine-ls reviser")
+        })
+        .collect();
+    assert_eq!(revises.len(), 2);
+    let retry = revises[1]["messages"][1]["content"].as_str().unwrap();
+    assert!(
+        retry.contains("failed verification") && retry.contains("found BROKEN"),
+        "{retry}"
+    );
+    // The command ran on a scratch copy: the user's file is untouched.
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("src/lib.rs")).unwrap(),
+        CODE
+    );
+    let actions = client.code_actions(&uri, all()).await;
+    let apply = actions
+        .iter()
+        .find(|a| a["title"].as_str().unwrap().contains("apply revision"))
+        .unwrap();
+    let edits = apply["edit"]["documentChanges"][0]["edits"]
+        .as_array()
+        .unwrap();
+    assert_eq!(apply_edits(CODE, edits, "utf-16"), FIXED);
+}
+
+#[tokio::test]
+async fn a_revision_failing_the_command_twice_is_never_offered() {
+    let bad = FIXED.replace("    s\n}", "    s // BROKEN\n}");
+    let mock = MockLlm::start(script(
+        vec![
+            Reply::findings(json!([off_by_one("warning")])),
+            Reply::findings(json!([])),
+        ],
+        vec![Reply::code(&bad)],
+    ))
+    .await;
+    let settings = json!({"loop": {"max_iterations": 1}, "verify": {"command": "! grep -q BROKEN src/lib.rs"}});
+    let (_d, client, uri) = workspace(&mock, CODE, settings).await;
+    let done = review(&client, &uri).await;
+    assert_eq!(done["revision"], false);
+    assert!(
+        done["notes"]
+            .to_string()
+            .contains("passes on the original but fails on it"),
+        "{done}"
+    );
+}
+
+#[tokio::test]
+async fn a_command_from_the_repository_runs_only_in_a_trusted_workspace() {
+    let mock = MockLlm::start(script(vec![Reply::findings(json!([]))], vec![])).await;
+    let (dir, client, uri) = workspace(&mock, CODE, json!({})).await;
+    drop(client);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let marker = elsewhere.path().join("ran");
+    std::fs::write(
+        dir.path().join(".refine.toml"),
+        format!("[verify]\ncommand = \"touch {}\"\n", marker.display()),
+    )
+    .unwrap();
+    let start = |trust: &std::path::Path| {
+        LspClient::start(&[
+            ("OPENAI_BASE_URL", &mock.base_url),
+            ("REFINE_LS_TRUST_FILE", trust.to_str().unwrap()),
+        ])
+    };
+    let trust_file = dir.path().join("trust-list");
+    let root = format!("file://{}", dir.path().display());
+    let client = start(&trust_file);
+    client
+        .request(
+            "initialize",
+            json!({"processId": null, "rootUri": root, "capabilities": {}}),
+        )
+        .await
+        .unwrap();
+    client.open(&uri, "rust", CODE).await;
+    review(&client, &uri).await;
+    assert!(
+        !marker.exists(),
+        "an untrusted repository's command never runs"
+    );
+    drop(client);
+
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_refine-ls"))
+        .args(["trust", dir.path().to_str().unwrap()])
+        .env("REFINE_LS_TRUST_FILE", &trust_file)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let client = start(&trust_file);
+    client
+        .request(
+            "initialize",
+            json!({"processId": null, "rootUri": root, "capabilities": {}}),
+        )
+        .await
+        .unwrap();
+    client.open(&uri, "rust", CODE).await;
+    review(&client, &uri).await;
+    assert!(marker.exists(), "trusted: the repository's command ran");
+}
+
+#[tokio::test]
+async fn errors_need_backing_from_outside_the_model() {
+    let two = json!([off_by_one("error"),
+        {"start_line": 2, "end_line": 2, "quote": "let mut s = 0;", "severity": "error", "principle": "readability",
+         "message": "name s poorly", "confidence": 0.9}]);
+    let mock = MockLlm::start(script(
+        vec![Reply::findings(two)],
+        vec![Reply::content("none")],
+    ))
+    .await;
+    let (_d, client, uri) = workspace(&mock, CODE, json!({"loop": {"max_iterations": 1}})).await;
+    // The compiler's own diagnostic on line 3, as the editor passes it in the code action context.
+    let rustc = json!({"range": {"start": {"line": 2, "character": 4}, "end": {"line": 2, "character": 9}},
+                       "severity": 1, "source": "rustc", "message": "index out of bounds"});
+    let actions = client
+        .request(
+            "textDocument/codeAction",
+            json!({"textDocument": {"uri": uri}, "range": all(), "context": {"diagnostics": [rustc]}}),
+        )
+        .await
+        .unwrap();
+    let review_cmd = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["title"] == "Refine: review selection")
+        .unwrap()["command"]
+        .clone();
+    let res = client
+        .command("refine.review", review_cmd["arguments"].clone())
+        .await
+        .unwrap();
+    let done = client.finished(res["reviewId"].as_str().unwrap()).await;
+    assert_eq!(done["findings"], 2);
+    let user = mock.requests()[0]["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        user.contains("Facts reported by the compiler")
+            && user.contains("line 3: error: index out of bounds (rustc)"),
+        "{user}"
+    );
+    let diags = client.diagnostics(&uri);
+    let severity_on = |line: u64| {
+        diags
+            .iter()
+            .find(|d| d["range"]["start"]["line"] == line)
+            .unwrap()["severity"]
+            .clone()
+    };
+    assert_eq!(severity_on(2), 1, "backed by rustc: stays an error");
+    assert_eq!(severity_on(1), 2, "unbacked: capped at warning");
+}
+
+#[tokio::test]
+async fn the_reflection_pass_drops_weak_findings_and_principles_can_be_switched_off() {
+    let findings = json!([off_by_one("warning"),
+        {"start_line": 4, "end_line": 4, "quote": "s", "severity": "info", "principle": "readability", "message": "rename s", "confidence": 0.9},
+        {"start_line": 2, "end_line": 2, "quote": "let mut s = 0;", "severity": "warning", "principle": "performance", "message": "invented", "confidence": 0.9}]);
+    let mock = MockLlm::start(Script {
+        critique: vec![Reply::findings(findings)].into(),
+        reflect: vec![Reply::content(r#"{"scores":[{"index":0,"validity":9,"importance":8},{"index":1,"validity":2,"importance":6}]}"#)].into(),
+        revise: vec![Reply::content("none")].into(),
+        ..Script::default()
+    })
+    .await;
+    let settings = json!({"loop": {"reflect": true, "max_iterations": 1, "disabled_principles": ["readability"]}});
+    let (_d, client, uri) = workspace(&mock, CODE, settings).await;
+    let done = review(&client, &uri).await;
+    // readability is off (dropped before reflection); the invented one scored 2 and goes.
+    assert_eq!(done["findings"], 1, "{done}");
+    assert!(
+        done["notes"]
+            .to_string()
+            .contains("reflection pass dropped 1"),
+        "{done}"
+    );
+    let diags = client.diagnostics(&uri);
+    assert_eq!(diags.len(), 1);
+    assert_eq!(diags[0]["message"], "the loop skips xs[0]");
+    let system = mock.requests()[0]["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        !system.contains("## readability"),
+        "a switched-off principle is not asked for"
+    );
+}
+
+#[tokio::test]
+async fn each_finding_gets_a_fix_with_only_its_own_edits() {
+    let code = "pub fn f(xs: &[i32]) -> i32 {\n    let a = xs[0] + 1;\n    let b = 2;\n    let c = 3;\n    a * b * c\n}\n";
+    let fixed = code
+        .replace("xs[0] + 1", "xs.first().copied().unwrap_or(0) + 1")
+        .replace("let c = 3;", "let c = 4;");
+    let findings = json!([
+        {"start_line": 2, "end_line": 2, "quote": "xs[0]", "severity": "warning", "principle": "robustness", "message": "panics on an empty slice", "confidence": 0.9},
+        {"start_line": 4, "end_line": 4, "quote": "3", "severity": "warning", "principle": "correctness", "message": "c should be 4", "confidence": 0.9}]);
+    let mock = MockLlm::start(script(
+        vec![Reply::findings(findings), Reply::findings(json!([]))],
+        vec![Reply::code(&fixed)],
+    ))
+    .await;
+    let (_d, client, uri) = workspace(&mock, code, json!({})).await;
+    let id = client
+        .review(
+            &uri,
+            json!({"start": {"line": 0, "character": 0}, "end": {"line": 6, "character": 0}}),
+        )
+        .await;
+    client.finished(&id).await;
+    let on_line =
+        |l: u32| json!({"start": {"line": l, "character": 0}, "end": {"line": l, "character": 30}});
+    let actions = client.code_actions(&uri, on_line(1)).await;
+    let fix = actions
+        .iter()
+        .find(|a| a["title"] == "Refine: fix: panics on an empty slice")
+        .expect("per-finding fix");
+    let edits = fix["edit"]["documentChanges"][0]["edits"]
+        .as_array()
+        .unwrap();
+    assert_eq!(
+        apply_edits(code, edits, "utf-16"),
+        code.replace("xs[0] + 1", "xs.first().copied().unwrap_or(0) + 1")
+    );
+    assert!(
+        actions
+            .iter()
+            .all(|a| a["title"] != "Refine: fix: c should be 4"),
+        "only fixes under the cursor"
+    );
+    let actions = client.code_actions(&uri, on_line(3)).await;
+    let fix = actions
+        .iter()
+        .find(|a| a["title"] == "Refine: fix: c should be 4")
+        .unwrap();
+    let edits = fix["edit"]["documentChanges"][0]["edits"]
+        .as_array()
+        .unwrap();
+    assert_eq!(
+        apply_edits(code, edits, "utf-16"),
+        code.replace("let c = 3;", "let c = 4;")
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|a| a["title"] == "Refine: apply revision (fixes 2 of 2 findings)")
+    );
+}
+
+#[tokio::test]
+async fn unchanged_code_is_answered_from_the_cache_unless_forced() {
+    let mock = MockLlm::start(script(
+        vec![
+            Reply::findings(json!([off_by_one("warning")])),
+            Reply::findings(json!([])),
+        ],
+        vec![Reply::code(FIXED)],
+    ))
+    .await;
+    let (_d, client, uri) = workspace(&mock, CODE, json!({})).await;
+    let first = review(&client, &uri).await;
+    assert_eq!(first["llmCalls"], 3);
+    let calls = mock.requests().len();
+    let second = review(&client, &uri).await;
+    assert_eq!(second["llmCalls"], 0);
+    assert_eq!(second["findings"], 1);
+    assert_eq!(second["revision"], true);
+    assert_eq!(mock.requests().len(), calls, "no model call");
+    let diags = client.diagnostics(&uri);
+    assert_eq!(
+        diags[0]["range"]["start"],
+        json!({"line": 2, "character": 13})
+    );
+    let res = client
+        .command(
+            "refine.review",
+            json!([{"uri": uri, "range": all(), "force": true}]),
+        )
+        .await
+        .unwrap();
+    let forced = client.finished(res["reviewId"].as_str().unwrap()).await;
+    assert!(forced["llmCalls"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn large_selections_are_revised_with_search_replace_blocks() {
+    let blocks = "<<<<<<< SEARCH\n    for i in 1..xs.len() { s += xs[i]; }\n=======\n    for i in 0..xs.len() { s += xs[i]; }\n>>>>>>> REPLACE\n";
+    let mock = MockLlm::start(script(
+        vec![
+            Reply::findings(json!([off_by_one("warning")])),
+            Reply::findings(json!([])),
+        ],
+        vec![Reply::content(blocks)],
+    ))
+    .await;
+    let (_d, client, uri) = workspace(
+        &mock,
+        CODE,
+        json!({"loop": {"search_replace_min_lines": 3}}),
+    )
+    .await;
+    let done = review(&client, &uri).await;
+    assert_eq!(done["revision"], true, "{done}");
+    let revise = mock
+        .requests()
+        .into_iter()
+        .find(|r| {
+            r["messages"][0]["content"]
+                .as_str()
+                .unwrap()
+                .contains("# refine-ls reviser")
+        })
+        .unwrap();
+    assert!(
+        revise["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("<<<<<<< SEARCH")
+    );
+
+    // A block that matches nowhere fails the revision with its reason, never a wrong edit.
+    let wrong = "<<<<<<< SEARCH\n    for j in 1..n {}\n=======\n    x\n>>>>>>> REPLACE\n";
+    mock.set_script(script(
+        vec![Reply::findings(json!([off_by_one("warning")]))],
+        vec![Reply::content(wrong)],
+    ));
+    let res = client
+        .command(
+            "refine.review",
+            json!([{"uri": uri, "range": all(), "force": true}]),
+        )
+        .await
+        .unwrap();
+    let done = client.finished(res["reviewId"].as_str().unwrap()).await;
+    assert_eq!(done["revision"], false);
+    assert!(
+        done["notes"].to_string().contains("matches nothing"),
+        "{done}"
+    );
+}
