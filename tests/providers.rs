@@ -44,7 +44,7 @@ async fn server(settings: Value) -> LspClient {
 }
 
 async fn review(client: &LspClient) -> Value {
-    let id = client.review(URI, all()).await;
+    let id = client.review_forced(URI, all()).await;
     client.finished(&id).await
 }
 
