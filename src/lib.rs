@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod document;
 pub mod engine;
+pub mod eval;
 pub mod llm;
 pub mod lsp;
 pub mod prompts;

@@ -24,6 +24,8 @@ enum Command {
     Review(ReviewArgs),
     /// Show the effective configuration and check that the providers answer.
     Doctor(DoctorArgs),
+    /// Measure the loop on HumanEvalPack-style tasks (bug hits, passing revisions, drift).
+    Eval(refine_ls::eval::EvalArgs),
     /// Trust a workspace, so that a `verify.command` in its `.refine.toml` may run.
     Trust {
         /// The workspace root (the current folder when left out).
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
     };
     match args.command {
         Some(Command::Review(review)) => ExitCode::from(runtime.block_on(cli::review(review))),
+        Some(Command::Eval(eval)) => ExitCode::from(runtime.block_on(refine_ls::eval::eval(eval))),
         Some(Command::Doctor(doctor)) => ExitCode::from(runtime.block_on(cli::doctor(doctor))),
         Some(Command::Trust { path }) => {
             let path = path.unwrap_or_else(|| PathBuf::from("."));

@@ -1,0 +1,147 @@
+//! `refine-ls eval` on the shipped HumanEvalPack sample against a scripted model that behaves
+//! like real ones: line numbers off by a few, a quote that does not exist, a revision that does
+//! not compile, one that changes a signature, a "fix" to correct code that breaks its tests.
+//! Every bad revision must be rejected; only the verified fix may be offered.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::mock_llm::{MockLlm, Reply, Script};
+
+fn tasks() -> Vec<Value> {
+    include_str!("data/humanevalpack-rust-sample.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The reviewed selection for a solution: the signature line and the body.
+fn function(task: &Value, solution: &str) -> String {
+    let decl = task["declaration"].as_str().unwrap();
+    let sig = decl.trim_end().lines().last().unwrap();
+    format!("{sig}\n{}", solution.trim_end())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn eval_catches_every_bad_revision_and_measures_the_loop() {
+    let t = tasks();
+    let (t0, t1) = (&t[0], &t[1]);
+    let fix0 = function(t0, t0["canonical_solution"].as_str().unwrap());
+    let sig1 = function(t1, "").trim_end().to_owned();
+    let no_compile = format!("{sig1}\n    let x: i32 = \"not a number\";\n    (x, x)\n}}");
+    let new_signature = function(t1, t1["canonical_solution"].as_str().unwrap()).replace(
+        "numbers:Vec<i32>) -> (i32,i32)",
+        "numbers:&[i64]) -> (i64,i64)",
+    );
+    let breaks_tests = function(t1, t1["canonical_solution"].as_str().unwrap())
+        .replace("sum += val", "sum += val + 1");
+    let finding = |line: u64, quote: &str, msg: &str| {
+        json!({"start_line": line, "end_line": line, "quote": quote, "severity": "error",
+               "principle": "correctness", "message": msg, "confidence": 0.9})
+    };
+    // Task 0's bug (`distance < threshold`) is on file line 17; the model says 15.
+    let script = Script {
+        critique: vec![
+            Reply::findings(json!([finding(
+                15,
+                "distance < threshold",
+                "compares a signed difference: use distance.abs()"
+            )])),
+            Reply::findings(json!([])),
+            Reply::findings(json!([])),
+            Reply::findings(json!([
+                finding(14, "numbers.iter().product()", "a quote that is not there"),
+                finding(
+                    18,
+                    ".fold(0, |mut prod",
+                    "the product starts at 0, so it is always 0"
+                ),
+            ])),
+            Reply::findings(json!([finding(
+                14,
+                ".fold(0, |mut sum",
+                "the sum should start at 1"
+            )])),
+        ]
+        .into(),
+        revise: vec![
+            Reply::code(&fix0),
+            Reply::code(&no_compile),
+            Reply::code(&no_compile),
+            Reply::code(&new_signature),
+            Reply::code(&breaks_tests),
+        ]
+        .into(),
+        ..Script::default()
+    };
+    let mock = MockLlm::start(script).await;
+    let base_url = mock.base_url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_refine-ls"))
+            .args([
+                "eval",
+                "tests/data/humanevalpack-rust-sample.jsonl",
+                "--limit",
+                "2",
+                "--format",
+                "json",
+            ])
+            .args(["--base-url", &base_url])
+            .env_remove("OPENAI_API_KEY")
+            .env(
+                "REFINE_LS_CONFIG",
+                "/nonexistent/refine-ls-test-config.toml",
+            )
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json report");
+    eprintln!(
+        "{}",
+        serde_json::to_string_pretty(&report["summary"]).unwrap()
+    );
+    let r0 = &report["tasks"][0];
+    assert_eq!(r0["task_id"], "Rust/0");
+    assert_eq!(
+        r0["buggy"]["hit"], true,
+        "anchored despite the line number being off by 2"
+    );
+    assert_eq!(r0["buggy"]["revision"], true);
+    assert_eq!(
+        r0["buggy"]["revision_passes"], true,
+        "the offered fix passes the held-out tests"
+    );
+    assert_eq!(r0["correct"]["findings"], 0);
+    let r1 = &report["tasks"][1];
+    assert_eq!(
+        r1["buggy"]["findings"], 1,
+        "the invented quote is not shown"
+    );
+    assert_eq!(r1["buggy"]["hit"], true);
+    assert_eq!(
+        r1["buggy"]["revision"], false,
+        "neither bad revision is offered"
+    );
+    assert_eq!(
+        r1["buggy"]["rejected"], 2,
+        "one that does not compile (after a retry), one that changes the signature"
+    );
+    assert_eq!(
+        r1["correct"]["findings"], 1,
+        "drift: a finding on correct code is counted"
+    );
+    assert_eq!(
+        r1["correct"]["revision"], false,
+        "its test-breaking 'fix' is rejected"
+    );
+    assert_eq!(r1["correct"]["rejected"], 2);
+    let s = &report["summary"];
+    assert_eq!(s["bug_line_hit_rate"], 1.0);
+    assert_eq!(s["revision_pass_rate"], 0.5);
+    assert_eq!(s["bad_revisions_rejected"], 4);
+    assert_eq!(s["drift_revisions_offered_on_correct_code"], 0);
+}
