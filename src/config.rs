@@ -30,6 +30,33 @@ pub struct Config {
     pub verify: VerifyConfig,
     /// The review cache.
     pub cache: CacheConfig,
+    /// Inline hints, hover and code lenses.
+    pub hints: HintsConfig,
+}
+
+/// `hints.*`: how a review shows beside the code.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct HintsConfig {
+    /// Inlay hints at the end of lines with findings: `off`, `errors-and-warnings`, `all`.
+    pub inlay: String,
+    /// Longest hint, in characters.
+    pub max_width: usize,
+    /// Code lenses above reviewed ranges.
+    pub code_lens: bool,
+    /// Hover over a finding shows the critique and its proposed change.
+    pub hover: bool,
+}
+
+impl Default for HintsConfig {
+    fn default() -> Self {
+        Self {
+            inlay: "errors-and-warnings".to_owned(),
+            max_width: 60,
+            code_lens: true,
+            hover: true,
+        }
+    }
 }
 
 /// `cache.*`.

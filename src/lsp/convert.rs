@@ -116,17 +116,38 @@ pub fn versioned_edit(
     version: i32,
     edits: &[Edit],
     enc: PositionEncoding,
+    annotate: bool,
 ) -> WorkspaceEdit {
+    const ANNOTATION: &str = "refine-revision";
     let edits = edits
         .iter()
         .map(|e| {
-            OneOf::Left(TextEdit::new(
-                range(rope, &e.range, enc),
-                e.new_text.clone(),
-            ))
+            let edit = TextEdit::new(range(rope, &e.range, enc), e.new_text.clone());
+            if annotate {
+                OneOf::Right(lsp::AnnotatedTextEdit {
+                    text_edit: edit,
+                    annotation_id: ANNOTATION.to_owned(),
+                })
+            } else {
+                OneOf::Left(edit)
+            }
         })
         .collect();
+    // With annotation support VS Code shows its refactor preview, each edit to accept or not.
+    let change_annotations = annotate.then(|| {
+        std::collections::HashMap::from([(
+            ANNOTATION.to_owned(),
+            lsp::ChangeAnnotation {
+                label: "Refine revision".to_owned(),
+                needs_confirmation: Some(true),
+                description: Some(
+                    "A revision proposed by refine-ls: review each change".to_owned(),
+                ),
+            },
+        )])
+    });
     WorkspaceEdit {
+        change_annotations,
         document_changes: Some(lsp::DocumentChanges::Edits(vec![TextDocumentEdit {
             text_document: OptionalVersionedTextDocumentIdentifier {
                 uri: uri.clone(),

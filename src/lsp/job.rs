@@ -150,6 +150,10 @@ impl Job {
                     Event::Stage(s) => {
                         stage = s.describe(max);
                         let _ = tx.send(stage.clone());
+                        let mut st = lock(&self.state);
+                        if st.set_stage(&uri_key, &self.id, &stage) {
+                            super::refresh_views(&self.client, st.caps, false);
+                        }
                     }
                     Event::Streaming { findings, tokens } => {
                         let _ = tx.send(format!("{stage}: {findings} findings, {tokens} tokens"));
@@ -178,6 +182,7 @@ impl Job {
         if self.publish.send((uri_key.clone(), Some(done_tx))).is_ok() {
             let _ = done_rx.await;
         }
+        super::refresh_views(&self.client, lock(&self.state).caps, true);
         if self.apply && stored {
             self.apply_revision(&uri_key).await;
         }
@@ -240,6 +245,7 @@ impl Job {
                             done.version,
                             edits,
                             st.encoding,
+                            st.caps.change_annotations,
                         )
                     })
                 }

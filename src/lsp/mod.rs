@@ -6,6 +6,7 @@ pub mod convert;
 pub mod job;
 pub mod state;
 pub mod transport;
+pub mod views;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tower_lsp_server::jsonrpc::{Error as RpcError, Result as RpcResult};
+use tower_lsp_server::ls_types::OneOf;
 use tower_lsp_server::ls_types::{
     self as lsp, CodeAction, CodeActionKind, CodeActionOrCommand, CodeActionParams,
     CodeActionProviderCapability, CodeActionResponse, Command, DidChangeConfigurationParams,
@@ -40,6 +42,10 @@ pub const COMMANDS: &[&str] = &[
     "refine.refine",
     "refine.cancel",
     "refine.clear",
+    "refine.showRevision",
+    "refine.applyRevision",
+    "refine.reReview",
+    "refine.dismiss",
 ];
 
 /// Code action kind of "Refine: review selection".
@@ -97,6 +103,7 @@ impl Backend {
 
     fn republish(&self, uri: &str) {
         let _ = self.publish.send((uri.to_owned(), None));
+        refresh_views(&self.client, lock(&self.state).caps, true);
     }
 
     /// Starts a review job and returns its id.
@@ -199,6 +206,7 @@ impl Backend {
                     cancel: cancel.clone(),
                     delta: 0,
                     partial: Vec::new(),
+                    stage: "critique 1".to_owned(),
                 },
             });
         }
@@ -226,6 +234,46 @@ impl Backend {
         };
         tokio::spawn(job.run());
         Ok(id)
+    }
+}
+
+/// Asks the client to pull hints, lenses (and diagnostics) again, without waiting for it.
+pub fn refresh_views(client: &Client, caps: state::ClientCaps, all: bool) {
+    let client = client.clone();
+    tokio::spawn(async move {
+        if caps.lens_refresh {
+            let _ = client.code_lens_refresh().await;
+        }
+        if !all {
+            return;
+        }
+        if caps.inlay_refresh {
+            let _ = client.inlay_hint_refresh().await;
+        }
+        if caps.diagnostic_refresh && caps.pull {
+            let _ = client.workspace_diagnostic_refresh().await;
+        }
+    });
+}
+
+/// `[{"uri", "reviewId"?}]` of the review commands.
+struct ReviewTarget {
+    uri: String,
+    review_id: Option<String>,
+}
+
+impl ReviewTarget {
+    fn from(arg: &Value) -> RpcResult<Self> {
+        let uri = arg.get("uri").and_then(Value::as_str).ok_or_else(|| {
+            invalid_params("this command takes [{\"uri\", \"reviewId\"?}]".to_owned())
+        })?;
+        Ok(Self {
+            uri: uri.to_owned(),
+            review_id: arg
+                .get("reviewId")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        })
     }
 }
 
@@ -286,29 +334,20 @@ async fn publisher(
             let Ok(uri) = Uri::from_str(&key) else {
                 continue;
             };
-            let (diags, version) = {
+            let (diags, version, push) = {
                 let st = lock(&state);
                 match st.docs.get(&key) {
-                    None => (Vec::new(), None),
-                    Some(ds) => {
-                        let rope = ds.doc.rope();
-                        let diags = ds
-                            .reviews
-                            .iter()
-                            .map(|e| match &e.status {
-                                ReviewStatus::Done(d) => (e, &d.findings),
-                                ReviewStatus::Running { partial, .. } => (e, partial),
-                            })
-                            .flat_map(|(e, findings)| {
-                                findings
-                                    .iter()
-                                    .map(|f| convert::diagnostic(rope, f, &e.id, st.encoding))
-                            })
-                            .collect();
-                        (diags, Some(ds.doc.version()))
-                    }
+                    None => (Vec::new(), None, st.caps.push),
+                    Some(ds) => (
+                        views::diagnostics(ds, st.encoding),
+                        Some(ds.doc.version()),
+                        st.caps.push,
+                    ),
                 }
             };
+            if !push {
+                continue;
+            }
             client.publish_diagnostics(uri, diags, version).await;
         }
         for ack in acks {
@@ -343,8 +382,42 @@ impl LanguageServer for Backend {
                     .as_ref()
                     .and_then(|u| u.to_file_path().map(|p| p.into_owned()))
             });
+        let caps = &params.capabilities;
+        let diagnostics_mode = params
+            .initialization_options
+            .as_ref()
+            .and_then(|o| o.get("diagnostics"))
+            .and_then(Value::as_str)
+            .unwrap_or("both")
+            .to_owned();
+        let client_pulls = caps
+            .text_document
+            .as_ref()
+            .is_some_and(|t| t.diagnostic.is_some());
+        let workspace = caps.workspace.as_ref();
+        let client_caps = state::ClientCaps {
+            inlay_refresh: workspace
+                .and_then(|w| w.inlay_hint.as_ref())
+                .and_then(|c| c.refresh_support)
+                .unwrap_or(false),
+            lens_refresh: workspace
+                .and_then(|w| w.code_lens.as_ref())
+                .and_then(|c| c.refresh_support)
+                .unwrap_or(false),
+            diagnostic_refresh: workspace
+                .and_then(|w| w.diagnostics.as_ref())
+                .and_then(|c| c.refresh_support)
+                .unwrap_or(false),
+            change_annotations: workspace
+                .and_then(|w| w.workspace_edit.as_ref())
+                .and_then(|e| e.change_annotation_support.as_ref())
+                .is_some(),
+            push: diagnostics_mode != "pull" || !client_pulls,
+            pull: client_pulls && diagnostics_mode != "push",
+        };
         {
             let mut st = lock(&self.state);
+            st.caps = client_caps;
             st.encoding = encoding;
             st.supports_progress = params
                 .capabilities
@@ -380,6 +453,19 @@ impl LanguageServer for Backend {
                         ..lsp::CodeActionOptions::default()
                     },
                 )),
+                inlay_hint_provider: Some(OneOf::Left(true)),
+                hover_provider: Some(lsp::HoverProviderCapability::Simple(true)),
+                code_lens_provider: Some(lsp::CodeLensOptions {
+                    resolve_provider: Some(false),
+                }),
+                diagnostic_provider: client_caps.pull.then(|| {
+                    lsp::DiagnosticServerCapabilities::Options(lsp::DiagnosticOptions {
+                        identifier: Some("refine".to_owned()),
+                        inter_file_dependencies: false,
+                        workspace_diagnostics: false,
+                        ..lsp::DiagnosticOptions::default()
+                    })
+                }),
                 execute_command_provider: Some(ExecuteCommandOptions {
                     commands: COMMANDS.iter().map(|c| (*c).to_owned()).collect(),
                     ..ExecuteCommandOptions::default()
@@ -548,6 +634,7 @@ impl LanguageServer for Backend {
                     done.version,
                     edits,
                     st.encoding,
+                    st.caps.change_annotations,
                 )),
                 is_preferred: Some(true),
                 ..CodeAction::default()
@@ -585,6 +672,7 @@ impl LanguageServer for Backend {
                         done.version,
                         edits,
                         st.encoding,
+                        st.caps.change_annotations,
                     )),
                     ..CodeAction::default()
                 }));
@@ -620,6 +708,76 @@ impl LanguageServer for Backend {
         Ok(Some(actions))
     }
 
+    async fn inlay_hint(
+        &self,
+        params: lsp::InlayHintParams,
+    ) -> RpcResult<Option<Vec<lsp::InlayHint>>> {
+        let st = lock(&self.state);
+        let Some(ds) = st.docs.get(params.text_document.uri.as_str()) else {
+            return Ok(None);
+        };
+        let range = convert::char_range(ds.doc.rope(), params.range, st.encoding);
+        Ok(Some(views::inlay_hints(
+            ds,
+            range,
+            &st.resolved.config.hints,
+            st.encoding,
+        )))
+    }
+
+    async fn hover(&self, params: lsp::HoverParams) -> RpcResult<Option<lsp::Hover>> {
+        let st = lock(&self.state);
+        let doc = &params.text_document_position_params;
+        let Some(ds) = st.docs.get(doc.text_document.uri.as_str()) else {
+            return Ok(None);
+        };
+        if !st.resolved.config.hints.hover {
+            return Ok(None);
+        }
+        let at =
+            crate::document::to_char(ds.doc.rope(), convert::text_pos(doc.position), st.encoding);
+        Ok(views::hover(ds, at, st.encoding))
+    }
+
+    async fn code_lens(
+        &self,
+        params: lsp::CodeLensParams,
+    ) -> RpcResult<Option<Vec<lsp::CodeLens>>> {
+        let st = lock(&self.state);
+        let Some(ds) = st.docs.get(params.text_document.uri.as_str()) else {
+            return Ok(None);
+        };
+        if !st.resolved.config.hints.code_lens {
+            return Ok(Some(Vec::new()));
+        }
+        Ok(Some(views::code_lenses(
+            ds,
+            &params.text_document.uri,
+            st.encoding,
+        )))
+    }
+
+    async fn diagnostic(
+        &self,
+        params: lsp::DocumentDiagnosticParams,
+    ) -> RpcResult<lsp::DocumentDiagnosticReportResult> {
+        let st = lock(&self.state);
+        let items = st
+            .docs
+            .get(params.text_document.uri.as_str())
+            .map(|ds| views::diagnostics(ds, st.encoding))
+            .unwrap_or_default();
+        Ok(lsp::DocumentDiagnosticReportResult::Report(
+            lsp::DocumentDiagnosticReport::Full(lsp::RelatedFullDocumentDiagnosticReport {
+                related_documents: None,
+                full_document_diagnostic_report: lsp::FullDocumentDiagnosticReport {
+                    result_id: None,
+                    items,
+                },
+            }),
+        ))
+    }
+
     async fn execute_command(&self, params: ExecuteCommandParams) -> RpcResult<Option<Value>> {
         let arg = params.arguments.into_iter().next().unwrap_or(Value::Null);
         match params.command.as_str() {
@@ -651,6 +809,94 @@ impl LanguageServer for Backend {
                 let cleared = lock(&self.state).clear(&uri);
                 self.republish(&uri);
                 Ok(Some(json!({ "cleared": cleared })))
+            }
+            "refine.showRevision" | "refine.applyRevision" => {
+                let target = ReviewTarget::from(&arg)?;
+                let found = {
+                    let st = lock(&self.state);
+                    st.docs.get(&target.uri).and_then(|ds| {
+                        let entry = ds.reviews.iter().rev().find(|e| {
+                            target.review_id.as_ref().is_none_or(|id| *id == e.id)
+                                && matches!(&e.status, ReviewStatus::Done(d) if d.revision.is_some())
+                        })?;
+                        let ReviewStatus::Done(done) = &entry.status else { return None };
+                        let uri = Uri::from_str(&target.uri).ok()?;
+                        let fits = done.version == ds.doc.version();
+                        let diff = views::revision_diff(ds.doc.rope(), entry, done, &display_path(&uri));
+                        let edit = fits.then(|| {
+                            convert::versioned_edit(
+                                ds.doc.rope(),
+                                &uri,
+                                done.version,
+                                done.revision.as_deref().unwrap_or_default(),
+                                st.encoding,
+                                st.caps.change_annotations,
+                            )
+                        });
+                        Some((entry.id.clone(), done.version, done.fixes, done.findings.len(), diff, edit))
+                    })
+                };
+                let Some((id, version, fixes, findings, diff, edit)) = found else {
+                    return Ok(Some(Value::Null));
+                };
+                if params.command == "refine.showRevision" {
+                    return Ok(Some(
+                        json!({"reviewId": id, "version": version, "fixes": fixes, "findings": findings, "diff": diff}),
+                    ));
+                }
+                let Some(edit) = edit else {
+                    return Err(invalid_params(
+                        "the document changed since the review: review again".to_owned(),
+                    ));
+                };
+                // Sent from a task: a handler must not wait on the client.
+                let client = self.client.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = client.apply_edit(edit).await {
+                        tracing::warn!("workspace/applyEdit failed: {e}");
+                    }
+                });
+                Ok(Some(json!({"reviewId": id, "applied": "requested"})))
+            }
+            "refine.reReview" => {
+                let target = ReviewTarget::from(&arg)?;
+                let region = {
+                    let st = lock(&self.state);
+                    st.docs.get(&target.uri).and_then(|ds| {
+                        let e = ds
+                            .reviews
+                            .iter()
+                            .find(|e| target.review_id.as_ref().is_none_or(|id| *id == e.id))?;
+                        Some(convert::range(ds.doc.rope(), &e.region, st.encoding))
+                    })
+                };
+                let Some(range) = region else {
+                    return Err(invalid_params("no such review to run again".to_owned()));
+                };
+                let uri = Uri::from_str(&target.uri)
+                    .map_err(|e| invalid_params(format!("bad uri: {e}")))?;
+                let id = self.start_review(
+                    ReviewArgs {
+                        uri,
+                        range,
+                        diagnostics: Vec::new(),
+                        force: true,
+                    },
+                    false,
+                    None,
+                )?;
+                Ok(Some(json!({ "reviewId": id })))
+            }
+            "refine.dismiss" => {
+                let target = ReviewTarget::from(&arg)?;
+                let id = target.review_id.ok_or_else(|| {
+                    invalid_params("refine.dismiss takes [{\"uri\", \"reviewId\"}]".to_owned())
+                })?;
+                let uri = lock(&self.state).dismiss(&id);
+                if let Some(uri) = &uri {
+                    self.republish(uri);
+                }
+                Ok(Some(json!({ "dismissed": uri.is_some() })))
             }
             other => Err(invalid_params(format!(
                 "unknown command `{other}`; refine-ls runs {}",

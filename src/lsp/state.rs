@@ -20,6 +20,23 @@ use crate::engine::{Edit, Finding, ReviewOutcome};
 use crate::llm::Provider;
 use crate::prompts::Prompts;
 
+/// Client capabilities the server acts on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientCaps {
+    /// `workspace/inlayHint/refresh`.
+    pub inlay_refresh: bool,
+    /// `workspace/codeLens/refresh`.
+    pub lens_refresh: bool,
+    /// `workspace/diagnostic/refresh`.
+    pub diagnostic_refresh: bool,
+    /// Change annotations in workspace edits.
+    pub change_annotations: bool,
+    /// Push diagnostics (`textDocument/publishDiagnostics`).
+    pub push: bool,
+    /// Serve pull diagnostics (`textDocument/diagnostic`).
+    pub pull: bool,
+}
+
 /// The critic and the reviser (the same endpoint unless `critic`/`reviser` say otherwise).
 #[derive(Debug, Clone)]
 pub struct Providers {
@@ -67,6 +84,8 @@ pub enum ReviewStatus {
         delta: isize,
         /// Findings streamed in so far (current offsets), shown until the final list.
         partial: Vec<Finding>,
+        /// The step it is at (`critique 1/3`).
+        stage: String,
     },
     /// Results are in.
     Done(DoneReview),
@@ -112,6 +131,8 @@ pub struct State {
     pub supports_progress: bool,
     /// The review cache, when enabled and readable.
     pub cache: Option<Arc<crate::cache::Cache>>,
+    /// What the client can do.
+    pub caps: ClientCaps,
     next_review: u64,
 }
 
@@ -127,6 +148,7 @@ impl Default for State {
             root: None,
             supports_progress: false,
             cache: None,
+            caps: ClientCaps::default(),
             next_review: 0,
         }
     }
@@ -296,6 +318,38 @@ impl State {
             version,
         });
         true
+    }
+
+    /// Records the step a running review is at; returns whether it changed.
+    pub fn set_stage(&mut self, uri: &str, id: &str, new: &str) -> bool {
+        let Some(entry) = self
+            .docs
+            .get_mut(uri)
+            .and_then(|ds| ds.reviews.iter_mut().find(|e| e.id == id))
+        else {
+            return false;
+        };
+        match &mut entry.status {
+            ReviewStatus::Running { stage, .. } if stage != new => {
+                *stage = new.to_owned();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Removes one review (running or done); returns its document.
+    pub fn dismiss(&mut self, id: &str) -> Option<String> {
+        for (uri, ds) in &mut self.docs {
+            if let Some(pos) = ds.reviews.iter().position(|e| e.id == id) {
+                let e = ds.reviews.remove(pos);
+                if let ReviewStatus::Running { cancel, .. } = e.status {
+                    cancel.cancel();
+                }
+                return Some(uri.clone());
+            }
+        }
+        None
     }
 
     /// Cancels a running review by id; returns whether one was found.
