@@ -182,7 +182,8 @@ impl Job {
         if self.publish.send((uri_key.clone(), Some(done_tx))).is_ok() {
             let _ = done_rx.await;
         }
-        super::refresh_views(&self.client, lock(&self.state).caps, true);
+        let caps = lock(&self.state).caps;
+        super::refresh(&self.client, caps, true).await;
         if self.apply && stored {
             self.apply_revision(&uri_key).await;
         }

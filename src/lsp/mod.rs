@@ -240,20 +240,25 @@ impl Backend {
 /// Asks the client to pull hints, lenses (and diagnostics) again, without waiting for it.
 pub fn refresh_views(client: &Client, caps: state::ClientCaps, all: bool) {
     let client = client.clone();
-    tokio::spawn(async move {
-        if caps.lens_refresh {
-            let _ = client.code_lens_refresh().await;
-        }
-        if !all {
-            return;
-        }
-        if caps.inlay_refresh {
-            let _ = client.inlay_hint_refresh().await;
-        }
-        if caps.diagnostic_refresh && caps.pull {
-            let _ = client.workspace_diagnostic_refresh().await;
-        }
-    });
+    tokio::spawn(async move { refresh(&client, caps, all).await });
+}
+
+/// Asks the client to pull hints, lenses (and diagnostics) again; each request waits at most
+/// two seconds for its answer.
+pub async fn refresh(client: &Client, caps: state::ClientCaps, all: bool) {
+    let wait = std::time::Duration::from_secs(2);
+    if caps.lens_refresh {
+        let _ = tokio::time::timeout(wait, client.code_lens_refresh()).await;
+    }
+    if !all {
+        return;
+    }
+    if caps.inlay_refresh {
+        let _ = tokio::time::timeout(wait, client.inlay_hint_refresh()).await;
+    }
+    if caps.diagnostic_refresh && caps.pull {
+        let _ = tokio::time::timeout(wait, client.workspace_diagnostic_refresh()).await;
+    }
 }
 
 /// `[{"uri", "reviewId"?}]` of the review commands.
