@@ -1,0 +1,197 @@
+-- refine.nvim: a thin client of the refine-ls language server. The server reviews; this
+-- module starts reviews, shows their progress and revisions, and applies what is accepted.
+local config = require("refine.config")
+local diff = require("refine.diff")
+
+local M = {}
+
+---@class refine.Review
+---@field buf integer
+---@field now boolean show the revision inline when done
+
+local state = {
+  ---@type table<string, refine.Review>
+  reviews = {},
+  ---@type string|nil the last review started
+  last_id = nil,
+  ---@type {buf: integer, review_id: string}|nil the inline diff shown
+  preview = nil,
+  status = "",
+  autocmd = false,
+}
+
+---Configures refine.nvim (optional: it works without).
+---@param opts refine.Options|nil
+function M.setup(opts)
+  local options = config.apply(opts)
+  if options.server then
+    vim.lsp.config("refine", { init_options = { refine = options.server }, settings = { refine = options.server } })
+  end
+end
+
+local function client_for(buf)
+  return vim.lsp.get_clients({ bufnr = buf, name = "refine" })[1]
+end
+
+local function fire(pattern, data)
+  vim.api.nvim_exec_autocmds("User", { pattern = pattern, data = data, modeline = false })
+end
+
+---Runs a server command for a buffer.
+local function exec(buf, command, args, on_result)
+  local client = client_for(buf)
+  if not client then
+    vim.notify("refine: no refine-ls client on this buffer; call vim.lsp.enable('refine')", vim.log.levels.ERROR)
+    return
+  end
+  client:request("workspace/executeCommand", { command = command, arguments = args }, function(err, result)
+    if err then
+      vim.notify("refine: " .. err.message, vim.log.levels.ERROR)
+    elseif on_result then
+      on_result(result, client)
+    end
+  end, buf)
+end
+
+local function whole_lines(line1, line2)
+  return { start = { line = line1 - 1, character = 0 }, ["end"] = { line = line2, character = 0 } }
+end
+
+---Reviews lines `line1..line2` (1-based, inclusive) of the current buffer.
+---@param opts {line1: integer, line2: integer}
+---@param now boolean|nil show the revision inline when done
+function M.review(opts, now)
+  local buf = vim.api.nvim_get_current_buf()
+  local args = { { uri = vim.uri_from_bufnr(buf), range = whole_lines(opts.line1, opts.line2) } }
+  state.status = "refine: reviewing…"
+  exec(buf, "refine.review", args, function(result)
+    state.reviews[result.reviewId] = { buf = buf, now = now == true }
+    state.last_id = result.reviewId
+  end)
+end
+
+---One click: review, then show the revision inline to accept or reject.
+---@param opts {line1: integer, line2: integer}
+function M.now(opts)
+  M.review(opts, true)
+end
+
+---Shows the revision: inline (`{inline = true}`) or in a float.
+---@param opts table|nil
+function M.diff(opts)
+  opts = opts or {}
+  local buf = opts.buf or vim.api.nvim_get_current_buf()
+  local arg = { uri = vim.uri_from_bufnr(buf), reviewId = opts.review_id }
+  exec(buf, "refine.showRevision", { arg }, function(result)
+    if result == nil or result == vim.NIL or not result.diff then
+      vim.notify("refine: no revision to show", vim.log.levels.INFO)
+      return
+    end
+    if opts.inline then
+      diff.render(buf, diff.parse(result.diff))
+      state.preview = { buf = buf, review_id = result.reviewId }
+      vim.notify("refine: revision shown inline; accept with <Plug>(RefineAccept), reject with <Plug>(RefineReject)")
+    else
+      diff.float(result.diff, config.options.diff_float_border)
+    end
+  end)
+end
+
+---Applies the revision (the one previewed, else the latest of the buffer).
+function M.apply()
+  local buf = vim.api.nvim_get_current_buf()
+  local review_id = state.preview and state.preview.buf == buf and state.preview.review_id or nil
+  exec(buf, "refine.applyRevision", { { uri = vim.uri_from_bufnr(buf), reviewId = review_id } }, function(result)
+    if result == nil or result == vim.NIL then
+      vim.notify("refine: no revision to apply", vim.log.levels.INFO)
+      return
+    end
+    diff.clear(buf)
+    state.preview = nil
+    fire("RefineAccepted", { buf = buf, review_id = result.reviewId })
+  end)
+end
+
+---Accepts the inline revision.
+function M.accept()
+  M.apply()
+end
+
+---Rejects the inline revision: the buffer stays as it is.
+function M.reject()
+  local preview = state.preview
+  if not preview then
+    return
+  end
+  diff.clear(preview.buf)
+  state.preview = nil
+  fire("RefineRejected", { buf = preview.buf, review_id = preview.review_id })
+end
+
+---Cancels the running review.
+function M.cancel()
+  local id = state.last_id
+  local review = id and state.reviews[id]
+  if not review then
+    return
+  end
+  exec(review.buf, "refine.cancel", { { reviewId = id } })
+end
+
+---Removes refine's findings (and any inline diff) from the current buffer.
+function M.clear()
+  local buf = vim.api.nvim_get_current_buf()
+  diff.clear(buf)
+  state.preview = nil
+  exec(buf, "refine.clear", { { uri = vim.uri_from_bufnr(buf) } })
+end
+
+---A short status for statuslines: the running step or the last result.
+---@return string
+function M.status()
+  return state.status
+end
+
+---@private
+function M._on_init(client)
+  if state.autocmd then
+    return
+  end
+  state.autocmd = true
+  vim.api.nvim_create_autocmd("LspProgress", {
+    group = vim.api.nvim_create_augroup("refine_progress", { clear = true }),
+    callback = function(ev)
+      local c = vim.lsp.get_client_by_id(ev.data.client_id)
+      local value = ev.data.params and ev.data.params.value
+      if c and c.name == client.name and type(value) == "table" and value.message then
+        state.status = "refine: " .. value.message
+      end
+    end,
+  })
+end
+
+---@private
+function M._on_review_finished(result, _)
+  local review = state.reviews[result.reviewId]
+  if result.error then
+    state.status = "refine: " .. result.error
+  elseif result.findings == 0 then
+    state.status = "refine: no issues"
+  else
+    state.status = ("refine: %d finding%s%s"):format(
+      result.findings,
+      result.findings == 1 and "" or "s",
+      result.revision and ", revision ready" or ""
+    )
+  end
+  fire("RefineReviewFinished", result)
+  if config.options.notify then
+    vim.notify(state.status, result.error and vim.log.levels.WARN or vim.log.levels.INFO)
+  end
+  if review and review.now and result.revision and not result.error then
+    M.diff({ inline = true, buf = review.buf, review_id = result.reviewId })
+  end
+  state.reviews[result.reviewId] = nil
+end
+
+return M
