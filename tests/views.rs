@@ -361,6 +361,9 @@ async fn show_revision_returns_a_unified_diff() {
     assert!(
         diff.contains("-    for i in 1..xs.len()") && diff.contains("+    for i in 0..xs.len()")
     );
+    // The whole revised document, for an editor's side-by-side diff.
+    let revised = res["revised"].as_str().unwrap();
+    assert_eq!(revised, CODE.replace("1..xs.len()", "0..xs.len()"));
     let none = client
         .command(
             "refine.showRevision",
@@ -450,4 +453,55 @@ async fn an_edit_of_the_reviewed_lines_clears_everything() {
         client.server_requests("workspace/inlayHint/refresh").len() > before,
         "clients are told to refresh"
     );
+}
+
+#[tokio::test]
+async fn settings_are_pulled_by_workspace_configuration_and_re_pulled_on_change() {
+    let (_m, client, _) = reviewed(
+        json!({"workspace": {"configuration": true}, "window": {"workDoneProgress": true}}),
+        json!({}),
+    )
+    .await;
+    async fn inlay(client: &LspClient) -> usize {
+        client
+            .request(
+                "textDocument/inlayHint",
+                json!({"textDocument": {"uri": URI}, "range": all()}),
+            )
+            .await
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len()
+    }
+    // Asked once after `initialized`; the answer (null) leaves the defaults: one hint (warning).
+    assert!(
+        client
+            .server_requests("workspace/configuration")
+            .iter()
+            .any(|r| r["items"][0]["section"] == "refine")
+    );
+    assert_eq!(inlay(&client).await, 1);
+
+    // `settings: null` means "ask me": the server pulls the section again and applies it.
+    *client.configuration.lock().unwrap() = json!({"hints": {"inlay": "all"}});
+    client
+        .notify(
+            "workspace/didChangeConfiguration",
+            json!({"settings": null}),
+        )
+        .await;
+    let mut seen = 0;
+    for _ in 0..100 {
+        seen = inlay(&client).await;
+        if seen == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        seen, 2,
+        "the pulled `hints.inlay = all` shows the info finding too"
+    );
+    assert_eq!(client.server_requests("workspace/configuration").len(), 2);
 }

@@ -101,6 +101,46 @@ impl Backend {
         })
     }
 
+    /// Asks the client for the `refine` section (`workspace/configuration`) in a task, and makes
+    /// the answer the editor layer. A `null` answer (nothing configured there) changes nothing.
+    fn pull_configuration(&self) {
+        if !lock(&self.state).caps.configuration {
+            return;
+        }
+        let client = self.client.clone();
+        let state = Arc::clone(&self.state);
+        tokio::spawn(async move {
+            let item = lsp::ConfigurationItem {
+                scope_uri: None,
+                section: Some("refine".to_owned()),
+            };
+            let answer = match client.configuration(vec![item]).await {
+                Ok(mut values) if !values.is_empty() => values.swap_remove(0),
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!("workspace/configuration failed: {e}");
+                    return;
+                }
+            };
+            if !answer.is_object() {
+                return;
+            }
+            let warnings = {
+                let mut st = lock(&state);
+                let root = st.root.clone();
+                st.layers = Default::default();
+                st.layers.load_files(root.as_deref());
+                st.reload_config(editor_settings(Some(answer)));
+                st.resolved.warnings.clone()
+            };
+            for w in warnings {
+                client
+                    .show_message(MessageType::WARNING, format!("refine: {w}"))
+                    .await;
+            }
+        });
+    }
+
     fn republish(&self, uri: &str) {
         let _ = self.publish.send((uri.to_owned(), None));
         refresh_views(&self.client, lock(&self.state).caps, true);
@@ -417,6 +457,7 @@ impl LanguageServer for Backend {
                 .and_then(|w| w.workspace_edit.as_ref())
                 .and_then(|e| e.change_annotation_support.as_ref())
                 .is_some(),
+            configuration: workspace.and_then(|w| w.configuration).unwrap_or(false),
             push: diagnostics_mode != "pull" || !client_pulls,
             pull: client_pulls && diagnostics_mode != "push",
         };
@@ -486,6 +527,7 @@ impl LanguageServer for Backend {
     }
 
     async fn initialized(&self, _: InitializedParams) {
+        self.pull_configuration();
         let (warnings, provider) = {
             let st = lock(&self.state);
             let mut w = st.resolved.warnings.clone();
@@ -578,6 +620,16 @@ impl LanguageServer for Backend {
     }
 
     async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
+        // `settings: null` (or `{}`) means "ask me": the values come by `workspace/configuration`.
+        let empty = match &params.settings {
+            Value::Null => true,
+            Value::Object(m) => m.is_empty(),
+            _ => false,
+        };
+        if empty && lock(&self.state).caps.configuration {
+            self.pull_configuration();
+            return;
+        }
         let warnings = {
             let mut st = lock(&self.state);
             let root = st.root.clone();
@@ -838,15 +890,22 @@ impl LanguageServer for Backend {
                                 st.caps.change_annotations,
                             )
                         });
-                        Some((entry.id.clone(), done.version, done.fixes, done.findings.len(), diff, edit))
+                        let revised = fits.then(|| {
+                            crate::engine::edits::apply(
+                                &ds.doc.rope().to_string(),
+                                done.revision.as_deref().unwrap_or_default(),
+                                0,
+                            )
+                        });
+                        Some((entry.id.clone(), done.version, done.fixes, done.findings.len(), diff, edit, revised))
                     })
                 };
-                let Some((id, version, fixes, findings, diff, edit)) = found else {
+                let Some((id, version, fixes, findings, diff, edit, revised)) = found else {
                     return Ok(Some(Value::Null));
                 };
                 if params.command == "refine.showRevision" {
                     return Ok(Some(
-                        json!({"reviewId": id, "version": version, "fixes": fixes, "findings": findings, "diff": diff}),
+                        json!({"reviewId": id, "version": version, "fixes": fixes, "findings": findings, "diff": diff, "revised": revised}),
                     ));
                 }
                 let Some(edit) = edit else {

@@ -35,6 +35,8 @@ pub struct ClientCaps {
     pub push: bool,
     /// Serve pull diagnostics (`textDocument/diagnostic`).
     pub pull: bool,
+    /// The client answers `workspace/configuration` (section `refine`).
+    pub configuration: bool,
 }
 
 /// The critic and the reviser (the same endpoint unless `critic`/`reviser` say otherwise).

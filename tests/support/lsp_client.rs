@@ -21,6 +21,8 @@ type Pending = Arc<Mutex<HashMap<i64, oneshot::Sender<Value>>>>;
 #[derive(Default)]
 struct Inbox {
     notifications: Vec<Value>,
+    /// When each notification arrived (same order).
+    arrivals: Vec<std::time::Instant>,
     server_requests: Vec<Value>,
 }
 
@@ -34,6 +36,8 @@ pub struct LspClient {
     next_id: Mutex<i64>,
     /// What the client answers to `workspace/applyEdit`.
     pub apply_edit_result: Arc<Mutex<bool>>,
+    /// What the client answers to `workspace/configuration` for section `refine` (null: nothing).
+    pub configuration: Arc<Mutex<Value>>,
     /// The server's private cache and trust list (removed with the client).
     pub cache_dir: tempfile::TempDir,
 }
@@ -66,6 +70,7 @@ impl LspClient {
         let inbox: Arc<Mutex<Inbox>> = Arc::default();
         let arrived = Arc::new(Notify::new());
         let apply_edit_result = Arc::new(Mutex::new(true));
+        let configuration = Arc::new(Mutex::new(Value::Null));
         tokio::spawn(read_loop(
             BufReader::new(stdout),
             stdin.clone(),
@@ -73,6 +78,7 @@ impl LspClient {
             inbox.clone(),
             arrived.clone(),
             apply_edit_result.clone(),
+            configuration.clone(),
         ));
         Self {
             child,
@@ -82,6 +88,7 @@ impl LspClient {
             arrived,
             next_id: Mutex::new(0),
             apply_edit_result,
+            configuration,
             cache_dir,
         }
     }
@@ -156,6 +163,23 @@ impl LspClient {
             .filter(|n| n["method"] == method)
             .map(|n| n["params"].clone())
             .collect()
+    }
+
+    /// All notifications of a method with their arrival times.
+    pub fn notifications_timed(&self, method: &str) -> Vec<(std::time::Instant, Value)> {
+        let inbox = self.inbox.lock().expect("inbox lock");
+        inbox
+            .notifications
+            .iter()
+            .zip(&inbox.arrivals)
+            .filter(|(n, _)| n["method"] == method)
+            .map(|(n, at)| (*at, n["params"].clone()))
+            .collect()
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// All requests of a method the server sent.
@@ -279,6 +303,7 @@ async fn read_loop(
     inbox: Arc<Mutex<Inbox>>,
     arrived: Arc<Notify>,
     apply_edit_result: Arc<Mutex<bool>>,
+    configuration: Arc<Mutex<Value>>,
 ) {
     loop {
         let mut len = None;
@@ -309,11 +334,12 @@ async fn read_loop(
         match (has_method, id) {
             (false, Some(Value::Null)) => {
                 // An error about a message the server could not read: kept for inspection.
+                let mut inbox = inbox.lock().expect("inbox");
                 inbox
-                    .lock()
-                    .expect("inbox")
                     .notifications
                     .push(json!({"method": "$/nullIdResponse", "params": msg}));
+                inbox.arrivals.push(std::time::Instant::now());
+                drop(inbox);
                 arrived.notify_waiters();
             }
             (false, Some(id)) => {
@@ -330,8 +356,23 @@ async fn read_loop(
                         json!({"applied": *apply_edit_result.lock().expect("flag")})
                     }
                     "workspace/configuration" => {
-                        let n = msg["params"]["items"].as_array().map_or(0, Vec::len);
-                        Value::Array(vec![Value::Null; n])
+                        let answer = configuration.lock().expect("configuration").clone();
+                        let items = msg["params"]["items"]
+                            .as_array()
+                            .cloned()
+                            .unwrap_or_default();
+                        Value::Array(
+                            items
+                                .iter()
+                                .map(|i| {
+                                    if i["section"] == "refine" {
+                                        answer.clone()
+                                    } else {
+                                        Value::Null
+                                    }
+                                })
+                                .collect(),
+                        )
                     }
                     _ => Value::Null,
                 };
@@ -348,7 +389,10 @@ async fn read_loop(
                 arrived.notify_waiters();
             }
             (true, None) => {
-                inbox.lock().expect("inbox").notifications.push(msg);
+                let mut inbox = inbox.lock().expect("inbox");
+                inbox.notifications.push(msg);
+                inbox.arrivals.push(std::time::Instant::now());
+                drop(inbox);
                 arrived.notify_waiters();
             }
             (false, None) => {}
