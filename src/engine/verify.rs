@@ -5,9 +5,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use tree_sitter::{Language, Node, Parser};
+use tree_sitter::{InputEdit, Language, Node, Parser, Point, Tree};
 
 use super::critique::RawFinding;
 
@@ -30,18 +31,145 @@ pub fn grammar(language: &str) -> Option<Language> {
     }
 }
 
-fn parse(language: &str, text: &str) -> Option<tree_sitter::Tree> {
+fn parse(language: &str, text: &str, old: Option<&Tree>) -> Option<Tree> {
     let mut parser = Parser::new();
     parser.set_language(&grammar(language)?).ok()?;
-    parser.parse(text, None)
+    parser.parse(text, old)
+}
+
+/// Recently parsed texts (whole files and selections), newest last. A review's original is
+/// parsed once, ahead of time ([`warm`], while the critic works), and each revision is then
+/// parsed incrementally from it: only what changed is parsed again.
+const TREES_KEPT: usize = 16;
+type Trees = Vec<([u8; 32], Tree)>;
+static TREES: OnceLock<Mutex<Trees>> = OnceLock::new();
+
+fn trees() -> std::sync::MutexGuard<'static, Trees> {
+    TREES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn tree_key(language: &str, text: &str) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(language.as_bytes());
+    h.update(&[0]);
+    h.update(text.as_bytes());
+    *h.finalize().as_bytes()
+}
+
+/// The syntax tree of `text`, from the cache or parsed (and cached).
+fn tree_of(language: &str, text: &str) -> Option<Tree> {
+    let key = tree_key(language, text);
+    if let Some(t) = trees()
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, t)| t.clone())
+    {
+        return Some(t);
+    }
+    let tree = parse(language, text, None)?;
+    let mut cache = trees();
+    if !cache.iter().any(|(k, _)| *k == key) {
+        if cache.len() >= TREES_KEPT {
+            cache.remove(0);
+        }
+        cache.push((key, tree.clone()));
+    }
+    Some(tree)
+}
+
+/// Parses `text` ahead of time so that checking revisions of it is incremental. Cheap when
+/// already cached; does nothing for a language without grammar.
+pub fn warm(language: &str, text: &str) {
+    if grammar(language).is_some() {
+        let _ = tree_of(language, text);
+    }
+}
+
+/// The row/column (bytes) of a byte offset.
+fn point(text: &str, byte: usize) -> Point {
+    let before = &text.as_bytes()[..byte];
+    let row = before.iter().filter(|&&b| b == b'\n').count();
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    Point::new(row, byte - line_start)
+}
+
+/// The single edit (common prefix and suffix kept) that turns `old` into `new`.
+fn input_edit(old: &str, new: &str) -> InputEdit {
+    let (a, b) = (old.as_bytes(), new.as_bytes());
+    let mut prefix = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    while !old.is_char_boundary(prefix) || !new.is_char_boundary(prefix) {
+        prefix -= 1;
+    }
+    let max_suffix = a.len().min(b.len()) - prefix;
+    let mut suffix = a
+        .iter()
+        .rev()
+        .zip(b.iter().rev())
+        .take(max_suffix)
+        .take_while(|(x, y)| x == y)
+        .count();
+    while !old.is_char_boundary(a.len() - suffix) || !new.is_char_boundary(b.len() - suffix) {
+        suffix -= 1;
+    }
+    let (old_end, new_end) = (a.len() - suffix, b.len() - suffix);
+    InputEdit {
+        start_byte: prefix,
+        old_end_byte: old_end,
+        new_end_byte: new_end,
+        start_position: point(old, prefix),
+        old_end_position: point(old, old_end),
+        new_end_position: point(new, new_end),
+    }
+}
+
+/// `new`'s tree, parsed incrementally from `old`'s (cached) tree.
+fn tree_after(language: &str, old: &str, new: &str) -> Option<(Tree, Tree)> {
+    let before = tree_of(language, old)?;
+    let mut edited = before.clone();
+    edited.edit(&input_edit(old, new));
+    let after = parse(language, new, Some(&edited))?;
+    Some((before, after))
+}
+
+/// Syntax errors before and after a revision, counted in the top-level items the change
+/// touches (parsed on their own: top-level items do not depend on each other's syntax), so the
+/// cost follows the change, not the file. The original file's tree is cached ([`warm`]).
+fn syntax_errors_around_change(language: &str, old: &str, new: &str) -> Option<(usize, usize)> {
+    let tree = tree_of(language, old)?;
+    let edit = input_edit(old, new);
+    let (mut start, mut end) = (edit.start_byte, edit.old_end_byte);
+    let root = tree.root_node();
+    let mut cursor = root.walk();
+    for child in root.children(&mut cursor) {
+        if child.end_byte() >= edit.start_byte && child.start_byte() <= edit.old_end_byte {
+            start = start.min(child.start_byte());
+            end = end.max(child.end_byte());
+        }
+    }
+    // Whole lines on both sides.
+    start = old[..start].rfind('\n').map_or(0, |i| i + 1);
+    end = old[end..].find('\n').map_or(old.len(), |i| end + i + 1);
+    let new_end = end + edit.new_end_byte - edit.old_end_byte;
+    let before = count_errors(&tree_of(language, old.get(start..end)?)?);
+    let after = count_errors(&parse(language, new.get(start..new_end)?, None)?);
+    Some((before, after))
 }
 
 /// Number of syntax errors (ERROR and MISSING nodes), or `None` for a language without grammar.
 pub fn syntax_errors(language: &str, text: &str) -> Option<usize> {
-    let tree = parse(language, text)?;
+    parse(language, text, None).map(|t| count_errors(&t))
+}
+
+fn count_errors(tree: &Tree) -> usize {
     let root = tree.root_node();
     if !root.has_error() {
-        return Some(0);
+        return 0;
     }
     let mut count = 0;
     let mut cursor = root.walk();
@@ -55,7 +183,7 @@ pub fn syntax_errors(language: &str, text: &str) -> Option<usize> {
             stack.extend(node.children(&mut cursor));
         }
     }
-    Some(count)
+    count
 }
 
 /// Node kinds whose header is an interface, per language, and whether the whole node counts
@@ -90,13 +218,20 @@ fn interface_kinds(language: &str) -> &'static [(&'static str, bool)] {
 
 /// Name → normalised signature of the interface items in `text`, or `None` without grammar.
 pub fn signatures(language: &str, text: &str) -> Option<BTreeMap<String, String>> {
-    let tree = parse(language, text)?;
+    let tree = parse(language, text, None)?;
+    Some(signatures_in(language, &tree, text))
+}
+
+fn signatures_in(language: &str, tree: &Tree, text: &str) -> BTreeMap<String, String> {
     let kinds = interface_kinds(language);
     let mut out = BTreeMap::new();
     let mut stack = vec![tree.root_node()];
     let mut cursor = tree.walk();
+    // Items inside function bodies and type definitions are not interfaces: not walked (the
+    // walk is most of the cost). Traits and classes hold methods: walked.
+    const CONTAINERS: &[&str] = &["trait_item", "class_definition", "class_declaration"];
     while let Some(node) = stack.pop() {
-        if let Some((_, whole)) = kinds.iter().find(|(k, _)| *k == node.kind()) {
+        if let Some((kind, whole)) = kinds.iter().find(|(k, _)| *k == node.kind()) {
             if let Some(name) = item_name(&node, text) {
                 let end = match (whole, node.child_by_field_name("body")) {
                     (false, Some(body)) => body.start_byte(),
@@ -105,10 +240,13 @@ pub fn signatures(language: &str, text: &str) -> Option<BTreeMap<String, String>
                 let sig = text.get(node.start_byte()..end).unwrap_or("");
                 out.insert(name, sig.split_whitespace().collect::<Vec<_>>().join(" "));
             }
+            if !CONTAINERS.contains(kind) {
+                continue;
+            }
         }
         stack.extend(node.children(&mut cursor));
     }
-    Some(out)
+    out
 }
 
 fn item_name(node: &Node<'_>, text: &str) -> Option<String> {
@@ -155,20 +293,20 @@ pub fn check(
     revised_selection: &str,
     findings: &[&RawFinding],
 ) -> Result<(), String> {
-    if let (Some(before), Some(after)) = (
-        syntax_errors(language, original_file),
-        syntax_errors(language, revised_file),
-    ) {
+    if let Some((before, after)) =
+        syntax_errors_around_change(language, original_file, revised_file)
+    {
         if after > before {
             return Err(format!(
                 "it does not parse: {after} syntax error(s) where the original file has {before}"
             ));
         }
     }
-    if let (Some(before), Some(after)) = (
-        signatures(language, original_selection),
-        signatures(language, revised_selection),
-    ) {
+    if let Some((before_tree, after_tree)) =
+        tree_after(language, original_selection, revised_selection)
+    {
+        let before = signatures_in(language, &before_tree, original_selection);
+        let after = signatures_in(language, &after_tree, revised_selection);
         for (name, sig) in &before {
             match after.get(name) {
                 Some(new) if new == sig => {}
@@ -322,6 +460,51 @@ fn copy_tree(from: &Path, to: &Path, budget: &mut u64) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn syntax_is_checked_around_the_change_only() {
+        let file = "fn a() {\n    1\n}\n\nfn b() {\n    let x = 1;\n    x\n}\n\nfn broken( {\n}\n";
+        // A fine change: no new errors (the broken item elsewhere is not counted).
+        let ok = file.replace("let x = 1;", "let x = 2;");
+        assert_eq!(syntax_errors_around_change("rust", file, &ok), Some((0, 0)));
+        // A change that breaks its item is seen.
+        let bad = file.replace("let x = 1;", "let x = ;");
+        let (before, after) = syntax_errors_around_change("rust", file, &bad).unwrap();
+        assert!(after > before, "{before} {after}");
+        // Inserting a whole item, and deleting one.
+        let added = file.replace("fn b()", "fn c() {}\n\nfn b()");
+        assert_eq!(
+            syntax_errors_around_change("rust", file, &added),
+            Some((0, 0))
+        );
+        let removed = file.replace("fn a() {\n    1\n}\n\n", "");
+        assert_eq!(
+            syntax_errors_around_change("rust", file, &removed),
+            Some((0, 0))
+        );
+    }
+
+    #[test]
+    fn incremental_parses_agree_with_fresh_ones() {
+        let old = "// 合計 😀\nfn f(xs: &[i32]) -> i32 {\n    xs.iter().sum()\n}\n\nfn g() {}\n";
+        for new in [
+            old.replace("xs.iter().sum()", "xs.iter().copied().sum::<i32>()"),
+            old.replace("😀", "🎉🎉"),
+            old.replace("fn g() {}", "fn g() {"),
+            old.replace("}\n\nfn g", "\nfn g"),
+            format!("{old}fn h() {{}}\n"),
+            old.replacen("// 合計 😀\n", "", 1),
+        ] {
+            let (_, after) = tree_after("rust", old, &new).unwrap();
+            let fresh = parse("rust", &new, None).unwrap();
+            assert_eq!(
+                after.root_node().to_sexp(),
+                fresh.root_node().to_sexp(),
+                "{new}"
+            );
+            assert_eq!(count_errors(&after), syntax_errors("rust", &new).unwrap());
+        }
+    }
 
     #[test]
     fn syntax_errors_are_counted_per_language() {
