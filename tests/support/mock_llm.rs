@@ -156,6 +156,22 @@ pub struct Script {
     /// Model names listed by `/v1/models` and `/api/tags` (`mock-model` when empty).
     #[serde(default)]
     pub models: Vec<String>,
+    /// Answers chosen by what the request says, tried before the queues (for benchmarks, where
+    /// many reviews run at once and a queue's order means nothing).
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+}
+
+/// `reply` answers any request of `role` (`critique`, `revise`, `reflect`) whose body contains
+/// `contains`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Rule {
+    /// Which kind of call.
+    pub role: String,
+    /// Text the request body must contain.
+    pub contains: String,
+    /// The answer.
+    pub reply: Reply,
 }
 
 /// One request as received.
@@ -167,8 +183,10 @@ pub struct Recorded {
     pub body: Value,
     /// Headers, lower-case names.
     pub headers: Vec<(String, String)>,
-    /// When it arrived.
+    /// When it arrived (its body read).
     pub at: Instant,
+    /// When a whole (not streamed) answer was handed to the connection.
+    pub answered: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -179,6 +197,9 @@ struct Inner {
     hangups: usize,
     /// When each streamed reply sent its last byte.
     stream_ends: Vec<Instant>,
+    /// Every streamed chunk: when it was handed to the connection, and the reply's bytes sent
+    /// so far (for measuring how soon the client acts on a given byte).
+    chunk_log: Vec<(Instant, usize)>,
 }
 
 /// A running mock.
@@ -220,6 +241,11 @@ impl MockLlm {
             .expect("bind mock");
         let port = listener.local_addr().expect("local addr").port();
         tokio::spawn(async move {
+            // No Nagle delay on replies written in pieces (as a real server would set it).
+            use axum::serve::ListenerExt;
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let _ = axum::serve(listener, app).await;
         });
         Self {
@@ -249,6 +275,11 @@ impl MockLlm {
         self.inner.lock().expect("mock lock").stream_ends.clone()
     }
 
+    /// When each streamed chunk went out, with the bytes of its reply sent so far.
+    pub fn chunk_log(&self) -> Vec<(Instant, usize)> {
+        self.inner.lock().expect("mock lock").chunk_log.clone()
+    }
+
     /// Replaces the script.
     pub fn set_script(&self, script: Script) {
         self.inner.lock().expect("mock lock").script = script;
@@ -270,7 +301,7 @@ pub fn role_of(body: &Value) -> &'static str {
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Wire {
+pub enum Wire {
     OpenAi,
     Anthropic,
     Ollama,
@@ -303,6 +334,7 @@ async fn chat(State(inner): State<Shared>, uri: Uri, headers: HeaderMap, body: S
         "/api/chat" => Wire::Ollama,
         _ => Wire::OpenAi,
     };
+    let index;
     let reply = {
         let mut g = inner.lock().expect("mock lock");
         g.requests.push(Recorded {
@@ -313,7 +345,9 @@ async fn chat(State(inner): State<Shared>, uri: Uri, headers: HeaderMap, body: S
                 .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
                 .collect(),
             at: Instant::now(),
+            answered: None,
         });
+        index = g.requests.len() - 1;
         if let Some(kind) = structured_kind(wire, &parsed) {
             if g.script.reject_structured.iter().any(|r| r == kind) {
                 let msg = format!(
@@ -326,12 +360,21 @@ async fn chat(State(inner): State<Shared>, uri: Uri, headers: HeaderMap, body: S
                     .into_response();
             }
         }
-        let queue = match role_of(&parsed) {
+        let role = role_of(&parsed);
+        let ruled = g
+            .script
+            .rules
+            .iter()
+            .find(|r| r.role == role && body.contains(&r.contains))
+            .map(|r| r.reply.clone());
+        let queue = match role {
             "critique" => &mut g.script.critique,
             "reflect" => &mut g.script.reflect,
             _ => &mut g.script.revise,
         };
-        if queue.len() > 1 {
+        if ruled.is_some() {
+            ruled
+        } else if queue.len() > 1 {
             queue.pop_front()
         } else {
             queue.front().cloned()
@@ -364,7 +407,13 @@ async fn chat(State(inner): State<Shared>, uri: Uri, headers: HeaderMap, body: S
             reply.fault.as_deref(),
             &parsed,
         ),
-        _ => (status, axum::Json(whole_reply(wire, &content, &parsed))).into_response(),
+        _ => {
+            let resp = (status, axum::Json(whole_reply(wire, &content, &parsed))).into_response();
+            if let Some(r) = inner.lock().expect("mock lock").requests.get_mut(index) {
+                r.answered = Some(Instant::now());
+            }
+            resp
+        }
     }
 }
 
@@ -391,7 +440,7 @@ fn whole_reply(wire: Wire, content: &str, req: &Value) -> Value {
 }
 
 /// The wire bytes of a streamed reply, and the byte offset of its middle (for faults).
-fn stream_bytes(wire: Wire, content: &str, piece_chars: usize) -> Vec<u8> {
+pub fn stream_bytes(wire: Wire, content: &str, piece_chars: usize) -> Vec<u8> {
     let chars: Vec<char> = content.chars().collect();
     let pieces: Vec<String> = chars
         .chunks(piece_chars.max(1))
@@ -469,6 +518,11 @@ fn stream_reply(
                 return;
             }
             sent += part.len();
+            inner
+                .lock()
+                .expect("mock lock")
+                .chunk_log
+                .push((Instant::now(), sent));
             if sent == total {
                 inner
                     .lock()
