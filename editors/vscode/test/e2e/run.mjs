@@ -92,9 +92,9 @@ async function freePort() {
   });
 }
 
-async function startCodeServer(baseUrl) {
-  const ud = path.join(tmp, "user-data");
-  const ext = path.join(tmp, "extensions");
+async function startCodeServer(baseUrl, { trusted = true, name = "main" } = {}) {
+  const ud = path.join(tmp, `user-data-${name}`);
+  const ext = path.join(tmp, `extensions-${name}`);
   const env = {
     ...process.env,
     XDG_CONFIG_HOME: path.join(tmp, "xdg-config"),
@@ -113,7 +113,8 @@ async function startCodeServer(baseUrl) {
     JSON.stringify(
       {
         "workbench.startupEditor": "none",
-        "security.workspace.trust.enabled": false,
+        "security.workspace.trust.enabled": !trusted,
+        "security.workspace.trust.startupPrompt": "always",
         "telemetry.telemetryLevel": "off",
         "extensions.autoCheckUpdates": false,
         "extensions.autoUpdate": false,
@@ -135,12 +136,13 @@ async function startCodeServer(baseUrl) {
   );
   check(install.status === 0, `the .vsix installs (${(install.stdout + install.stderr).trim().split("\n").pop()})`);
   const port = await freePort();
-  const log = fs.openSync(path.join(OUT, "code-server.log"), "w");
+  const log = fs.openSync(path.join(OUT, `code-server-${name}.log`), "w");
   const child = spawn(
     CODE_SERVER,
     [
       "--auth", "none", "--bind-addr", `127.0.0.1:${port}`, "--user-data-dir", ud, "--extensions-dir", ext,
-      "--disable-telemetry", "--disable-update-check", "--disable-workspace-trust",
+      "--disable-telemetry", "--disable-update-check",
+      ...(trusted ? ["--disable-workspace-trust"] : []),
     ],
     { env, detached: true, stdio: ["ignore", log, log] },
   );
@@ -173,18 +175,7 @@ async function palette(page, command) {
   await page.keyboard.press("Enter");
 }
 
-async function main() {
-  fs.mkdirSync(OUT, { recursive: true });
-  const ws = path.join(tmp, "workspace");
-  fs.mkdirSync(path.join(ws, "src"), { recursive: true });
-  const file = path.join(ws, "src", "sum.rs");
-  fs.writeFileSync(file, CODE);
-
-  const baseUrl = await startMock();
-  step(`mock model at ${baseUrl}`);
-  const url = await startCodeServer(baseUrl);
-  step(`code-server at ${url}`);
-
+async function openPage(url, ws) {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -198,6 +189,69 @@ async function main() {
   currentPage = page;
   page.setDefaultTimeout(30_000);
   await page.goto(`${url}/?folder=${encodeURIComponent(ws)}`);
+  return page;
+}
+
+async function selectFunction(page, editor) {
+  await editor.click();
+  await page.keyboard.press("Control+Home");
+  await page.keyboard.press("ArrowDown");
+  for (let i = 0; i < 7; i++) {
+    await page.keyboard.press("Shift+ArrowDown");
+  }
+}
+
+// An untrusted workspace: the server does not start, and a review sends nothing.
+async function untrusted(baseUrl) {
+  const ws = path.join(tmp, "untrusted");
+  fs.mkdirSync(path.join(ws, "src"), { recursive: true });
+  fs.writeFileSync(path.join(ws, "src", "sum.rs"), CODE);
+  const requestsBefore = await mockRequests(baseUrl);
+  const url = await startCodeServer(baseUrl, { trusted: false, name: "untrusted" });
+  const page = await openPage(url, ws);
+  await page.locator(".monaco-workbench").waitFor({ timeout: 60_000 });
+  // VS Code asks whether to trust the folder: no.
+  const no = page.locator(".monaco-dialog-box .monaco-button", { hasText: "No" }).first();
+  await no.waitFor({ timeout: 30_000 });
+  await no.click();
+  step("untrusted: opened in restricted mode");
+  const status = page.locator(".statusbar-item", { hasText: "Refine: untrusted" }).first();
+  await status.waitFor({ timeout: 30_000 });
+  check(true, "untrusted: the status bar says Refine is off");
+  const explorerRow = (name) => page.locator(".explorer-folders-view .monaco-list-row", { hasText: name }).first();
+  await explorerRow("src").click();
+  await explorerRow("sum.rs").click();
+  const editor = page.locator(".editor-instance .monaco-editor .view-lines").first();
+  await editor.waitFor();
+  await selectFunction(page, editor);
+  await palette(page, "Refine: Review Selection");
+  const toast = page.locator(".notifications-toasts .notification-toast", { hasText: "untrusted workspaces" }).first();
+  await toast.waitFor({ timeout: 20_000 });
+  await page.screenshot({ path: path.join(OUT, "untrusted.png") });
+  check(true, "untrusted: a review explains that nothing is sent until the workspace is trusted");
+  await new Promise((r) => setTimeout(r, 1000));
+  check((await mockRequests(baseUrl)) === requestsBefore, "untrusted: the model received no request");
+}
+
+async function mockRequests(baseUrl) {
+  const r = await fetch(`${baseUrl.replace(/\/v1$/, "")}/_requests`);
+  const body = await r.json();
+  return Array.isArray(body) ? body.length : -1;
+}
+
+async function main() {
+  fs.mkdirSync(OUT, { recursive: true });
+  const ws = path.join(tmp, "workspace");
+  fs.mkdirSync(path.join(ws, "src"), { recursive: true });
+  const file = path.join(ws, "src", "sum.rs");
+  fs.writeFileSync(file, CODE);
+
+  const baseUrl = await startMock();
+  step(`mock model at ${baseUrl}`);
+  const url = await startCodeServer(baseUrl);
+  step(`code-server at ${url}`);
+
+  const page = await openPage(url, ws);
   await page.locator(".monaco-workbench").waitFor({ timeout: 60_000 });
   step("workbench rendered");
 
@@ -215,12 +269,7 @@ async function main() {
   await statusItem.waitFor({ timeout: 60_000 });
 
   // Select lines 2-8 (the function), as a user would with the keyboard.
-  await editor.click();
-  await page.keyboard.press("Control+Home");
-  await page.keyboard.press("ArrowDown");
-  for (let i = 0; i < 7; i++) {
-    await page.keyboard.press("Shift+ArrowDown");
-  }
+  await selectFunction(page, editor);
   await palette(page, "Refine: Review Selection");
   step("review requested");
 
@@ -300,6 +349,35 @@ async function main() {
   }
   check(text === FIXED, "the revision is applied and saved, and nothing else changed");
   await page.screenshot({ path: path.join(OUT, "applied.png") });
+  step("applied");
+
+  // "Refine: Refine Selection": review, then the refactor preview on its own; Discard leaves
+  // the text as it was.
+  await fetch(`${baseUrl.replace(/\/v1$/, "")}/_script`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(SCRIPT),
+  });
+  fs.writeFileSync(file, CODE);
+  await page.locator(".view-line", { hasText: "1..xs.len()" }).first().waitFor({ timeout: 20_000 });
+  await selectFunction(page, editor);
+  await palette(page, "Refine: Refine Selection");
+  const discard = page.locator(".monaco-button", { hasText: /^Discard$/ }).first();
+  await discard.waitFor({ timeout: 60_000 });
+  check(
+    (await page.locator(".bulk-edit-panel .monaco-list-row", { hasText: "0..xs.len()" }).count()) >= 1,
+    "Refine Selection opens the refactor preview with the revision",
+  );
+  await page.screenshot({ path: path.join(OUT, "refine-preview.png") });
+  await discard.click();
+  await page.waitForTimeout(1000);
+  await editor.click();
+  await page.keyboard.press("Control+S");
+  await page.waitForTimeout(500);
+  check(fs.readFileSync(file, "utf8") === CODE, "Discard in the preview leaves the text unchanged");
+  step("trusted workspace done");
+
+  await untrusted(baseUrl);
   step("done");
 }
 
