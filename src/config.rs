@@ -192,9 +192,10 @@ impl ProviderOverride {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct ProviderConfig {
-    /// Wire format: `openai` (any OpenAI-compatible chat-completions endpoint), `anthropic`
-    /// (Messages API), `ollama` (native `/api/chat`), or `local` (a GGUF model run in-process,
-    /// `model_path`).
+    /// Wire format: `auto` (the default: a configured endpoint, else a key or endpoint in the
+    /// environment, else a local Ollama, else `local`), `openai` (any OpenAI-compatible
+    /// chat-completions endpoint), `anthropic` (Messages API), `ollama` (native `/api/chat`), or
+    /// `local` (a GGUF model run in-process, `model_path` or the default model).
     pub kind: String,
     /// Base URL; unset means the kind's variable (`OPENAI_BASE_URL`, `OLLAMA_HOST`), then its
     /// public or local default.
@@ -227,7 +228,7 @@ pub struct ProviderConfig {
 impl Default for ProviderConfig {
     fn default() -> Self {
         Self {
-            kind: "openai".into(),
+            kind: "auto".into(),
             base_url: None,
             model: None,
             api_key_env: None,
@@ -238,7 +239,7 @@ impl Default for ProviderConfig {
             headers: BTreeMap::new(),
             extra_body: Map::new(),
             model_path: None,
-            max_tokens: 1024,
+            max_tokens: 512,
             threads: 0,
         }
     }

@@ -17,6 +17,7 @@ pub mod engine;
 pub mod eval;
 pub mod llm;
 pub mod lsp;
+pub mod models;
 pub mod prompts;
 pub mod secrets;
 pub mod trust;

@@ -31,6 +31,11 @@ enum Command {
         /// The workspace root (the current folder when left out).
         path: Option<PathBuf>,
     },
+    /// Models for the embedded provider (`provider.kind = "local"`).
+    Model {
+        #[command(subcommand)]
+        action: cli::ModelAction,
+    },
 }
 
 fn main() -> ExitCode {
@@ -68,6 +73,7 @@ fn main() -> ExitCode {
         Some(Command::Review(review)) => ExitCode::from(runtime.block_on(cli::review(review))),
         Some(Command::Eval(eval)) => ExitCode::from(runtime.block_on(refine_ls::eval::eval(eval))),
         Some(Command::Doctor(doctor)) => ExitCode::from(runtime.block_on(cli::doctor(doctor))),
+        Some(Command::Model { action }) => ExitCode::from(runtime.block_on(cli::model(action))),
         Some(Command::Trust { path }) => {
             let path = path.unwrap_or_else(|| PathBuf::from("."));
             match refine_ls::trust::trust(&path) {

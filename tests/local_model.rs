@@ -235,3 +235,24 @@ fn a_review_from_the_command_line_runs_on_the_local_model() {
         "not applied without --apply"
     );
 }
+
+#[tokio::test]
+async fn with_nothing_configured_and_no_model_a_review_says_how_to_get_one() {
+    // No key, no endpoint, no Ollama (nothing listens on 11434 here), an empty models folder.
+    let client = LspClient::start(&[]);
+    client.initialize(json!({}), json!({})).await;
+    let uri = "file:///work/a.rs";
+    client.open(uri, "rust", "fn a() {}\n").await;
+    let id = client
+        .review(
+            uri,
+            json!({"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 9}}),
+        )
+        .await;
+    let done = client.finished(&id).await;
+    let error = done["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("refine-ls model pull") && error.contains("model_path"),
+        "{done}"
+    );
+}

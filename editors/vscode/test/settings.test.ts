@@ -38,3 +38,9 @@ test("the status bar summary says what the review found", () => {
   assert.equal(summary({ ...base, findings: 3, lowConfidence: 2 }), "3 findings (2 low-confidence hidden)");
   assert.equal(summary({ ...base, findings: 0, error: "the model timed out" }), "review failed: the model timed out");
 });
+
+test("the local model path maps to provider.model_path", () => {
+  assert.deepEqual(toServerSettings(from({ "provider.kind": "local", "provider.modelPath": "/m/x.gguf" }), true), {
+    provider: { kind: "local", model_path: "/m/x.gguf" },
+  });
+});
