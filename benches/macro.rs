@@ -747,6 +747,71 @@ async fn output_tokens(o: &Opts, out: &mut Vec<Line>) {
     });
 }
 
+/// The embedded model's speed (prompt processing and generation, tokens/s), when the model
+/// file is there (`REFINE_TEST_GGUF`, else `.tools/models/`, where `scripts/test` puts it).
+#[cfg(feature = "local")]
+async fn local_model(o: &Opts, out: &mut Vec<Line>) {
+    use refine_ls::llm::local;
+    let path = std::env::var_os("REFINE_TEST_GGUF").map_or_else(
+        || {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join(".tools/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        },
+        std::path::PathBuf::from,
+    );
+    if !path.is_file() {
+        eprintln!(
+            "macro: no model at {}; local model group skipped",
+            path.display()
+        );
+        return;
+    }
+    let threads = local::default_threads();
+    let model = local::load(&path, threads).expect("the model loads");
+    let code = rust_file(if o.smoke { 10 } else { 60 });
+    let (mut prompt_rates, mut gen_rates) = (Vec::new(), Vec::new());
+    let mut prompt_tokens = 0;
+    for _ in 0..o.n(5) {
+        let mut m = model.lock().expect("model");
+        let prompt = m.prompt(&[("system", "You review Rust code."), ("user", code.as_str())]);
+        let g = m
+            .generate(
+                &prompt,
+                "",
+                false,
+                if o.smoke { 8 } else { 64 },
+                0.0,
+                &tokio_util::sync::CancellationToken::new(),
+                &mut |_| {},
+            )
+            .expect("generation");
+        prompt_tokens = g.prompt_tokens;
+        prompt_rates.push(g.prompt_tokens as f64 / g.prompt_secs);
+        gen_rates.push(g.completion_tokens as f64 / g.generate_secs.max(1e-9));
+    }
+    let dequantized = std::env::var("CANDLE_DEQUANTIZE_ALL").is_ok_and(|v| v != "0");
+    for (name, xs) in [
+        ("local model: prompt processing", prompt_rates),
+        ("local model: generation", gen_rates),
+    ] {
+        let (m, _) = stats(xs.clone());
+        let slowest = xs.iter().copied().fold(f64::INFINITY, f64::min);
+        out.push(Line {
+            name,
+            unit: "tok/s",
+            median: m,
+            p99: slowest,
+            samples: xs.len(),
+            budget: String::new(),
+            met: None,
+            note: format!(
+                "SmolLM2-135M Q4_1, {threads} thread(s), weights {}; {prompt_tokens}-token prompt; p99 column = slowest run",
+                if dequantized { "as f32" } else { "quantized" }
+            ),
+        });
+    }
+}
+
 fn print(lines: &[Line]) {
     println!(
         "\n{:<72} {:>12} {:>12} {:>5}  {:<30} met",
@@ -800,6 +865,11 @@ fn main() {
         if o.runs("output tokens") {
             eprintln!("macro: output tokens");
             output_tokens(&o, &mut out).await;
+        }
+        #[cfg(feature = "local")]
+        if o.runs("local model") {
+            eprintln!("macro: local model");
+            local_model(&o, &mut out).await;
         }
     });
     print(&out);

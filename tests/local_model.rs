@@ -237,9 +237,14 @@ fn a_review_from_the_command_line_runs_on_the_local_model() {
 }
 
 #[tokio::test]
-async fn with_nothing_configured_and_no_model_a_review_says_how_to_get_one() {
-    // No key, no endpoint, no Ollama (nothing listens on 11434 here), an empty models folder.
-    let client = LspClient::start(&[]);
+async fn without_network_and_no_model_a_review_says_how_to_point_at_a_file() {
+    // No key, no endpoint, no Ollama (nothing listens on 11434 here), an empty models folder,
+    // and the model's download address unreachable (nothing listens on port 9 here).
+    let client = LspClient::start(&[
+        ("REFINE_LS_MODEL_URL", "http://127.0.0.1:9/model.gguf"),
+        ("REFINE_LS_MODEL_SHA256", "00"),
+        ("REFINE_LS_MODEL_MEMBER", ""),
+    ]);
     client.initialize(json!({}), json!({})).await;
     let uri = "file:///work/a.rs";
     client.open(uri, "rust", "fn a() {}\n").await;
@@ -252,7 +257,88 @@ async fn with_nothing_configured_and_no_model_a_review_says_how_to_get_one() {
     let done = client.finished(&id).await;
     let error = done["error"].as_str().unwrap_or_default();
     assert!(
-        error.contains("refine-ls model pull") && error.contains("model_path"),
+        error.contains("cannot download") && error.contains("model_path"),
         "{done}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_downloads_the_default_model_on_first_use_with_progress() {
+    use axum::{Router, routing::get};
+    use sha2::{Digest, Sha256};
+    // A mirror on 127.0.0.1 serving the model file (REFINE_LS_MODEL_URL points there).
+    let bytes = std::fs::read(model_path()).unwrap();
+    let sha: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let bytes = Arc::new(bytes);
+    let app = Router::new().route(
+        "/mirror/SmolLM2-135M-Instruct.Q4_1.gguf",
+        get(move || {
+            let b = bytes.clone();
+            async move { b.as_ref().clone() }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let url = format!("http://127.0.0.1:{port}/mirror/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let client = LspClient::start(&[
+        ("REFINE_LS_MODEL_URL", url.as_str()),
+        ("REFINE_LS_MODEL_SHA256", sha.as_str()),
+        ("REFINE_LS_MODEL_MEMBER", ""),
+    ]);
+    // Nothing configured: `auto` finds no key, endpoint or Ollama, so the embedded model.
+    client
+        .initialize(
+            json!({"window": {"workDoneProgress": true}}),
+            json!({"refine": {"provider": {"max_tokens": 32, "timeout_secs": 600}, "loop": {"max_iterations": 1}}}),
+        )
+        .await;
+    let uri = "file:///work/one.rs";
+    client
+        .open(uri, "rust", "fn one() -> i32 {\n    1\n}\n")
+        .await;
+    let id = client
+        .review(
+            uri,
+            json!({"start": {"line": 0, "character": 0}, "end": {"line": 2, "character": 1}}),
+        )
+        .await;
+    let done = tokio::time::timeout(std::time::Duration::from_secs(600), async {
+        loop {
+            if let Some(d) = client
+                .notifications("refine/reviewFinished")
+                .into_iter()
+                .find(|p| p["reviewId"] == id.as_str())
+            {
+                return d;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("the review finished");
+    assert!(done["error"].is_null(), "{done}");
+    let downloading = client
+        .notifications("$/progress")
+        .into_iter()
+        .filter(|p| {
+            p["value"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("downloading the local model"))
+        })
+        .count();
+    assert!(downloading >= 1, "download progress was reported");
+    let stored = client
+        .cache_dir
+        .path()
+        .join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert_eq!(
+        std::fs::metadata(&stored).unwrap().len(),
+        std::fs::metadata(model_path()).unwrap().len()
     );
 }

@@ -101,6 +101,9 @@ pub struct Job {
     pub progress_token: Option<ProgressToken>,
     /// The client accepts `window/workDoneProgress/create`.
     pub can_create_progress: bool,
+    /// Set when the default local model must be downloaded first: the configuration to build
+    /// the providers from afterwards.
+    pub fetch_model: Option<crate::config::Config>,
 }
 
 impl Job {
@@ -134,7 +137,17 @@ impl Job {
             })
         };
         let uri_key = self.uri.as_str().to_owned();
-        let outcome = match &self.providers {
+        let mut providers = self.providers.clone();
+        if let Some(cfg) = &self.fetch_model {
+            providers = match self.fetch_default_model(&token).await {
+                Ok(()) => Providers::from_config(cfg),
+                Err(e) => Err(e),
+            };
+            if providers.is_ok() {
+                lock(&self.state).providers = providers.clone();
+            }
+        }
+        let outcome = match &providers {
             Ok(providers) => {
                 let engine = Engine {
                     critic: &providers.critic,
@@ -282,6 +295,49 @@ impl Job {
                 None
             }
         }
+    }
+
+    /// Downloads the default local model, reporting its progress.
+    async fn fetch_default_model(&self, token: &Option<ProgressToken>) -> Result<(), String> {
+        let dir = crate::models::models_dir()
+            .ok_or("no cache folder on this system; set REFINE_LS_MODELS_DIR")?;
+        let source = crate::models::default_source();
+        let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Option<u64>)>();
+        let forward = {
+            let client = self.client.clone();
+            let token = token.clone();
+            tokio::spawn(async move {
+                let mut last = u32::MAX;
+                while let Some((done, total)) = rx.recv().await {
+                    let pct = total
+                        .filter(|t| *t > 0)
+                        .map(|t| (done.saturating_mul(100) / t).min(100) as u32);
+                    if pct == Some(last) {
+                        continue;
+                    }
+                    last = pct.unwrap_or(u32::MAX);
+                    if let Some(t) = &token {
+                        let value = WorkDoneProgress::Report(WorkDoneProgressReport {
+                            message: Some(format!(
+                                "downloading the local model: {:.1} MB",
+                                done as f64 / 1e6
+                            )),
+                            cancellable: Some(false),
+                            percentage: pct,
+                        });
+                        send_progress(&client, t, value).await;
+                    }
+                }
+            })
+        };
+        tracing::info!("downloading {} into {}", source.name, dir.display());
+        let result = crate::models::pull(&source, &dir, &mut |done, total| {
+            let _ = tx.send((done, total));
+        })
+        .await;
+        drop(tx);
+        let _ = forward.await;
+        result.map(|_| ()).map_err(|e| e.to_string())
     }
 
     async fn report(&self, token: &Option<ProgressToken>, value: WorkDoneProgress) {

@@ -196,6 +196,9 @@ impl Backend {
         let id = st.new_review_id();
         let cancel = CancellationToken::new();
         let providers = st.providers.clone();
+        // The embedded model is not downloaded yet: the job fetches it first (with progress).
+        let fetch_model = (providers.is_err() && state::needs_model(&st.resolved.config))
+            .then(|| st.resolved.config.clone());
         let prompts = st.prompts.clone();
         let loop_config = st.resolved.config.refine_loop.clone();
         let st_cache = st.cache.clone();
@@ -271,6 +274,7 @@ impl Backend {
             apply,
             progress_token: token,
             can_create_progress,
+            fetch_model,
         };
         tokio::spawn(job.run());
         Ok(id)

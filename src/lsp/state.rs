@@ -60,6 +60,14 @@ impl Providers {
     }
 }
 
+/// Whether the providers fail only because the default local model is not downloaded yet.
+pub fn needs_model(cfg: &crate::config::Config) -> bool {
+    matches!(
+        Provider::from_config(&cfg.critic_provider()),
+        Err(crate::llm::ProviderError::NoLocalModel { .. })
+    )
+}
+
 /// A finished review's results, in char offsets of the document's current version.
 #[derive(Debug, Clone)]
 pub struct DoneReview {
