@@ -778,7 +778,7 @@ async fn local_model(o: &Opts, out: &mut Vec<Line>) {
             .generate(
                 &prompt,
                 "",
-                false,
+                None,
                 if o.smoke { 8 } else { 64 },
                 0.0,
                 &tokio_util::sync::CancellationToken::new(),

@@ -66,7 +66,7 @@ fn generation_streams_tokens_and_stops_at_the_end_of_the_answer() {
         .generate(
             &prompt,
             "",
-            false,
+            None,
             40,
             0.0,
             &CancellationToken::new(),
@@ -96,7 +96,7 @@ fn cancellation_stops_within_one_token() {
     let mut after_cancel = 0;
     let mut seen = 0;
     let c = cancel.clone();
-    let r = m.generate(&prompt, "", false, 200, 0.0, &cancel, &mut |d| {
+    let r = m.generate(&prompt, "", None, 200, 0.0, &cancel, &mut |d| {
         if d.is_empty() {
             return;
         }
@@ -134,7 +134,7 @@ fn constrained_decoding_always_gives_valid_critique_json() {
             .generate(
                 &prompt,
                 &prefill,
-                true,
+                Some(&schema),
                 budget,
                 0.0,
                 &CancellationToken::new(),
@@ -144,8 +144,17 @@ fn constrained_decoding_always_gives_valid_critique_json() {
         let v: Value = serde_json::from_str(&out.text)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", out.text));
         assert!(v["findings"].is_array(), "{v}");
-        // And the critique parser takes it (bad items are skipped, not fatal).
-        refine_ls::engine::critique::parse(&out.text).unwrap();
+        // Every item has every required key, with its type: none is skipped as malformed.
+        let (items, malformed) = refine_ls::engine::critique::parse(&out.text).unwrap();
+        assert_eq!(malformed, 0, "{}", out.text);
+        assert_eq!(items.len(), v["findings"].as_array().unwrap().len());
+        for f in v["findings"].as_array().unwrap() {
+            assert!(f["start_line"].is_u64() && f["message"].is_string(), "{f}");
+            assert!(
+                ["error", "warning", "info", "hint"].contains(&f["severity"].as_str().unwrap())
+            );
+        }
+        eprintln!("constrained critique ({budget} tokens): {}", out.text);
     }
 }
 

@@ -985,10 +985,8 @@ impl Provider {
                 (role.to_owned(), m.content.clone())
             })
             .collect();
-        let prefill = req
-            .json_schema
-            .as_ref()
-            .map(|s| local::json_prefill(&s.schema));
+        let schema = req.json_schema.as_ref().map(|s| s.schema.clone());
+        let prefill = schema.as_ref().map(local::json_prefill);
         let (max_tokens, temperature) = (self.max_tokens, self.temperature.unwrap_or(0.0));
         let child = cancel.child_token();
         let stop = child.clone();
@@ -1005,7 +1003,7 @@ impl Provider {
             m.generate(
                 &prompt,
                 prefill.as_deref().unwrap_or(""),
-                prefill.is_some(),
+                schema.as_ref(),
                 max_tokens,
                 temperature,
                 &child,

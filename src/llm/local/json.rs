@@ -58,6 +58,79 @@ impl NumAt {
     }
 }
 
+/// The type of one property of the array's items.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ty {
+    /// `"integer"`.
+    Integer,
+    /// `"number"`.
+    Number,
+    /// `"string"`.
+    Str,
+    /// A string from a list.
+    Enum(Vec<String>),
+    /// `"boolean"`.
+    Boolean,
+}
+
+/// The shape of the objects in the answer's one array (`{"findings": [ {…}, … ]}`): their
+/// keys, each key's type, the required ones. Taken from the request's JSON schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemShape {
+    props: Vec<(String, Ty)>,
+    required: Vec<String>,
+}
+
+impl ItemShape {
+    /// From a schema `{"type":"object","properties":{K:{"type":"array","items":{…}}},…}`
+    /// whose items are flat objects; `None` for anything else.
+    pub fn from_schema(schema: &serde_json::Value) -> Option<Self> {
+        let required = schema["required"].as_array()?;
+        let [key] = required.as_slice() else {
+            return None;
+        };
+        let items = &schema["properties"][key.as_str()?]["items"];
+        let mut props = Vec::new();
+        for (name, p) in items["properties"].as_object()? {
+            let ty = match (p["type"].as_str()?, p["enum"].as_array()) {
+                ("string", Some(e)) => Ty::Enum(
+                    e.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect(),
+                ),
+                ("string", None) => Ty::Str,
+                ("integer", _) => Ty::Integer,
+                ("number", _) => Ty::Number,
+                ("boolean", _) => Ty::Boolean,
+                _ => return None,
+            };
+            props.push((name.clone(), ty));
+        }
+        let required = items["required"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(Self { props, required })
+    }
+}
+
+/// Where the item-level checks are.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct ItemState {
+    /// Keys seen in the current item.
+    seen: Vec<String>,
+    /// The key being typed, or the enum string being typed.
+    buf: String,
+    /// The type of the value being typed.
+    ty: Option<Ty>,
+    /// Chars fed when the last complete item closed (or the array opened).
+    keep: usize,
+}
+
 /// The automaton. `Clone` to try a token without committing to it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JsonPrefix {
@@ -67,6 +140,11 @@ pub struct JsonPrefix {
     done: bool,
     /// Whitespace characters in a row (capped, so a model cannot pad forever).
     blanks: u8,
+    /// Item checks, when the answer has a known shape.
+    shape: Option<std::sync::Arc<ItemShape>>,
+    item: ItemState,
+    /// Characters fed so far.
+    fed: usize,
 }
 
 impl Default for JsonPrefix {
@@ -77,6 +155,9 @@ impl Default for JsonPrefix {
             started: false,
             done: false,
             blanks: 0,
+            shape: None,
+            item: ItemState::default(),
+            fed: 0,
         }
     }
 }
@@ -84,6 +165,21 @@ impl Default for JsonPrefix {
 const MAX_BLANKS: u8 = 8;
 
 impl JsonPrefix {
+    /// An automaton that also holds the array's items to `shape`: known keys only, each once,
+    /// values of their type (enums spelled out), every required key before an item closes.
+    pub fn with_shape(shape: ItemShape) -> Self {
+        Self {
+            shape: Some(std::sync::Arc::new(shape)),
+            ..Self::default()
+        }
+    }
+
+    /// Chars of a shaped answer that hold only whole items (the rest is cut when the budget
+    /// runs out mid-item), or `None` when that does not apply.
+    pub fn whole_items_end(&self) -> Option<usize> {
+        (self.shape.is_some() && self.stack.len() >= 2 && !self.done).then_some(self.item.keep)
+    }
+
     /// Whether the text so far is a whole JSON value.
     pub fn is_done(&self) -> bool {
         self.done
@@ -96,6 +192,125 @@ impl JsonPrefix {
 
     /// Feeds one character.
     pub fn push(&mut self, c: char) -> bool {
+        self.fed += 1;
+        if !self.shape_allows(c) {
+            return false;
+        }
+        self.push_json(c)
+    }
+
+    /// The item-level checks, before the character is taken as JSON.
+    fn shape_allows(&mut self, c: char) -> bool {
+        let Some(shape) = self.shape.clone() else {
+            return true;
+        };
+        match (&self.scalar, self.stack.len()) {
+            // Typing a key of an item: it must stay the start of an unused known key.
+            (
+                Scalar::Str {
+                    key: true,
+                    escape: 0,
+                },
+                3,
+            ) => {
+                if c == '"' {
+                    let Some((_, ty)) = shape
+                        .props
+                        .iter()
+                        .find(|(k, _)| *k == self.item.buf && !self.item.seen.contains(k))
+                    else {
+                        return false;
+                    };
+                    self.item.ty = Some(ty.clone());
+                    let key = std::mem::take(&mut self.item.buf);
+                    self.item.seen.push(key);
+                    return true;
+                }
+                if c == '\\' {
+                    return false;
+                }
+                self.item.buf.push(c);
+                let buf = &self.item.buf;
+                shape
+                    .props
+                    .iter()
+                    .any(|(k, _)| k.starts_with(buf.as_str()) && !self.item.seen.contains(k))
+            }
+            // Typing an enum value: it must stay the start of one of its words.
+            (
+                Scalar::Str {
+                    key: false,
+                    escape: 0,
+                },
+                3,
+            ) => match &self.item.ty {
+                Some(Ty::Enum(words)) => {
+                    if c == '"' {
+                        let ok = words.contains(&self.item.buf);
+                        self.item.buf.clear();
+                        return ok;
+                    }
+                    if c == '\\' {
+                        return false;
+                    }
+                    self.item.buf.push(c);
+                    words.iter().any(|w| w.starts_with(self.item.buf.as_str()))
+                }
+                _ => true,
+            },
+            (Scalar::Num(_), 3)
+                if self.item.ty == Some(Ty::Integer) && matches!(c, '.' | 'e' | 'E') =>
+            {
+                false
+            }
+            (Scalar::Num(at), 3) if number_step(*at, c).is_some() => true,
+            // A character that ends a number (or any outside a scalar) is structure.
+            (Scalar::None | Scalar::Num(_), depth) if !c.is_whitespace() => {
+                let state = match self.scalar {
+                    Scalar::Num(_) => Some(Frame::Obj(Obj::CommaOrEnd)),
+                    _ => self.stack.last().copied(),
+                };
+                match (depth, state) {
+                    // The root's one value is the array.
+                    (1, Some(Frame::Obj(Obj::Value))) => {
+                        self.item.keep = self.fed;
+                        c == '['
+                    }
+                    // The root holds only the array: after it, the end.
+                    (1, Some(Frame::Obj(Obj::CommaOrEnd))) => c == '}',
+                    // The array holds items (objects).
+                    (2, Some(Frame::Arr(Arr::ValueOrEnd | Arr::Value))) => {
+                        if c == '{' {
+                            self.item = ItemState {
+                                keep: self.item.keep,
+                                ..ItemState::default()
+                            };
+                            true
+                        } else {
+                            c == ']' && state == Some(Frame::Arr(Arr::ValueOrEnd))
+                        }
+                    }
+                    (3, Some(Frame::Obj(Obj::Value))) => match self.item.ty {
+                        Some(Ty::Integer | Ty::Number) => c == '-' || c.is_ascii_digit(),
+                        Some(Ty::Str | Ty::Enum(_)) => c == '"',
+                        Some(Ty::Boolean) => c == 't' || c == 'f',
+                        None => false,
+                    },
+                    (3, Some(Frame::Obj(Obj::KeyOrEnd | Obj::CommaOrEnd))) if c == '}' => {
+                        let complete = shape.required.iter().all(|r| self.item.seen.contains(r));
+                        if complete {
+                            self.item.keep = self.fed;
+                        }
+                        complete
+                    }
+                    _ => true,
+                }
+            }
+            _ => true,
+        }
+    }
+
+    fn push_json(&mut self, c: char) -> bool {
         match self.scalar.clone() {
             Scalar::Str { key, escape } => return self.in_string(c, key, escape),
             Scalar::Lit(rest) => {
@@ -390,6 +605,58 @@ mod tests {
                 "{closed}"
             );
         }
+    }
+
+    fn critique() -> JsonPrefix {
+        JsonPrefix::with_shape(ItemShape::from_schema(&crate::engine::critique::schema()).unwrap())
+    }
+
+    #[test]
+    fn shaped_items_keep_to_the_schema() {
+        let item = r#"{"start_line": 4, "end_line": 4, "quote": "x", "severity": "warning", "principle": "correctness", "message": "m", "confidence": 0.5}"#;
+        let whole = format!(r#"{{"findings": [{item}, {item}]}}"#);
+        let mut p = critique();
+        assert!(p.feed(&whole), "{whole}");
+        assert!(p.is_done());
+        let start = r#"{"findings": [{"#;
+        for bad in [
+            r#""colour""#,                      // unknown key
+            r#""start_line": 1, "start_line""#, // twice
+            r#""start_line": "4""#,             // wrong type
+            r#""start_line": 4.5"#,             // integer
+            r#""severity": "fatal""#,           // not in the enum
+            r#""start_line": 4}"#,              // required keys missing
+            r#""start_line": {"#,               // nested
+        ] {
+            assert!(!critique().feed(&format!("{start}{bad}")), "{bad}");
+        }
+        assert!(critique().feed(&format!("{start}\"severity\": \"warn")));
+        assert!(!critique().feed(r#"{"findings": [1"#), "items are objects");
+        assert!(
+            !critique().feed(r#"{"findings": [], "x""#),
+            "nothing after the array"
+        );
+    }
+
+    #[test]
+    fn an_unfinished_item_is_cut_back_to_the_whole_ones() {
+        let item = r#"{"start_line": 4, "end_line": 4, "quote": "x", "severity": "info", "principle": "p", "message": "m", "confidence": 1}"#;
+        let text = format!(r#"{{"findings": [{item}, {{"start_line": 7, "mess"#);
+        let mut p = critique();
+        assert!(p.feed(&text));
+        let keep = p.whole_items_end().unwrap();
+        let kept: String = text.chars().take(keep).collect();
+        assert!(kept.ends_with(item), "{kept}");
+        let mut q = critique();
+        assert!(q.feed(&kept));
+        let closed = format!("{kept}{}", q.closing());
+        let v: serde_json::Value = serde_json::from_str(&closed).unwrap();
+        assert_eq!(v["findings"].as_array().unwrap().len(), 1);
+        // Nothing whole yet: back to the empty array.
+        let mut p = critique();
+        assert!(p.feed(r#"{"findings": [{"quote": "abc"#));
+        let keep = p.whole_items_end().unwrap();
+        assert_eq!(keep, r#"{"findings": ["#.chars().count());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::ModelWeights;
 use tokio_util::sync::CancellationToken;
 
-use self::json::JsonPrefix;
+use self::json::{ItemShape, JsonPrefix};
 use self::tokenizer::Tokenizer;
 
 /// candle's quantized Llama keeps this many positions (prompt + answer).
@@ -216,13 +216,14 @@ impl LocalModel {
     }
 
     /// Generates an answer. `prefill` is text the answer starts with (already counted as
-    /// output); `json` constrains decoding to JSON and closes it if the budget runs out.
+    /// output); `json` (the request's JSON schema) constrains decoding to JSON of that shape
+    /// and closes it if the budget runs out (an unfinished item is dropped).
     #[allow(clippy::too_many_arguments)]
     pub fn generate(
         &mut self,
         prompt: &str,
         prefill: &str,
-        json: bool,
+        json: Option<&serde_json::Value>,
         max_tokens: usize,
         temperature: f64,
         cancel: &CancellationToken,
@@ -247,7 +248,7 @@ impl LocalModel {
         &mut self,
         prompt: &str,
         prefill: &str,
-        json: bool,
+        json: Option<&serde_json::Value>,
         max_tokens: usize,
         temperature: f64,
         cancel: &CancellationToken,
@@ -273,7 +274,13 @@ impl LocalModel {
         let mut logits = self.weights.forward(&input, 0).map_err(inference)?;
         let prompt_done = Instant::now();
         let mut text = prefill.to_owned();
-        let mut automaton = JsonPrefix::default();
+        let shape = json.and_then(ItemShape::from_schema);
+        let fresh = || match &shape {
+            Some(s) => JsonPrefix::with_shape(s.clone()),
+            None => JsonPrefix::default(),
+        };
+        let mut automaton = fresh();
+        let json = json.is_some();
         if json && !automaton.feed(prefill) {
             return Err(LocalError::Inference("the prefill is not JSON".into()));
         }
@@ -322,9 +329,18 @@ impl LocalModel {
             pos += 1;
         }
         if json && !automaton.is_done() {
-            let closing = automaton.closing();
-            text.push_str(&closing);
-            on_delta(&closing);
+            if let Some(keep) = automaton.whole_items_end() {
+                // Out of budget inside an item: keep the whole items only (the final text is
+                // what counts; a streamed partial item never became a finding).
+                text = text.chars().take(keep).collect();
+                let mut cut = fresh();
+                cut.feed(&text);
+                text.push_str(&cut.closing());
+            } else {
+                let closing = automaton.closing();
+                text.push_str(&closing);
+                on_delta(&closing);
+            }
         }
         Ok(Generated {
             text,
