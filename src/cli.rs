@@ -26,6 +26,41 @@ pub enum Format {
     Json,
 }
 
+/// The provider flags of `review`, `doctor` and `eval`: they override every config file.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ProviderFlags {
+    /// Provider kind (`auto`, `openai`, `anthropic`, `ollama`, `local`).
+    #[arg(long, value_name = "KIND")]
+    pub provider: Option<String>,
+    /// Provider base URL.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Model name.
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// `--provider local`: the GGUF model file.
+    #[arg(long, value_name = "PATH")]
+    pub model_path: Option<String>,
+}
+
+impl ProviderFlags {
+    /// The command-line configuration layer these flags make (`{"provider": {…}}`).
+    pub fn layer(&self) -> Value {
+        let mut cli = json!({"provider": {}});
+        for (key, value) in [
+            ("kind", &self.provider),
+            ("base_url", &self.base_url),
+            ("model", &self.model),
+            ("model_path", &self.model_path),
+        ] {
+            if let Some(v) = value {
+                cli["provider"][key] = Value::String(v.clone());
+            }
+        }
+        cli
+    }
+}
+
 /// `refine-ls review`.
 #[derive(Debug, Args)]
 pub struct ReviewArgs {
@@ -40,18 +75,9 @@ pub struct ReviewArgs {
     /// Write the best revision into the file.
     #[arg(long)]
     pub apply: bool,
-    /// Provider kind (`openai`, `anthropic`, `ollama`, `local`).
-    #[arg(long, value_name = "KIND")]
-    pub provider: Option<String>,
-    /// Provider base URL.
-    #[arg(long, value_name = "URL")]
-    pub base_url: Option<String>,
-    /// Model name.
-    #[arg(long, value_name = "NAME")]
-    pub model: Option<String>,
-    /// `--provider local`: the GGUF model file.
-    #[arg(long, value_name = "PATH")]
-    pub model_path: Option<String>,
+    /// Which provider.
+    #[command(flatten)]
+    pub flags: ProviderFlags,
     /// Do not answer from the review cache.
     #[arg(long)]
     pub force: bool,
@@ -60,18 +86,9 @@ pub struct ReviewArgs {
 /// `refine-ls doctor`.
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// Provider kind (`openai`, `anthropic`, `ollama`, `local`).
-    #[arg(long, value_name = "KIND")]
-    pub provider: Option<String>,
-    /// Provider base URL.
-    #[arg(long, value_name = "URL")]
-    pub base_url: Option<String>,
-    /// Model name.
-    #[arg(long, value_name = "NAME")]
-    pub model: Option<String>,
-    /// `--provider local`: the GGUF model file.
-    #[arg(long, value_name = "PATH")]
-    pub model_path: Option<String>,
+    /// Which provider.
+    #[command(flatten)]
+    pub flags: ProviderFlags,
     /// Skip the structured-output probe (it costs one small model call).
     #[arg(long)]
     pub no_probe: bool,
@@ -107,13 +124,7 @@ async fn run_review(args: &ReviewArgs) -> Result<u8, String> {
     let (first, last) = parse_lines(args.lines.as_deref(), total)?;
 
     let root = workspace_root(path);
-    let resolved = load_config(
-        root.as_deref(),
-        &args.provider,
-        &args.base_url,
-        &args.model,
-        &args.model_path,
-    );
+    let resolved = load_config(root.as_deref(), &args.flags);
     if !resolved.config.privacy.review_sensitive_files
         && crate::secrets::is_sensitive_path(&path.display().to_string())
     {
@@ -319,27 +330,10 @@ async fn pull_default() -> Result<PathBuf, String> {
 
 /// Resolves the configuration for a workspace with the provider flags on top, and prints
 /// its warnings.
-fn load_config(
-    root: Option<&Path>,
-    kind: &Option<String>,
-    base_url: &Option<String>,
-    model: &Option<String>,
-    model_path: &Option<String>,
-) -> crate::config::Resolved {
+fn load_config(root: Option<&Path>, flags: &ProviderFlags) -> crate::config::Resolved {
     let mut layers = Layers::default();
     layers.load_files(root);
-    let mut cli = json!({"provider": {}});
-    for (key, value) in [
-        ("kind", kind),
-        ("base_url", base_url),
-        ("model", model),
-        ("model_path", model_path),
-    ] {
-        if let Some(v) = value {
-            cli["provider"][key] = Value::String(v.clone());
-        }
-    }
-    layers.set(Source::CommandLine, cli);
+    layers.set(Source::CommandLine, flags.layer());
     let resolved = layers.resolve();
     for w in &resolved.warnings {
         eprintln!("refine-ls: warning: {w}");
@@ -357,13 +351,7 @@ pub async fn doctor(args: DoctorArgs) -> u8 {
             .find(|a| a.join(".refine.toml").exists() || a.join(".git").exists())
             .map(Path::to_path_buf)
     });
-    let resolved = load_config(
-        root.as_deref(),
-        &args.provider,
-        &args.base_url,
-        &args.model,
-        &args.model_path,
-    );
+    let resolved = load_config(root.as_deref(), &args.flags);
     let mut problems = Vec::new();
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "refine-ls {}", env!("CARGO_PKG_VERSION"));

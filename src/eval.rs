@@ -33,15 +33,9 @@ pub struct EvalArgs {
     /// What verifies each revision inside the loop.
     #[arg(long, value_enum, default_value_t = VerifyMode::Tests)]
     pub verify: VerifyMode,
-    /// Provider kind.
-    #[arg(long, value_name = "KIND")]
-    pub provider: Option<String>,
-    /// Provider base URL.
-    #[arg(long, value_name = "URL")]
-    pub base_url: Option<String>,
-    /// Model name.
-    #[arg(long, value_name = "NAME")]
-    pub model: Option<String>,
+    /// Which provider.
+    #[command(flatten)]
+    pub flags: crate::cli::ProviderFlags,
 }
 
 /// The loop's outside check during eval.
@@ -199,19 +193,9 @@ async fn run_eval(args: &EvalArgs) -> Result<(), String> {
     }
     tasks.truncate(args.limit.unwrap_or(usize::MAX));
 
-    let mut cli = json!({"provider": {}});
-    for (key, value) in [
-        ("kind", &args.provider),
-        ("base_url", &args.base_url),
-        ("model", &args.model),
-    ] {
-        if let Some(v) = value {
-            cli["provider"][key] = json!(v);
-        }
-    }
     let mut layers = crate::config::Layers::default();
     layers.load_files(None);
-    layers.set(crate::config::Source::CommandLine, cli);
+    layers.set(crate::config::Source::CommandLine, args.flags.layer());
     let resolved = layers.resolve();
     let critic =
         Provider::from_config(&resolved.config.critic_provider()).map_err(|e| e.to_string())?;
