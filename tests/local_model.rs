@@ -180,20 +180,9 @@ async fn a_review_through_the_language_server_completes_on_the_local_model() {
             json!({"start": {"line": 0, "character": 0}, "end": {"line": 3, "character": 1}}),
         )
         .await;
-    let done = tokio::time::timeout(std::time::Duration::from_secs(600), async {
-        loop {
-            if let Some(d) = client
-                .notifications("refine/reviewFinished")
-                .into_iter()
-                .find(|p| p["reviewId"] == id.as_str())
-            {
-                return d;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
-    })
-    .await
-    .expect("the review finished within 10 minutes");
+    let done = client
+        .finished_within(&id, std::time::Duration::from_secs(600))
+        .await;
     eprintln!("local review: {done}");
     assert!(done["error"].is_null(), "{done}");
     assert!(done["llmCalls"].as_u64().unwrap_or(0) >= 1);
@@ -317,20 +306,9 @@ async fn the_server_downloads_the_default_model_on_first_use_with_progress() {
             json!({"start": {"line": 0, "character": 0}, "end": {"line": 2, "character": 1}}),
         )
         .await;
-    let done = tokio::time::timeout(std::time::Duration::from_secs(600), async {
-        loop {
-            if let Some(d) = client
-                .notifications("refine/reviewFinished")
-                .into_iter()
-                .find(|p| p["reviewId"] == id.as_str())
-            {
-                return d;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
-    })
-    .await
-    .expect("the review finished");
+    let done = client
+        .finished_within(&id, std::time::Duration::from_secs(600))
+        .await;
     assert!(done["error"].is_null(), "{done}");
     let downloading = client
         .notifications("$/progress")

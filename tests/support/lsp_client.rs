@@ -197,7 +197,17 @@ impl LspClient {
 
     /// Waits for a notification of `method` whose params satisfy `pred`.
     pub async fn wait_for(&self, method: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        self.wait_for_within(method, pred, TIMEOUT).await
+    }
+
+    /// [`Self::wait_for`] with its own time limit (for reviews on a real, slow model).
+    pub async fn wait_for_within(
+        &self,
+        method: &str,
+        pred: impl Fn(&Value) -> bool,
+        limit: Duration,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + limit;
         loop {
             let notified = self.arrived.notified();
             if let Some(v) = self.notifications(method).into_iter().find(|v| pred(v)) {
@@ -205,7 +215,7 @@ impl LspClient {
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 panic!(
-                    "no {method} notification matched within {TIMEOUT:?}; got {:?}",
+                    "no {method} notification matched within {limit:?}; got {:?}",
                     self.notifications(method)
                 );
             }
@@ -216,6 +226,16 @@ impl LspClient {
     pub async fn finished(&self, review_id: &str) -> Value {
         self.wait_for("refine/reviewFinished", |p| p["reviewId"] == review_id)
             .await
+    }
+
+    /// [`Self::finished`] with its own time limit.
+    pub async fn finished_within(&self, review_id: &str, limit: Duration) -> Value {
+        self.wait_for_within(
+            "refine/reviewFinished",
+            |p| p["reviewId"] == review_id,
+            limit,
+        )
+        .await
     }
 
     /// The latest diagnostics published for a URI.
