@@ -140,11 +140,13 @@ impl Job {
         let mut providers = self.providers.clone();
         if let Some(cfg) = &self.fetch_model {
             providers = match self.fetch_default_model(&token).await {
-                Ok(()) => Providers::from_config(cfg),
+                Ok(()) => Providers::from_config(cfg).map_err(|e| e.to_string()),
                 Err(e) => Err(e),
             };
             if providers.is_ok() {
-                lock(&self.state).providers = providers.clone();
+                let mut st = lock(&self.state);
+                st.providers = providers.clone();
+                st.needs_model = false;
             }
         }
         let outcome = match &providers {

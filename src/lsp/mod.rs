@@ -197,8 +197,7 @@ impl Backend {
         let cancel = CancellationToken::new();
         let providers = st.providers.clone();
         // The embedded model is not downloaded yet: the job fetches it first (with progress).
-        let fetch_model = (providers.is_err() && state::needs_model(&st.resolved.config))
-            .then(|| st.resolved.config.clone());
+        let fetch_model = st.needs_model.then(|| st.resolved.config.clone());
         let prompts = st.prompts.clone();
         let loop_config = st.resolved.config.refine_loop.clone();
         let st_cache = st.cache.clone();

@@ -50,22 +50,14 @@ pub struct Providers {
 
 impl Providers {
     /// Builds both from the configuration.
-    pub fn from_config(cfg: &crate::config::Config) -> Result<Self, String> {
-        let critic = Provider::from_config(&cfg.critic_provider()).map_err(|e| e.to_string())?;
-        let reviser = Provider::from_config(&cfg.reviser_provider()).map_err(|e| e.to_string())?;
+    pub fn from_config(cfg: &crate::config::Config) -> Result<Self, crate::llm::ProviderError> {
+        let critic = Provider::from_config(&cfg.critic_provider())?;
+        let reviser = Provider::from_config(&cfg.reviser_provider())?;
         Ok(Self {
             critic: Arc::new(critic),
             reviser: Arc::new(reviser),
         })
     }
-}
-
-/// Whether the providers fail only because the default local model is not downloaded yet.
-pub fn needs_model(cfg: &crate::config::Config) -> bool {
-    matches!(
-        Provider::from_config(&cfg.critic_provider()),
-        Err(crate::llm::ProviderError::NoLocalModel { .. })
-    )
 }
 
 /// A finished review's results, in char offsets of the document's current version.
@@ -133,6 +125,8 @@ pub struct State {
     pub resolved: Resolved,
     /// The providers built from it, or why they could not be built.
     pub providers: Result<Providers, String>,
+    /// They could not be built only because the default local model is not downloaded yet.
+    pub needs_model: bool,
     /// Prompt templates.
     pub prompts: Arc<Prompts>,
     /// Workspace root.
@@ -154,6 +148,7 @@ impl Default for State {
             layers: Layers::default(),
             resolved: Resolved::default(),
             providers: Err("the server is not initialized".to_owned()),
+            needs_model: false,
             prompts: Arc::new(Prompts::load_from(&[])),
             root: None,
             supports_progress: false,
@@ -186,7 +181,9 @@ impl State {
             self.layers.set(Source::Editor, v);
         }
         self.resolved = self.layers.resolve();
-        self.providers = Providers::from_config(&self.resolved.config);
+        let built = Providers::from_config(&self.resolved.config);
+        self.needs_model = matches!(built, Err(crate::llm::ProviderError::NoLocalModel { .. }));
+        self.providers = built.map_err(|e| e.to_string());
         if !self.resolved.config.cache.enabled {
             self.cache = None;
         } else if self.cache.is_none() {
