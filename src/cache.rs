@@ -9,7 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use crate::engine::ReviewOutcome;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 const REVIEWS: TableDefinition<'_, &[u8; 32], (u64, &[u8])> = TableDefinition::new("reviews_v1");
 /// Entries kept at most; the oldest tenth goes when the store is full.
@@ -49,8 +50,9 @@ impl Cache {
         }
     }
 
-    /// A stored review for this key, with offsets relative to the reviewed region.
-    pub fn get(&self, key: &[u8; 32]) -> Option<ReviewOutcome> {
+    /// The record stored under this key (the engine stores reviews with offsets relative to
+    /// the reviewed region). A record that does not read as `T` is no record.
+    pub fn get<T: DeserializeOwned>(&self, key: &[u8; 32]) -> Option<T> {
         let read = || -> Result<Option<Vec<u8>>, Box<redb::Error>> {
             let tx = self.db.begin_read().map_err(|e| Box::new(e.into()))?;
             let table = match tx.open_table(REVIEWS) {
@@ -75,9 +77,9 @@ impl Cache {
         }
     }
 
-    /// Stores a review (offsets relative to its region).
-    pub fn put(&self, key: &[u8; 32], outcome: &ReviewOutcome) {
-        let Ok(bytes) = serde_json::to_vec(outcome) else {
+    /// Stores a record under a key.
+    pub fn put<T: Serialize>(&self, key: &[u8; 32], record: &T) {
+        let Ok(bytes) = serde_json::to_vec(record) else {
             return;
         };
         let now = SystemTime::now()
@@ -133,14 +135,14 @@ mod tests {
         let path = dir.path().join("c.redb");
         let cache = Cache::open(&path).unwrap();
         let k = key(&["a", "b"]);
-        assert!(cache.get(&k).is_none());
-        let outcome = ReviewOutcome {
-            iterations: 2,
-            notes: vec!["n".into()],
-            ..ReviewOutcome::default()
-        };
-        cache.put(&k, &outcome);
-        assert_eq!(cache.get(&k).unwrap().iterations, 2);
+        assert!(cache.get::<serde_json::Value>(&k).is_none());
+        let record = serde_json::json!({"iterations": 2, "notes": ["n"]});
+        cache.put(&k, &record);
+        assert_eq!(cache.get::<serde_json::Value>(&k).unwrap()["iterations"], 2);
+        assert!(
+            cache.get::<Vec<u32>>(&k).is_none(),
+            "a record of another shape is no record"
+        );
         assert_ne!(key(&["ab", ""]), key(&["a", "b"]), "parts are delimited");
         drop(cache);
         std::fs::write(&path, b"this is not a database").unwrap();

@@ -5,6 +5,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -13,11 +14,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::Format;
 use crate::engine::verify::CommandCheck;
-use crate::engine::{Engine, ReviewInput, ReviewOutcome, edits};
-use crate::llm::Provider;
+use crate::engine::{ReviewInput, ReviewOutcome, edits};
+use crate::flags::Format;
 use crate::prompts::Prompts;
+use crate::service::ReviewService;
 
 /// `refine-ls eval`.
 #[derive(Debug, Args)]
@@ -35,7 +36,7 @@ pub struct EvalArgs {
     pub verify: VerifyMode,
     /// Which provider.
     #[command(flatten)]
-    pub flags: crate::cli::ProviderFlags,
+    pub flags: crate::flags::ProviderFlags,
 }
 
 /// The loop's outside check during eval.
@@ -196,12 +197,11 @@ async fn run_eval(args: &EvalArgs) -> Result<(), String> {
     let mut layers = crate::config::Layers::default();
     layers.load_files(None);
     layers.set(crate::config::Source::CommandLine, args.flags.layer());
-    let resolved = layers.resolve();
-    let critic =
-        Provider::from_config(&resolved.config.critic_provider()).map_err(|e| e.to_string())?;
-    let reviser =
-        Provider::from_config(&resolved.config.reviser_provider()).map_err(|e| e.to_string())?;
-    let prompts = Prompts::load_from(&[]);
+    let mut resolved = layers.resolve();
+    // Every task is reviewed afresh: no cache; built-in prompts only.
+    resolved.config.cache.enabled = false;
+    let service = ReviewService::new(resolved, None, Arc::new(Prompts::load_from(&[])), None);
+    service.providers()?;
 
     let mut results = Vec::new();
     for (n, task) in tasks.iter().enumerate() {
@@ -224,19 +224,13 @@ async fn run_eval(args: &EvalArgs) -> Result<(), String> {
             });
             continue;
         };
-        let engine = Parts {
-            critic: &critic,
-            reviser: &reviser,
-            prompts: &prompts,
-            config: &resolved.config.refine_loop,
-        };
         let bug_lines = task.bug_lines(&buggy_file);
         let buggy = review_one(
             task,
             &buggy_file,
             &task.buggy_solution,
             args.verify,
-            &engine,
+            &service,
             &bug_lines,
         )
         .await;
@@ -245,7 +239,7 @@ async fn run_eval(args: &EvalArgs) -> Result<(), String> {
             &correct_file,
             &task.canonical_solution,
             args.verify,
-            &engine,
+            &service,
             &[],
         )
         .await;
@@ -270,20 +264,12 @@ async fn run_eval(args: &EvalArgs) -> Result<(), String> {
     written.map_err(|e| format!("cannot write the output: {e}"))
 }
 
-/// What every review of an eval shares.
-struct Parts<'a> {
-    critic: &'a Provider,
-    reviser: &'a Provider,
-    prompts: &'a Prompts,
-    config: &'a crate::config::LoopConfig,
-}
-
 async fn review_one(
     task: &Task,
     file: &str,
     solution: &str,
     mode: VerifyMode,
-    parts: &Parts<'_>,
+    service: &ReviewService,
     bug_lines: &[usize],
 ) -> Run {
     let Ok(dir) = tempfile::Builder::new().prefix("refine-eval-").tempdir() else {
@@ -322,17 +308,14 @@ async fn review_one(
         facts: Vec::new(),
         force: true,
     };
-    let engine = Engine {
-        critic: parts.critic,
-        reviser: parts.reviser,
-        prompts: parts.prompts,
-        config: parts.config,
-        redact_secrets: true,
-        command: check.as_ref(),
-        cache: None,
-    };
-    let outcome: ReviewOutcome = engine
-        .review(&input, &CancellationToken::new(), &mut |_| {})
+    let outcome: ReviewOutcome = service
+        .review_with(
+            &input,
+            check.as_ref(),
+            false,
+            &CancellationToken::new(),
+            &mut |_| {},
+        )
         .await;
     let rope = &input.text;
     let hit = outcome.findings.iter().any(|f| {

@@ -1,23 +1,48 @@
 //! refine-ls: a language server that runs an aligned LLM self-refinement loop on selected code.
 //!
-//! Module map (one concern each):
-//! - [`lsp`]: the protocol layer (handlers, capabilities, conversions, review jobs, state).
-//! - [`document`]: open documents on ropey and position encodings.
-//! - [`engine`]: the critique → revise → verify → re-critique loop; knows nothing of LSP.
-//! - [`llm`]: model providers, one module per wire format.
-//! - [`prompts`]: prompt templates (built in, overridable).
-//! - [`config`]: the configuration schema and its layered sources.
-//! - [`cli`]: the command line (`review`).
+//! Layers, arrows pointing one way: protocol and command line → service → engine → providers →
+//! foundations. No module imports one above it.
 
-pub mod cache;
+// Protocol and command line.
+/// `refine-ls review`, `doctor`, `model` on the terminal.
 pub mod cli;
-pub mod config;
-pub mod document;
-pub mod engine;
+/// `refine-ls eval`: the loop measured on HumanEvalPack-style tasks.
 pub mod eval;
-pub mod llm;
+/// Command-line flag types shared by `review`, `doctor` and `eval`.
+pub mod flags;
+/// The LSP server: handlers, commands, code actions, views, review jobs, state, transport.
 pub mod lsp;
+
+// Service.
+/// The review service: the engine assembled once from the configuration and a workspace.
+pub mod service;
+
+// Engine.
+/// The critique → revise → verify → re-critique loop; knows nothing of LSP.
+pub mod engine;
+
+// Providers.
+/// Model providers: HTTP wire formats and the embedded model.
+pub mod llm;
+
+// Foundations.
+/// The persistent review cache (redb).
+pub mod cache;
+/// The configuration schema and its layered sources.
+pub mod config;
+/// Open documents on ropey and position encodings.
+pub mod document;
+/// Language ids, grammars and interface items.
+pub mod lang;
+/// Model files: the catalogue, downloads, the models folder.
 pub mod models;
+/// Network helpers shared by providers and downloads.
+pub mod net;
+/// Prompt templates, built in and overridable.
 pub mod prompts;
+/// Redaction of credentials before anything is sent.
 pub mod secrets;
+/// Small text helpers (common affixes, excerpts).
+pub mod text;
+/// Trusted workspaces, where a repository's `verify.command` may run.
 pub mod trust;

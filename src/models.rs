@@ -181,7 +181,7 @@ pub async fn pull(
     }
     let network = |e: reqwest::Error| PullError::Network {
         url: source.url.clone(),
-        reason: crate::llm::root_cause(&e),
+        reason: crate::net::root_cause(&e),
     };
     let resp = req.send().await.map_err(network)?;
     let status = resp.status().as_u16();

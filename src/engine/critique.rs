@@ -352,14 +352,7 @@ pub(crate) fn fenced_blocks(text: &str) -> Vec<&str> {
 }
 
 fn snippet(text: &str) -> String {
-    let t: String = text.chars().take(120).collect();
-    if t.trim().is_empty() {
-        "(empty reply)".to_owned()
-    } else if t.len() < text.len() {
-        format!("`{t}…`")
-    } else {
-        format!("`{t}`")
-    }
+    crate::text::excerpt(text, 120).map_or_else(|| "(empty reply)".to_owned(), |t| format!("`{t}`"))
 }
 
 #[cfg(test)]

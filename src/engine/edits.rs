@@ -66,15 +66,7 @@ pub fn minimal_edits(original: &str, revised: &str, base: usize) -> Vec<Edit> {
 fn trim_common(old: &str, new: &str) -> (Range<usize>, String) {
     let o: Vec<char> = old.chars().collect();
     let n: Vec<char> = new.chars().collect();
-    let prefix = o.iter().zip(&n).take_while(|(a, b)| a == b).count();
-    let max_suffix = o.len().min(n.len()) - prefix;
-    let suffix = o
-        .iter()
-        .rev()
-        .zip(n.iter().rev())
-        .take(max_suffix)
-        .take_while(|(a, b)| a == b)
-        .count();
+    let (prefix, suffix) = crate::text::common_affixes(&o, &n);
     let replacement: String = n[prefix..n.len() - suffix].iter().collect();
     (prefix..o.len() - suffix, replacement)
 }

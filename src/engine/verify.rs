@@ -8,28 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use tree_sitter::{InputEdit, Language, Node, Parser, Point, Tree};
+use tree_sitter::{InputEdit, Node, Parser, Point, Tree};
+
+use crate::lang::{INTERFACE_CONTAINERS, grammar, interface_kinds};
 
 use super::critique::RawFinding;
-
-/// The grammar for a language id, when refine-ls was built with it.
-pub fn grammar(language: &str) -> Option<Language> {
-    match language {
-        #[cfg(feature = "lang-rust")]
-        "rust" => Some(tree_sitter_rust::LANGUAGE.into()),
-        #[cfg(feature = "lang-python")]
-        "python" => Some(tree_sitter_python::LANGUAGE.into()),
-        #[cfg(feature = "lang-javascript")]
-        "javascript" | "javascriptreact" => Some(tree_sitter_javascript::LANGUAGE.into()),
-        #[cfg(feature = "lang-typescript")]
-        "typescript" => Some(tree_sitter_typescript::LANGUAGE_TYPESCRIPT.into()),
-        #[cfg(feature = "lang-typescript")]
-        "typescriptreact" => Some(tree_sitter_typescript::LANGUAGE_TSX.into()),
-        #[cfg(feature = "lang-go")]
-        "go" => Some(tree_sitter_go::LANGUAGE.into()),
-        _ => None,
-    }
-}
 
 fn parse(language: &str, text: &str, old: Option<&Tree>) -> Option<Tree> {
     let mut parser = Parser::new();
@@ -102,18 +85,11 @@ fn point(text: &str, byte: usize) -> Point {
 /// The single edit (common prefix and suffix kept) that turns `old` into `new`.
 fn input_edit(old: &str, new: &str) -> InputEdit {
     let (a, b) = (old.as_bytes(), new.as_bytes());
-    let mut prefix = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let (mut prefix, mut suffix) = crate::text::common_affixes(a, b);
     while !old.is_char_boundary(prefix) || !new.is_char_boundary(prefix) {
         prefix -= 1;
     }
-    let max_suffix = a.len().min(b.len()) - prefix;
-    let mut suffix = a
-        .iter()
-        .rev()
-        .zip(b.iter().rev())
-        .take(max_suffix)
-        .take_while(|(x, y)| x == y)
-        .count();
+    suffix = suffix.min(a.len().min(b.len()) - prefix);
     while !old.is_char_boundary(a.len() - suffix) || !new.is_char_boundary(b.len() - suffix) {
         suffix -= 1;
     }
@@ -186,36 +162,6 @@ fn count_errors(tree: &Tree) -> usize {
     count
 }
 
-/// Node kinds whose header is an interface, per language, and whether the whole node counts
-/// (types) or only the part before the body (functions, classes).
-fn interface_kinds(language: &str) -> &'static [(&'static str, bool)] {
-    match language {
-        "rust" => &[
-            ("function_item", false),
-            ("function_signature_item", true),
-            ("struct_item", true),
-            ("enum_item", true),
-            ("trait_item", false),
-            ("type_item", true),
-        ],
-        "python" => &[("function_definition", false), ("class_definition", false)],
-        "javascript" | "javascriptreact" | "typescript" | "typescriptreact" => &[
-            ("function_declaration", false),
-            ("generator_function_declaration", false),
-            ("method_definition", false),
-            ("class_declaration", false),
-            ("interface_declaration", true),
-            ("type_alias_declaration", true),
-        ],
-        "go" => &[
-            ("function_declaration", false),
-            ("method_declaration", false),
-            ("type_declaration", true),
-        ],
-        _ => &[],
-    }
-}
-
 /// Name → normalised signature of the interface items in `text`, or `None` without grammar.
 pub fn signatures(language: &str, text: &str) -> Option<BTreeMap<String, String>> {
     let tree = parse(language, text, None)?;
@@ -229,7 +175,6 @@ fn signatures_in(language: &str, tree: &Tree, text: &str) -> BTreeMap<String, St
     let mut cursor = tree.walk();
     // Items inside function bodies and type definitions are not interfaces: not walked (the
     // walk is most of the cost). Traits and classes hold methods: walked.
-    const CONTAINERS: &[&str] = &["trait_item", "class_definition", "class_declaration"];
     while let Some(node) = stack.pop() {
         if let Some((kind, whole)) = kinds.iter().find(|(k, _)| *k == node.kind()) {
             if let Some(name) = item_name(&node, text) {
@@ -240,7 +185,7 @@ fn signatures_in(language: &str, tree: &Tree, text: &str) -> BTreeMap<String, St
                 let sig = text.get(node.start_byte()..end).unwrap_or("");
                 out.insert(name, sig.split_whitespace().collect::<Vec<_>>().join(" "));
             }
-            if !CONTAINERS.contains(kind) {
+            if !INTERFACE_CONTAINERS.contains(kind) {
                 continue;
             }
         }

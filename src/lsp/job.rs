@@ -16,10 +16,9 @@ use tower_lsp_server::ls_types::{
 };
 
 use super::convert;
-use super::state::{Providers, ReviewStatus, State, lock};
-use crate::config::LoopConfig;
-use crate::engine::{Engine, Event, ReviewInput, ReviewOutcome};
-use crate::prompts::Prompts;
+use super::state::{ReviewStatus, State, lock};
+use crate::engine::{Event, ReviewInput, ReviewOutcome};
+use crate::service::ReviewService;
 
 /// `refine/reviewFinished`: sent once per review, after its diagnostics.
 pub enum ReviewFinished {}
@@ -81,18 +80,10 @@ pub struct Job {
     pub id: String,
     /// The snapshot and lines.
     pub input: ReviewInput,
-    /// The providers, or why there are none.
-    pub providers: Result<Providers, String>,
-    /// Templates.
-    pub prompts: Arc<Prompts>,
-    /// Loop settings.
-    pub loop_config: LoopConfig,
-    /// Replace secrets in prompts by placeholders.
-    pub redact_secrets: bool,
-    /// The review cache.
-    pub cache: Option<Arc<crate::cache::Cache>>,
-    /// `verify.command`, when one may run here.
-    pub command: Option<crate::engine::verify::CommandCheck>,
+    /// The review service of the configuration in force when the review started.
+    pub service: Arc<ReviewService>,
+    /// The document's file, when it is one (for `verify.command`).
+    pub file: Option<std::path::PathBuf>,
     /// Cancels the job.
     pub cancel: CancellationToken,
     /// Apply the revision when done (`refine.refine`).
@@ -101,16 +92,13 @@ pub struct Job {
     pub progress_token: Option<ProgressToken>,
     /// The client accepts `window/workDoneProgress/create`.
     pub can_create_progress: bool,
-    /// Set when the default local model must be downloaded first: the configuration to build
-    /// the providers from afterwards.
-    pub fetch_model: Option<crate::config::Config>,
 }
 
 impl Job {
     /// Runs the review to its end.
     pub async fn run(self) {
         let token = self.progress_token().await;
-        let max = self.loop_config.max_iterations;
+        let max = self.service.config().refine_loop.max_iterations;
         self.report(
             &token,
             WorkDoneProgress::Begin(WorkDoneProgressBegin {
@@ -137,29 +125,14 @@ impl Job {
             })
         };
         let uri_key = self.uri.as_str().to_owned();
-        let mut providers = self.providers.clone();
-        if let Some(cfg) = &self.fetch_model {
-            providers = match self.fetch_default_model(&token).await {
-                Ok(()) => Providers::from_config(cfg).map_err(|e| e.to_string()),
-                Err(e) => Err(e),
-            };
-            if providers.is_ok() {
-                let mut st = lock(&self.state);
-                st.providers = providers.clone();
-                st.needs_model = false;
-            }
-        }
-        let outcome = match &providers {
-            Ok(providers) => {
-                let engine = Engine {
-                    critic: &providers.critic,
-                    reviser: &providers.reviser,
-                    prompts: &self.prompts,
-                    config: &self.loop_config,
-                    redact_secrets: self.redact_secrets,
-                    command: self.command.as_ref(),
-                    cache: self.cache.as_deref(),
-                };
+        // The embedded model may have to be downloaded first (with progress).
+        let providers = if self.service.needs_model() {
+            self.fetch_default_model(&token).await
+        } else {
+            self.service.providers()
+        };
+        let outcome = match providers {
+            Ok(_) => {
                 let mut stage = String::new();
                 let mut on_event = |event: Event| match event {
                     Event::Stage(s) => {
@@ -179,12 +152,17 @@ impl Job {
                         }
                     }
                 };
-                engine
-                    .review(&self.input, &self.cancel, &mut on_event)
+                self.service
+                    .review(
+                        &self.input,
+                        self.file.as_deref(),
+                        &self.cancel,
+                        &mut on_event,
+                    )
                     .await
             }
             Err(why) => ReviewOutcome {
-                error: Some(why.clone()),
+                error: Some(why),
                 ..ReviewOutcome::default()
             },
         };
@@ -299,11 +277,11 @@ impl Job {
         }
     }
 
-    /// Downloads the default local model, reporting its progress.
-    async fn fetch_default_model(&self, token: &Option<ProgressToken>) -> Result<(), String> {
-        let dir = crate::models::models_dir()
-            .ok_or("no cache folder on this system; set REFINE_LS_MODELS_DIR")?;
-        let source = crate::models::default_source();
+    /// Has the service download the default local model, reporting the download as progress.
+    async fn fetch_default_model(
+        &self,
+        token: &Option<ProgressToken>,
+    ) -> Result<std::sync::Arc<crate::service::Providers>, String> {
         let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Option<u64>)>();
         let forward = {
             let client = self.client.clone();
@@ -332,14 +310,15 @@ impl Job {
                 }
             })
         };
-        tracing::info!("downloading {} into {}", source.name, dir.display());
-        let result = crate::models::pull(&source, &dir, &mut |done, total| {
-            let _ = tx.send((done, total));
-        })
-        .await;
+        let result = self
+            .service
+            .ensure_providers(&mut |done, total| {
+                let _ = tx.send((done, total));
+            })
+            .await;
         drop(tx);
         let _ = forward.await;
-        result.map(|_| ()).map_err(|e| e.to_string())
+        result
     }
 
     async fn report(&self, token: &Option<ProgressToken>, value: WorkDoneProgress) {

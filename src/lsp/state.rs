@@ -9,16 +9,16 @@
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use ropey::Rope;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Layers, Resolved, Source};
+use crate::config::{Config, Layers, Source};
 use crate::document::{ChangeSpan, Document, PositionEncoding};
 use crate::engine::{Edit, Finding, ReviewOutcome};
-use crate::llm::Provider;
 use crate::prompts::Prompts;
+use crate::service::ReviewService;
 
 /// Client capabilities the server acts on.
 #[derive(Debug, Clone, Copy, Default)]
@@ -37,27 +37,6 @@ pub struct ClientCaps {
     pub pull: bool,
     /// The client answers `workspace/configuration` (section `refine`).
     pub configuration: bool,
-}
-
-/// The critic and the reviser (the same endpoint unless `critic`/`reviser` say otherwise).
-#[derive(Debug, Clone)]
-pub struct Providers {
-    /// Critiques.
-    pub critic: Arc<Provider>,
-    /// Revises.
-    pub reviser: Arc<Provider>,
-}
-
-impl Providers {
-    /// Builds both from the configuration.
-    pub fn from_config(cfg: &crate::config::Config) -> Result<Self, crate::llm::ProviderError> {
-        let critic = Provider::from_config(&cfg.critic_provider())?;
-        let reviser = Provider::from_config(&cfg.reviser_provider())?;
-        Ok(Self {
-            critic: Arc::new(critic),
-            reviser: Arc::new(reviser),
-        })
-    }
 }
 
 /// A finished review's results, in char offsets of the document's current version.
@@ -121,20 +100,14 @@ pub struct State {
     pub docs: HashMap<String, DocState>,
     /// Configuration sources.
     pub layers: Layers,
-    /// Configuration in force.
-    pub resolved: Resolved,
-    /// The providers built from it, or why they could not be built.
-    pub providers: Result<Providers, String>,
-    /// They could not be built only because the default local model is not downloaded yet.
-    pub needs_model: bool,
-    /// Prompt templates.
+    /// The review service built from them (from `initialize` on).
+    pub service: Option<Arc<ReviewService>>,
+    /// Prompt templates (read from the workspace at `initialize`).
     pub prompts: Arc<Prompts>,
     /// Workspace root.
     pub root: Option<PathBuf>,
     /// The client accepts `window/workDoneProgress/create`.
     pub supports_progress: bool,
-    /// The review cache, when enabled and readable.
-    pub cache: Option<Arc<crate::cache::Cache>>,
     /// What the client can do.
     pub caps: ClientCaps,
     next_review: u64,
@@ -146,13 +119,10 @@ impl Default for State {
             encoding: PositionEncoding::Utf16,
             docs: HashMap::new(),
             layers: Layers::default(),
-            resolved: Resolved::default(),
-            providers: Err("the server is not initialized".to_owned()),
-            needs_model: false,
+            service: None,
             prompts: Arc::new(Prompts::load_from(&[])),
             root: None,
             supports_progress: false,
-            cache: None,
             caps: ClientCaps::default(),
             next_review: 0,
         }
@@ -175,31 +145,46 @@ pub struct ChangeEffects {
 }
 
 impl State {
-    /// Re-reads configuration files, merges the editor's layer and rebuilds the provider.
+    /// Merges the editor's layer (when given) and rebuilds the review service from the layers.
     pub fn reload_config(&mut self, editor: Option<serde_json::Value>) {
         if let Some(v) = editor {
             self.layers.set(Source::Editor, v);
         }
-        self.resolved = self.layers.resolve();
-        let built = Providers::from_config(&self.resolved.config);
-        self.needs_model = matches!(built, Err(crate::llm::ProviderError::NoLocalModel { .. }));
-        self.providers = built.map_err(|e| e.to_string());
-        if !self.resolved.config.cache.enabled {
-            self.cache = None;
-        } else if self.cache.is_none() {
-            self.cache = crate::cache::default_path()
-                .and_then(|p| crate::cache::Cache::open(&p))
-                .map(Arc::new);
-        }
+        let previous_cache = self.service.as_ref().and_then(|s| s.cache().cloned());
+        self.service = Some(Arc::new(ReviewService::new(
+            self.layers.resolve(),
+            self.root.clone(),
+            self.prompts.clone(),
+            previous_cache,
+        )));
+    }
+
+    /// The configuration in force (the defaults before `initialize`).
+    pub fn config(&self) -> &Config {
+        static DEFAULT: LazyLock<Config> = LazyLock::new(Config::default);
+        self.service.as_ref().map_or(&DEFAULT, |s| s.config())
+    }
+
+    /// Warnings about the configuration in force.
+    pub fn config_warnings(&self) -> Vec<String> {
+        self.service
+            .as_ref()
+            .map(|s| s.resolved().warnings.clone())
+            .unwrap_or_default()
+    }
+
+    /// A review of a document, by id.
+    fn entry_mut(&mut self, uri: &str, id: &str) -> Option<&mut ReviewEntry> {
+        self.docs
+            .get_mut(uri)?
+            .reviews
+            .iter_mut()
+            .find(|e| e.id == id)
     }
 
     /// Records a finding streamed in for a running review; returns whether it was kept.
     pub fn add_partial(&mut self, uri: &str, id: &str, mut finding: Finding) -> bool {
-        let Some(entry) = self
-            .docs
-            .get_mut(uri)
-            .and_then(|ds| ds.reviews.iter_mut().find(|e| e.id == id))
-        else {
+        let Some(entry) = self.entry_mut(uri, id) else {
             return false;
         };
         let ReviewStatus::Running { delta, partial, .. } = &mut entry.status else {
@@ -329,11 +314,7 @@ impl State {
 
     /// Records the step a running review is at; returns whether it changed.
     pub fn set_stage(&mut self, uri: &str, id: &str, new: &str) -> bool {
-        let Some(entry) = self
-            .docs
-            .get_mut(uri)
-            .and_then(|ds| ds.reviews.iter_mut().find(|e| e.id == id))
-        else {
+        let Some(entry) = self.entry_mut(uri, id) else {
             return false;
         };
         match &mut entry.status {

@@ -2,10 +2,14 @@
 //! Findings and the revision go to stdout; progress and errors to stderr. Exit status: 0 no
 //! findings, 1 findings, 2 error.
 
+mod doctor;
+
+pub use doctor::doctor;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use ropey::Rope;
 use serde_json::{Value, json};
 use similar::TextDiff;
@@ -13,53 +17,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Layers, Source};
 use crate::document::{PositionEncoding, from_char};
-use crate::engine::{Engine, Event, ReviewInput, ReviewOutcome, edits, language_for_path};
-use crate::llm::Provider;
-use crate::prompts::Prompts;
-
-/// Output format of `review`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// `path:line:col: severity: message [principle]` lines and a unified diff.
-    Text,
-    /// One JSON object.
-    Json,
-}
-
-/// The provider flags of `review`, `doctor` and `eval`: they override every config file.
-#[derive(Debug, Clone, Default, Args)]
-pub struct ProviderFlags {
-    /// Provider kind (`auto`, `openai`, `anthropic`, `ollama`, `local`).
-    #[arg(long, value_name = "KIND")]
-    pub provider: Option<String>,
-    /// Provider base URL.
-    #[arg(long, value_name = "URL")]
-    pub base_url: Option<String>,
-    /// Model name.
-    #[arg(long, value_name = "NAME")]
-    pub model: Option<String>,
-    /// `--provider local`: the GGUF model file.
-    #[arg(long, value_name = "PATH")]
-    pub model_path: Option<String>,
-}
-
-impl ProviderFlags {
-    /// The command-line configuration layer these flags make (`{"provider": {…}}`).
-    pub fn layer(&self) -> Value {
-        let mut cli = json!({"provider": {}});
-        for (key, value) in [
-            ("kind", &self.provider),
-            ("base_url", &self.base_url),
-            ("model", &self.model),
-            ("model_path", &self.model_path),
-        ] {
-            if let Some(v) = value {
-                cli["provider"][key] = Value::String(v.clone());
-            }
-        }
-        cli
-    }
-}
+use crate::engine::{Event, ReviewInput, ReviewOutcome, edits};
+use crate::flags::{Format, ProviderFlags};
+use crate::lang::language_for_path;
+use crate::service::ReviewService;
 
 /// `refine-ls review`.
 #[derive(Debug, Args)]
@@ -124,34 +85,30 @@ async fn run_review(args: &ReviewArgs) -> Result<u8, String> {
     let (first, last) = parse_lines(args.lines.as_deref(), total)?;
 
     let root = workspace_root(path);
-    let resolved = load_config(root.as_deref(), &args.flags);
-    if !resolved.config.privacy.review_sensitive_files
-        && crate::secrets::is_sensitive_path(&path.display().to_string())
-    {
-        return Err(format!(
-            "{} is a secrets file (.env*, *.pem, *.key, id_rsa*): it is never sent to a model unless privacy.review_sensitive_files is true",
-            path.display()
-        ));
-    }
-    let critic = match Provider::from_config(&resolved.config.critic_provider()) {
+    let service = ReviewService::open(load_config(root.as_deref(), &args.flags), root);
+    let display = path.display().to_string();
+    service.check_sendable(&display)?;
+    let downloading = service.needs_model();
+    if downloading {
         // The embedded model is fetched on first use.
-        Err(crate::llm::ProviderError::NoLocalModel { .. }) => {
-            pull_default().await?;
-            Provider::from_config(&resolved.config.critic_provider())
-        }
-        other => other,
+        announce_download();
     }
-    .map_err(|e| e.to_string())?;
-    if let Some(why) = critic.chosen_because() {
-        eprintln!("refine-ls: provider {} ({why})", critic.describe());
+    let providers = service.ensure_providers(&mut download_progress()).await?;
+    if downloading {
+        eprintln!();
     }
-    let reviser =
-        Provider::from_config(&resolved.config.reviser_provider()).map_err(|e| e.to_string())?;
-    let prompts = Prompts::load(root.as_deref());
-    for w in &prompts.warnings {
+    if let Some(why) = providers.critic.chosen_because() {
+        eprintln!(
+            "refine-ls: provider {} ({why})",
+            providers.critic.describe()
+        );
+    }
+    for w in &service.prompts().warnings {
         eprintln!("refine-ls: warning: {w}");
     }
-    let display = path.display().to_string();
+    if let Some(why) = service.command_refused() {
+        eprintln!("refine-ls: {why}");
+    }
     let input = ReviewInput {
         text: rope.clone(),
         path: display.clone(),
@@ -161,48 +118,17 @@ async fn run_review(args: &ReviewArgs) -> Result<u8, String> {
         facts: Vec::new(),
         force: args.force,
     };
-    let cache = resolved
-        .config
-        .cache
-        .enabled
-        .then(crate::cache::default_path)
-        .flatten()
-        .and_then(|p| crate::cache::Cache::open(&p));
-    let (command, refused) = crate::trust::verify_command(&resolved, root.as_deref());
-    if let Some(why) = refused {
-        eprintln!("refine-ls: {why}");
-    }
-    let check = match (command, &root) {
-        (Some(command), Some(root)) => std::fs::canonicalize(path)
-            .ok()
-            .and_then(|abs| abs.strip_prefix(root).ok().map(Path::to_path_buf))
-            .map(|file| crate::engine::verify::CommandCheck {
-                command,
-                root: root.clone(),
-                file,
-                timeout: std::time::Duration::from_secs(resolved.config.verify.timeout_secs),
-            }),
-        _ => None,
-    };
-    let engine = Engine {
-        critic: &critic,
-        reviser: &reviser,
-        prompts: &prompts,
-        config: &resolved.config.refine_loop,
-        redact_secrets: resolved.config.privacy.redact_secrets,
-        command: check.as_ref(),
-        cache: cache.as_ref(),
-    };
-    let max = resolved.config.refine_loop.max_iterations;
+    let max = service.config().refine_loop.max_iterations;
     eprintln!(
         "refine-ls: reviewing {display}:{}-{} with {}",
         first + 1,
         last + 1,
-        critic.describe()
+        providers.critic.describe()
     );
     let cancel = CancellationToken::new();
-    let outcome = engine
-        .review(&input, &cancel, &mut |event| {
+    let abs = std::fs::canonicalize(path).ok();
+    let outcome = service
+        .review(&input, abs.as_deref(), &cancel, &mut |event| {
             if let Event::Stage(stage) = event {
                 eprintln!("refine-ls: {}…", stage.describe(max));
             }
@@ -295,18 +221,21 @@ pub async fn model(action: ModelAction) -> u8 {
     }
 }
 
-/// Downloads the default model with a progress line on stderr.
-async fn pull_default() -> Result<PathBuf, String> {
-    let dir = crate::models::models_dir()
-        .ok_or("no cache folder on this system; set REFINE_LS_MODELS_DIR")?;
+/// Says on stderr which model is downloaded where.
+fn announce_download() {
     let source = crate::models::default_source();
+    let dir = crate::models::models_dir().unwrap_or_default();
     eprintln!(
         "refine-ls: downloading {} into {}",
         source.name,
         dir.display()
     );
+}
+
+/// A progress line on stderr for a download.
+fn download_progress() -> impl FnMut(u64, Option<u64>) + Send {
     let mut last = 0u64;
-    let mut progress = |done: u64, total: Option<u64>| {
+    move |done: u64, total: Option<u64>| {
         if done < last + 4_000_000 && Some(done) != total {
             return;
         }
@@ -320,17 +249,28 @@ async fn pull_default() -> Result<PathBuf, String> {
             ),
             _ => eprint!("\r  {:>5.1} MB", done as f64 / 1e6),
         }
-    };
-    let path = crate::models::pull(&source, &dir, &mut progress)
-        .await
-        .map_err(|e| e.to_string())?;
+    }
+}
+
+/// Downloads the default model with a progress line on stderr.
+async fn pull_default() -> Result<PathBuf, String> {
+    let dir = crate::models::models_dir()
+        .ok_or("no cache folder on this system; set REFINE_LS_MODELS_DIR")?;
+    announce_download();
+    let path = crate::models::pull(
+        &crate::models::default_source(),
+        &dir,
+        &mut download_progress(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     eprintln!();
     Ok(path)
 }
 
 /// Resolves the configuration for a workspace with the provider flags on top, and prints
 /// its warnings.
-fn load_config(root: Option<&Path>, flags: &ProviderFlags) -> crate::config::Resolved {
+pub(crate) fn load_config(root: Option<&Path>, flags: &ProviderFlags) -> crate::config::Resolved {
     let mut layers = Layers::default();
     layers.load_files(root);
     layers.set(Source::CommandLine, flags.layer());
@@ -339,190 +279,6 @@ fn load_config(root: Option<&Path>, flags: &ProviderFlags) -> crate::config::Res
         eprintln!("refine-ls: warning: {w}");
     }
     resolved
-}
-
-/// Runs `doctor`: prints the effective configuration with the source of each value, checks
-/// each endpoint (reachable, model served, structured-output mode), and returns 0 when all is
-/// well, 1 otherwise.
-pub async fn doctor(args: DoctorArgs) -> u8 {
-    let cwd = std::env::current_dir().ok();
-    let root = cwd.as_deref().and_then(|d| {
-        d.ancestors()
-            .find(|a| a.join(".refine.toml").exists() || a.join(".git").exists())
-            .map(Path::to_path_buf)
-    });
-    let resolved = load_config(root.as_deref(), &args.flags);
-    let mut problems = Vec::new();
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "refine-ls {}", env!("CARGO_PKG_VERSION"));
-    let _ = writeln!(out, "\nconfiguration (value, then where it came from):");
-    let mut leaves = Vec::new();
-    flatten(
-        &serde_json::to_value(&resolved.config).unwrap_or(Value::Null),
-        String::new(),
-        &mut leaves,
-    );
-    for (key, value) in leaves {
-        let source = match resolved.sources.get(&key) {
-            Some(s) => s.label().to_owned(),
-            None => env_source(&key, &resolved.config).unwrap_or_else(|| "default".to_owned()),
-        };
-        let _ = writeln!(out, "  {key} = {value}  ({source})");
-    }
-    for w in &resolved.warnings {
-        problems.push(format!("configuration: {w}"));
-    }
-
-    let roles = [
-        ("critic", resolved.config.critic_provider()),
-        ("reviser", resolved.config.reviser_provider()),
-    ];
-    let same = roles[0].1 == roles[1].1;
-    for (role, cfg) in &roles {
-        if *role == "reviser" && same {
-            let _ = writeln!(out, "\nreviser: same endpoint as the critic");
-            break;
-        }
-        let provider = match Provider::from_config(cfg) {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = writeln!(out, "\n{role}: cannot be set up: {e}");
-                problems.push(format!("{role}: {e}"));
-                continue;
-            }
-        };
-        let _ = writeln!(out, "\n{role}: {}", provider.describe());
-        if let Some(why) = provider.chosen_because() {
-            let _ = writeln!(out, "  chosen by provider.kind = \"auto\": {why}");
-        }
-        match provider.list_models().await {
-            Ok(models) => {
-                let _ = writeln!(out, "  reachable: yes ({} models listed)", models.len());
-                let wanted = provider.model();
-                let found = models
-                    .iter()
-                    .any(|m| m == wanted || m.split(':').next() == Some(wanted));
-                if found || models.is_empty() {
-                    let _ = writeln!(
-                        out,
-                        "  model {wanted}: {}",
-                        if found {
-                            "served"
-                        } else {
-                            "not listed (the server lists none)"
-                        }
-                    );
-                } else {
-                    let shown: Vec<&str> = models.iter().take(8).map(String::as_str).collect();
-                    let _ = writeln!(
-                        out,
-                        "  model {wanted}: NOT served (it serves: {})",
-                        shown.join(", ")
-                    );
-                    problems.push(format!(
-                        "{role}: the model `{wanted}` is not served at {}; set provider.model (or --model) to one it serves",
-                        provider.base_url()
-                    ));
-                }
-            }
-            Err(e) => {
-                let _ = writeln!(out, "  reachable: no");
-                problems.push(format!("{role}: {e}"));
-                continue;
-            }
-        }
-        if args.no_probe {
-            continue;
-        }
-        match probe_structured(&provider).await {
-            Ok(mode) => {
-                let name = match mode {
-                    crate::llm::StructuredMode::JsonSchema => {
-                        "json_schema (the critique schema is enforced)"
-                    }
-                    crate::llm::StructuredMode::JsonObject => {
-                        "json_object (JSON mode; schema in the prompt)"
-                    }
-                    crate::llm::StructuredMode::PromptOnly => {
-                        "prompt only (the schema is asked for in the prompt)"
-                    }
-                };
-                let _ = writeln!(out, "  structured output: {name}");
-            }
-            Err(e) => {
-                let _ = writeln!(out, "  structured output: probe failed");
-                problems.push(format!("{role}: a test call failed: {e}"));
-            }
-        }
-    }
-    if problems.is_empty() {
-        let _ = writeln!(out, "\nok: refine-ls can review with this configuration");
-        0
-    } else {
-        let _ = writeln!(out, "\nproblems:");
-        for p in &problems {
-            let _ = writeln!(out, "  - {p}");
-        }
-        1
-    }
-}
-
-/// Sends a tiny critique request to learn which structured-output mode the endpoint takes.
-async fn probe_structured(provider: &Provider) -> Result<crate::llm::StructuredMode, String> {
-    use crate::llm::{ChatRequest, JsonSchema, Message};
-    let req = ChatRequest {
-        messages: vec![
-            Message::system(
-                "# refine-ls critic\nThis is a connection test. Answer with {\"findings\": []} and nothing else.",
-            ),
-            Message::user("Reply with {\"findings\": []}."),
-        ],
-        json_schema: Some(JsonSchema {
-            name: "critique",
-            schema: crate::engine::critique::schema(),
-        }),
-    };
-    provider
-        .chat(&req, &CancellationToken::new(), &mut |_| {})
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(provider.structured_mode())
-}
-
-/// Where an unset value comes from when the environment supplies it.
-fn env_source(key: &str, cfg: &crate::config::Config) -> Option<String> {
-    let var = match (key, cfg.provider.kind.as_str()) {
-        ("provider.base_url", "openai") => "OPENAI_BASE_URL",
-        ("provider.base_url", "ollama") => "OLLAMA_HOST",
-        _ => return None,
-    };
-    std::env::var(var)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .map(|v| format!("unset; environment {var}={v}"))
-}
-
-fn flatten(v: &Value, prefix: String, out: &mut Vec<(String, String)>) {
-    match v {
-        Value::Object(m)
-            if !m.is_empty() && !prefix.ends_with("headers") && !prefix.ends_with("extra_body") =>
-        {
-            for (k, v) in m {
-                let p = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                flatten(v, p, out);
-            }
-        }
-        Value::Object(m) if prefix.ends_with("headers") => {
-            // Header values may be credentials: names only.
-            let names: Vec<&str> = m.keys().map(String::as_str).collect();
-            out.push((prefix, format!("[{}]", names.join(", "))));
-        }
-        other => out.push((prefix, other.to_string())),
-    }
 }
 
 /// Parses `A:B` (1-based, inclusive) into zero-based lines, checked against the file.

@@ -1,0 +1,302 @@
+//! The critic: asks the model about one version of the selection, reads its findings as they
+//! stream, places each on the text it quotes (`anchor`), caps the severity of what no outside
+//! fact backs, and scores the findings again in the optional reflection pass.
+
+use std::ops::Range;
+
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::EngineError;
+use super::anchor::{AnchorError, Selection};
+use super::critique::{self, RawFinding, Severity};
+use super::{Engine, Event, Finding, ReviewInput, ReviewOutcome, Run};
+use crate::document::line_span;
+use crate::llm::{ChatRequest, JsonSchema, Message};
+use crate::secrets::Vault;
+
+/// One version's critique, anchored in that version's selection text.
+pub(crate) struct Critiqued {
+    /// Findings with their char range in the version's selection text.
+    pub(crate) shown: Vec<(RawFinding, Range<usize>)>,
+    pub(crate) unanchored: usize,
+    pub(crate) outside: usize,
+    pub(crate) low_confidence: Vec<RawFinding>,
+}
+
+impl Critiqued {
+    /// Lower is better: weighted by severity, so fewer and milder findings win.
+    pub(crate) fn score(&self) -> u32 {
+        self.shown.iter().map(|(f, _)| f.severity.weight()).sum()
+    }
+
+    pub(crate) fn has_warning_or_worse(&self) -> bool {
+        self.shown
+            .iter()
+            .any(|(f, _)| f.severity <= Severity::Warning)
+    }
+}
+
+impl Engine<'_> {
+    /// Asks the critic about one version of the selection and anchors what it says. With
+    /// `stream_base` (the selection's char offset in the document), each finding is reported
+    /// as soon as the stream completes it.
+    pub(crate) async fn critique(
+        &self,
+        input: &ReviewInput,
+        selection: &str,
+        run: &mut Run<'_>,
+        out: &mut ReviewOutcome,
+        progress: &mut (dyn FnMut(Event) + Send),
+        stream_base: Option<usize>,
+    ) -> Result<Critiqued, EngineError> {
+        let run_fact_lines = run.fact_lines.clone();
+        let command_failed = run.command_failed;
+        let Run {
+            vault,
+            cancel,
+            facts,
+            ..
+        } = run;
+        let cancel: &CancellationToken = cancel;
+        let facts: Vec<String> = if self.redact_secrets {
+            facts.iter().map(|f| vault.redact(f)).collect()
+        } else {
+            facts.clone()
+        };
+        let sel_lines = Selection::new(selection, input.first_line);
+        let last_line = input.first_line + sel_lines.line_count().max(1) - 1;
+        let mut ctx = self.context(input, selection, sel_lines.line_count());
+        let mut numbered = number_lines(selection, input.first_line);
+        if self.redact_secrets {
+            ctx = (vault.redact(&ctx.0), vault.redact(&ctx.1));
+            numbered = vault.redact(&numbered);
+        }
+        let system = self.prompts.render(
+            "critique_system.md",
+            json!({
+                "language": input.language,
+                "principles": self.prompts.principles_without(&self.config.disabled_principles),
+                "principle_ids": self.prompts.principle_ids().join(", "),
+                "first_line": input.first_line + 1,
+                "last_line": last_line + 1,
+            }),
+        )?;
+        let user = self.prompts.render(
+            "critique_user.md",
+            json!({
+                "path": input.path,
+                "language": input.language,
+                "context_before": ctx.0,
+                "selection": numbered,
+                "context_after": ctx.1,
+                "first_line": input.first_line + 1,
+                "last_line": last_line + 1,
+                "facts": facts,
+            }),
+        )?;
+        let req = ChatRequest {
+            messages: vec![Message::system(system), Message::user(user)],
+            json_schema: Some(JsonSchema {
+                name: "critique",
+                schema: critique::schema(),
+            }),
+        };
+        let mut scanner = critique::FindingScanner::default();
+        let vault_view: &Vault = vault;
+        let backing = (run_fact_lines.as_slice(), command_failed);
+        let mut shown_early = 0;
+        let mut streamed_chars = 0usize;
+        let mut last_reported = (0usize, 0u64);
+        let mut on_delta = |delta: &str| {
+            streamed_chars += delta.len();
+            for mut f in scanner.push(delta) {
+                let Some(base) = stream_base else { continue };
+                f.quote = vault_view.restore(&f.quote);
+                if let Some((f, r)) = self.place(&sel_lines, f, backing) {
+                    progress(Event::Finding(Finding {
+                        id: shown_early,
+                        raw: f,
+                        range: base + r.start..base + r.end,
+                    }));
+                    shown_early += 1;
+                }
+            }
+            let now = (scanner.count(), (streamed_chars as u64).div_ceil(4));
+            if now.0 != last_reported.0 || now.1 >= last_reported.1 + 64 {
+                last_reported = now;
+                progress(Event::Streaming {
+                    findings: now.0,
+                    tokens: now.1,
+                });
+            }
+        };
+        let resp = Self::call(self.critic, &req, out, cancel, &mut on_delta).await?;
+        let (raw, malformed) = critique::parse(&resp.content)?;
+        if malformed > 0 {
+            tracing::info!(malformed, "critique items without message or line skipped");
+        }
+        let mut c = Critiqued {
+            shown: Vec::new(),
+            unanchored: 0,
+            outside: 0,
+            low_confidence: Vec::new(),
+        };
+        for mut f in raw {
+            if !self.prompts.principle_ids().contains(&f.principle) {
+                f.principle = "other".to_owned();
+            }
+            if self.config.disabled_principles.contains(&f.principle) {
+                continue;
+            }
+            f.quote = vault.restore(&f.quote);
+            match sel_lines.anchor(f.start_line, f.end_line, &f.quote) {
+                Err(AnchorError::OutsideSelection) => c.outside += 1,
+                Err(AnchorError::NotFound) => c.unanchored += 1,
+                Ok(_) if f.confidence < self.config.min_confidence => c.low_confidence.push(f),
+                Ok(r) => {
+                    self.cap_severity(&mut f, &sel_lines, &r, backing);
+                    c.shown.push((f, r));
+                }
+            }
+        }
+        Ok(c)
+    }
+
+    /// An error the model asserts stays an error only when something outside the model backs
+    /// it (an editor diagnostic on its lines, or `verify.command` failing on the original);
+    /// otherwise it is shown at `loop.max_unbacked_severity` at most.
+    fn cap_severity(
+        &self,
+        f: &mut RawFinding,
+        sel: &Selection<'_>,
+        r: &Range<usize>,
+        (fact_lines, command_failed): (&[usize], bool),
+    ) {
+        let cap = critique::Severity::parse(&self.config.max_unbacked_severity);
+        if f.severity >= cap || command_failed {
+            return;
+        }
+        let first = sel.first_line() + sel.line_of(r.start);
+        let last = sel.first_line() + sel.line_of(r.end.saturating_sub(1).max(r.start));
+        if !fact_lines.iter().any(|l| (first..=last).contains(l)) {
+            f.severity = cap;
+        }
+    }
+
+    /// A finding as it would be shown (principle normalised, anchored, confident enough), or
+    /// `None` when it would not be.
+    fn place(
+        &self,
+        sel: &Selection<'_>,
+        mut f: RawFinding,
+        backing: (&[usize], bool),
+    ) -> Option<(RawFinding, Range<usize>)> {
+        if !self.prompts.principle_ids().contains(&f.principle) {
+            f.principle = "other".to_owned();
+        }
+        if f.confidence < self.config.min_confidence
+            || self.config.disabled_principles.contains(&f.principle)
+        {
+            return None;
+        }
+        let r = sel.anchor(f.start_line, f.end_line, &f.quote).ok()?;
+        self.cap_severity(&mut f, sel, &r, backing);
+        Some((f, r))
+    }
+
+    /// The reflection pass: scores each finding; returns which to keep.
+    pub(crate) async fn reflect(
+        &self,
+        input: &ReviewInput,
+        selection: &str,
+        first: &Critiqued,
+        run: &mut Run<'_>,
+        out: &mut ReviewOutcome,
+    ) -> Result<Vec<bool>, EngineError> {
+        let mut numbered = number_lines(selection, input.first_line);
+        let mut findings: Vec<RawFinding> = first.shown.iter().map(|(f, _)| f.clone()).collect();
+        if self.redact_secrets {
+            numbered = run.vault.redact(&numbered);
+            for f in &mut findings {
+                f.quote = run.vault.redact(&f.quote);
+            }
+        }
+        let line_count = Selection::new(selection, input.first_line)
+            .line_count()
+            .max(1);
+        let system = self
+            .prompts
+            .render("reflect_system.md", json!({"language": input.language}))?;
+        let user = self.prompts.render(
+            "reflect_user.md",
+            json!({
+                "path": input.path,
+                "language": input.language,
+                "selection": numbered,
+                "first_line": input.first_line + 1,
+                "last_line": input.first_line + line_count,
+                "findings": findings,
+            }),
+        )?;
+        let req = ChatRequest {
+            messages: vec![Message::system(system), Message::user(user)],
+            json_schema: Some(JsonSchema {
+                name: "scores",
+                schema: json!({"type": "object", "properties": {"scores": {"type": "array", "items": {"type": "object", "properties": {"index": {"type": "integer"}, "validity": {"type": "integer"}, "importance": {"type": "integer"}}, "required": ["index", "validity", "importance"]}}}, "required": ["scores"]}),
+            }),
+        };
+        let resp = Self::call(self.critic, &req, out, run.cancel, &mut |_| {}).await?;
+        let scores = critique::parse_scores(&resp.content)?;
+        let min = self.config.reflect_min_score;
+        Ok((0..findings.len())
+            .map(|i| {
+                scores
+                    .iter()
+                    .find(|(idx, _, _)| *idx == i)
+                    .is_none_or(|(_, v, imp)| (*v).min(*imp) >= min)
+            })
+            .collect())
+    }
+
+    /// Numbered context lines before and after a version of the selection.
+    pub(crate) fn context(
+        &self,
+        input: &ReviewInput,
+        selection: &str,
+        sel_lines: usize,
+    ) -> (String, String) {
+        let n = self.config.context_lines;
+        let rope = &input.text;
+        let total = rope.len_lines();
+        let before_first = input.first_line.saturating_sub(n);
+        let before = if input.first_line > 0 && n > 0 {
+            let span = line_span(rope, before_first, input.first_line - 1);
+            number_lines(&rope.slice(span).to_string(), before_first)
+        } else {
+            String::new()
+        };
+        let after_first = input.last_line + 1;
+        let has_after = after_first < total && rope.line(after_first).len_chars() > 0;
+        let after = if has_after && n > 0 && selection.ends_with(['\n', '\r']) {
+            let span = line_span(rope, after_first, (after_first + n - 1).min(total - 1));
+            // After a revision the following lines are numbered as they would then be.
+            let shifted = input.first_line + sel_lines;
+            number_lines(&rope.slice(span).to_string(), shifted)
+        } else {
+            String::new()
+        };
+        (before, after)
+    }
+}
+
+/// `   12 | code` for each line, numbering from zero-based `first_line`.
+pub fn number_lines(text: &str, first_line: usize) -> String {
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    let body = body.strip_suffix('\r').unwrap_or(body);
+    body.split('\n')
+        .enumerate()
+        .map(|(i, l)| format!("{:>5} | {}", first_line + i + 1, l.trim_end_matches('\r')))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -1,0 +1,209 @@
+//! What a review takes and gives: its input, findings, progress events, the revision and the
+//! outcome, and the errors of its steps. Offsets are char offsets into the reviewed text.
+
+use std::ops::Range;
+
+use ropey::Rope;
+use serde::{Deserialize, Serialize};
+
+use super::critique::{self, RawFinding};
+use super::edits::Edit;
+use super::revision;
+use crate::document::line_span;
+use crate::llm::{ProviderError, Usage};
+use crate::prompts::PromptError;
+
+/// What to review: a snapshot of the whole text and the (zero-based, inclusive) lines.
+#[derive(Debug, Clone)]
+pub struct ReviewInput {
+    /// The whole document as it was when the review started.
+    pub text: Rope,
+    /// A path or URI shown to the model.
+    pub path: String,
+    /// Language name shown to the model (`rust`, `python`, ...).
+    pub language: String,
+    /// First line reviewed (zero-based).
+    pub first_line: usize,
+    /// Last line reviewed (zero-based, inclusive).
+    pub last_line: usize,
+    /// What the compiler, linters and tests already say about these lines (the editor's own
+    /// diagnostics): given to the critic as facts, and what lets a finding be an error.
+    pub facts: Vec<Fact>,
+    /// Ignore the cache (and refresh it).
+    pub force: bool,
+}
+
+/// A diagnostic from outside the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fact {
+    /// Zero-based file line it is on.
+    pub line: usize,
+    /// `error: mismatched types (rustc)`.
+    pub text: String,
+}
+
+impl ReviewInput {
+    /// The char range of the reviewed lines, terminator of the last one included.
+    pub fn region(&self) -> Range<usize> {
+        line_span(&self.text, self.first_line, self.last_line)
+    }
+}
+
+/// A finding placed on the exact text it quotes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Index within its review.
+    pub id: usize,
+    /// What the model said (principle normalised to a known id or `other`).
+    pub raw: RawFinding,
+    /// Char offsets in the reviewed document.
+    pub range: Range<usize>,
+}
+
+/// The step a review is at, for progress reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Critiquing; round 0 is the original, round n the n-th revision.
+    Critique {
+        /// Which version.
+        round: u32,
+    },
+    /// Asking for revision `round`.
+    Revise {
+        /// Which revision.
+        round: u32,
+    },
+}
+
+impl Stage {
+    /// A short sentence for progress messages, e.g. `critique 1/3`.
+    pub fn describe(self, max_iterations: u32) -> String {
+        match self {
+            Stage::Critique { round } => format!("critique {}/{}", round + 1, max_iterations + 1),
+            Stage::Revise { round } => format!("revision {round}/{max_iterations}"),
+        }
+    }
+}
+
+/// What a review reports while it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A new step began.
+    Stage(Stage),
+    /// A finding on the original, placed as soon as the critic's stream completed it (the
+    /// final list, in [`ReviewOutcome::findings`], replaces these).
+    Finding(Finding),
+    /// The critic's stream advanced.
+    Streaming {
+        /// Findings read so far.
+        findings: usize,
+        /// Output tokens so far (estimated).
+        tokens: u64,
+    },
+}
+
+/// The best revision found.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Revision {
+    /// The revised selection.
+    pub text: String,
+    /// Minimal edits against the reviewed document.
+    pub edits: Vec<Edit>,
+    /// How many shown findings the edits touch.
+    pub fixes: usize,
+    /// How many findings the critic still shows on this version.
+    pub remaining: usize,
+    /// Which round produced it.
+    pub round: u32,
+    /// For each shown finding whose lines the edits touch: its id and just those edits.
+    pub per_finding: Vec<(usize, Vec<Edit>)>,
+}
+
+/// Everything a review produced.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ReviewOutcome {
+    /// Char range reviewed.
+    pub region: Range<usize>,
+    /// Findings on the original, anchored and above the confidence threshold.
+    pub findings: Vec<Finding>,
+    /// Findings whose quote is not in the selection.
+    pub unanchored: usize,
+    /// Findings about lines outside the selection.
+    pub outside_selection: usize,
+    /// Findings below `loop.min_confidence` (not shown; listed so a user can ask for them).
+    pub low_confidence: Vec<RawFinding>,
+    /// Revisions asked for.
+    pub iterations: u32,
+    /// Model calls made.
+    pub llm_calls: u32,
+    /// Tokens used.
+    pub usage: Usage,
+    /// The best verified revision, when it is better than the original.
+    pub revision: Option<Revision>,
+    /// What happened along the way (rejected revisions, why nothing is offered).
+    pub notes: Vec<String>,
+    /// Why the review failed, as one sentence.
+    pub error: Option<String>,
+    /// The review was cancelled.
+    pub cancelled: bool,
+    /// Secrets replaced by placeholders before anything was sent (kinds, one per secret).
+    pub redacted: Vec<String>,
+    /// Revisions refused by verification (syntax, intent, `verify.command`).
+    pub rejected: u32,
+    /// Findings the reflection pass dropped.
+    pub reflected_out: usize,
+    /// `verify.command` passed on the original (`None`: not run).
+    pub command_passed_on_original: Option<bool>,
+}
+
+/// Why one step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The model call failed.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// The critique could not be read.
+    #[error(transparent)]
+    Critique(#[from] critique::CritiqueError),
+    /// The revision could not be read.
+    #[error(transparent)]
+    Revision(#[from] revision::RevisionError),
+    /// A prompt template failed.
+    #[error(transparent)]
+    Prompt(#[from] PromptError),
+    /// The revision would write a secret placeholder into the file.
+    #[error(
+        "the revision holds a secret placeholder that matches no redacted secret, so it would write the placeholder into the file"
+    )]
+    Placeholder,
+}
+
+/// Moves every offset of an outcome by `by` chars (to and from region-relative form).
+pub(crate) fn relocate(o: &mut ReviewOutcome, by: isize) {
+    let mv = |r: &mut Range<usize>| {
+        r.start = r.start.saturating_add_signed(by);
+        r.end = r.end.saturating_add_signed(by);
+    };
+    mv(&mut o.region);
+    for f in &mut o.findings {
+        mv(&mut f.range);
+    }
+    if let Some(rev) = &mut o.revision {
+        for e in &mut rev.edits {
+            mv(&mut e.range);
+        }
+        for (_, edits) in &mut rev.per_finding {
+            for e in edits {
+                mv(&mut e.range);
+            }
+        }
+    }
+}
+
+pub(crate) fn fail(out: &mut ReviewOutcome, e: EngineError) {
+    if matches!(e, EngineError::Provider(ProviderError::Cancelled)) {
+        out.cancelled = true;
+    } else {
+        out.error = Some(e.to_string());
+    }
+}

@@ -1,0 +1,360 @@
+//! The loop: critique the original, then revise the best version so far, verify each
+//! revision from outside the model (syntax, signatures, `verify.command`), critique it afresh,
+//! and keep the best verified version.
+
+use ropey::Rope;
+use std::ops::Range;
+use tokio_util::sync::CancellationToken;
+
+use super::critic::Critiqued;
+use super::critique::RawFinding;
+use super::edits::{self, Edit};
+use super::outcome::fail;
+use super::{
+    Engine, EngineError, Event, Finding, ReviewInput, ReviewOutcome, Revision, Run, Stage, verify,
+};
+use crate::llm::ProviderError;
+use crate::secrets::Vault;
+
+/// A version of the selection and its critique.
+pub(crate) struct Candidate {
+    pub(crate) text: String,
+    pub(crate) critique: Critiqued,
+    pub(crate) round: u32,
+}
+
+impl Engine<'_> {
+    /// The loop itself, filling `out`.
+    pub(crate) async fn refine(
+        &self,
+        input: &ReviewInput,
+        original: &str,
+        vault: &mut Vault,
+        out: &mut ReviewOutcome,
+        cancel: &CancellationToken,
+        progress: &mut (dyn FnMut(Event) + Send),
+    ) {
+        let region = out.region.clone();
+        let mut run = Run {
+            vault,
+            cancel,
+            facts: input
+                .facts
+                .iter()
+                .map(|f| format!("line {}: {}", f.line + 1, f.text))
+                .collect(),
+            fact_lines: input.facts.iter().map(|f| f.line).collect(),
+            command_failed: false,
+        };
+        let mut scratch = None;
+        if let Some(check) = self.command {
+            match self.baseline(check, input).await {
+                Ok((s, result)) => {
+                    out.command_passed_on_original = Some(result.passed);
+                    if !result.passed {
+                        run.command_failed = true;
+                        run.facts.push(format!(
+                            "`{}` fails on the code as it is now:\n{}",
+                            check.command,
+                            result.output.trim()
+                        ));
+                    }
+                    scratch = Some(s);
+                }
+                Err(e) => out.notes.push(format!("verify.command was not run: {e}")),
+            }
+        }
+
+        progress(Event::Stage(Stage::Critique { round: 0 }));
+        let first = match self
+            .critique(
+                input,
+                original,
+                &mut run,
+                out,
+                progress,
+                (!self.config.reflect).then_some(region.start),
+            )
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                fail(out, e);
+                return;
+            }
+        };
+        let mut first = first;
+        if self.config.reflect && !first.shown.is_empty() {
+            match self.reflect(input, original, &first, &mut run, out).await {
+                Ok(keep) => {
+                    let before = first.shown.len();
+                    let mut i = 0;
+                    first.shown.retain(|_| {
+                        i += 1;
+                        keep.get(i - 1).copied().unwrap_or(true)
+                    });
+                    out.reflected_out = before - first.shown.len();
+                    if out.reflected_out > 0 {
+                        out.notes.push(format!(
+                            "the reflection pass dropped {} finding(s) it scored below {}",
+                            out.reflected_out, self.config.reflect_min_score
+                        ));
+                    }
+                }
+                Err(EngineError::Provider(ProviderError::Cancelled)) => {
+                    out.cancelled = true;
+                    return;
+                }
+                Err(e) => out.notes.push(format!(
+                    "the reflection pass failed ({e}); all findings kept"
+                )),
+            }
+        }
+        out.unanchored = first.unanchored;
+        out.outside_selection = first.outside;
+        out.low_confidence = first.low_confidence.clone();
+        out.findings = first
+            .shown
+            .iter()
+            .enumerate()
+            .map(|(id, (raw, r))| Finding {
+                id,
+                raw: raw.clone(),
+                range: region.start + r.start..region.start + r.end,
+            })
+            .collect();
+        if first.shown.is_empty() {
+            return;
+        }
+
+        let mut candidates = vec![Candidate {
+            text: original.to_owned(),
+            critique: first,
+            round: 0,
+        }];
+        let mut best = 0;
+        for round in 1..=self.config.max_iterations {
+            if cancel.is_cancelled() {
+                out.cancelled = true;
+                return;
+            }
+            progress(Event::Stage(Stage::Revise { round }));
+            out.iterations = round;
+            let base = &candidates[best];
+            let revised = match self.revise(input, base, run.vault, out, cancel, None).await {
+                Ok(r) => r,
+                Err(EngineError::Provider(e)) => {
+                    fail(out, EngineError::Provider(e));
+                    break;
+                }
+                Err(e) => {
+                    out.notes.push(format!("revision {round} rejected: {e}"));
+                    continue;
+                }
+            };
+            let revised = match self
+                .verify(
+                    input,
+                    original,
+                    base,
+                    revised,
+                    scratch.as_ref(),
+                    &mut run,
+                    out,
+                    round,
+                )
+                .await
+            {
+                Ok(r) => r,
+                Err(why) => {
+                    out.rejected += 1;
+                    out.notes.push(format!("revision {round} rejected: {why}"));
+                    continue;
+                }
+            };
+            progress(Event::Stage(Stage::Critique { round }));
+            let critique = match self
+                .critique(input, &revised, &mut run, out, progress, None)
+                .await
+            {
+                Ok(c) => c,
+                Err(EngineError::Provider(e)) => {
+                    fail(out, EngineError::Provider(e));
+                    break;
+                }
+                Err(e) => {
+                    out.notes.push(format!(
+                        "revision {round} set aside: its critique failed: {e}"
+                    ));
+                    continue;
+                }
+            };
+            let done = !critique.has_warning_or_worse();
+            if critique.score() < candidates[best].critique.score() {
+                best = candidates.len();
+            }
+            candidates.push(Candidate {
+                text: revised,
+                critique,
+                round,
+            });
+            if done {
+                break;
+            }
+        }
+        if out.cancelled {
+            return;
+        }
+
+        if best == 0 {
+            if out.iterations > 0 {
+                out.notes.push(
+                    "no revision is offered: the critic rated no revision better than the original"
+                        .to_owned(),
+                );
+            }
+            return;
+        }
+        let chosen = &candidates[best];
+        let edits = edits::minimal_edits(original, &chosen.text, region.start);
+        let per_finding: Vec<(usize, Vec<Edit>)> = out
+            .findings
+            .iter()
+            .filter_map(|f| {
+                let mine: Vec<Edit> = edits
+                    .iter()
+                    .filter(|e| touches_lines(&input.text, &f.range, &e.range))
+                    .cloned()
+                    .collect();
+                (!mine.is_empty()).then_some((f.id, mine))
+            })
+            .collect();
+        let fixes = per_finding.len();
+        out.revision = Some(Revision {
+            text: chosen.text.clone(),
+            edits,
+            fixes,
+            remaining: chosen.critique.shown.len(),
+            round: chosen.round,
+            per_finding,
+        });
+    }
+
+    /// Copies the workspace and runs `verify.command` on the original.
+    async fn baseline(
+        &self,
+        check: &verify::CommandCheck,
+        input: &ReviewInput,
+    ) -> Result<(verify::Scratch, verify::CommandResult), String> {
+        let owned = check.clone();
+        let scratch = tokio::task::spawn_blocking(move || owned.scratch())
+            .await
+            .map_err(|e| format!("the copy failed: {e}"))??;
+        let result = check.run(&scratch, &input.text.to_string()).await?;
+        Ok((scratch, result))
+    }
+
+    /// Verifies a revision: cheap checks, syntax and intent, then `verify.command` with one
+    /// more attempt from the reviser when the command fails where the original passed.
+    #[allow(clippy::too_many_arguments)]
+    async fn verify(
+        &self,
+        input: &ReviewInput,
+        original: &str,
+        base: &Candidate,
+        revised: String,
+        scratch: Option<&verify::Scratch>,
+        run: &mut Run<'_>,
+        out: &mut ReviewOutcome,
+        round: u32,
+    ) -> Result<String, String> {
+        let findings: Vec<&RawFinding> = base.critique.shown.iter().map(|(f, _)| f).collect();
+        let region = input.region();
+        let whole = |sel: &str| {
+            let mut t = input.text.slice(..region.start).to_string();
+            t.push_str(sel);
+            t.push_str(&input.text.slice(region.end..).to_string());
+            t
+        };
+        let original_file = input.text.to_string();
+        let static_checks = |revised: &str| -> Result<(), String> {
+            cheap_checks(original, &base.text, revised).map_err(str::to_owned)?;
+            verify::check(
+                &input.language,
+                &original_file,
+                &whole(revised),
+                original,
+                revised,
+                &findings,
+            )
+        };
+        static_checks(&revised)?;
+        let (Some(check), Some(scratch)) = (self.command, scratch) else {
+            return Ok(revised);
+        };
+        let result = check.run(scratch, &whole(&revised)).await?;
+        if result.passed || out.command_passed_on_original != Some(true) {
+            return Ok(revised);
+        }
+        // Self-debugging: the failure goes back to the reviser once.
+        tracing::info!(
+            round,
+            "verify.command failed on the revision; one more attempt"
+        );
+        let retry = self
+            .revise(
+                input,
+                base,
+                run.vault,
+                out,
+                run.cancel,
+                Some(&result.output),
+            )
+            .await
+            .map_err(|e| {
+                format!(
+                    "`{}` failed on it, and the retry failed: {e}",
+                    check.command
+                )
+            })?;
+        static_checks(&retry)?;
+        let again = check.run(scratch, &whole(&retry)).await?;
+        if again.passed {
+            Ok(retry)
+        } else {
+            Err(format!(
+                "`{}` passes on the original but fails on it (and on the retry): {}",
+                check.command,
+                again
+                    .output
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .trim()
+            ))
+        }
+    }
+}
+
+/// The cheap checks every revision passes first.
+fn cheap_checks(original: &str, base: &str, revised: &str) -> Result<(), &'static str> {
+    if revised.trim().is_empty() {
+        return Err("the revision is empty");
+    }
+    if revised == original || revised == base {
+        return Err("the revision changes nothing");
+    }
+    Ok(())
+}
+
+/// Whether two char ranges of `text` share a line.
+fn touches_lines(text: &Rope, a: &Range<usize>, b: &Range<usize>) -> bool {
+    let lines = |r: &Range<usize>| {
+        let s = text.char_to_line(r.start.min(text.len_chars()));
+        let e = text.char_to_line(r.end.max(r.start).min(text.len_chars()));
+        (s, e)
+    };
+    let ((a0, a1), (b0, b1)) = (lines(a), lines(b));
+    a0 <= b1 && b0 <= a1
+}

@@ -1,0 +1,158 @@
+//! Why a model call failed: typed errors that read as one sentence (which provider, what
+//! happened, what to do). None ever contains a key.
+
+use serde_json::Value;
+
+/// Why a model call failed. Each reads as a sentence with what to do; none contains a key.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// Configuration names a provider kind refine-ls does not know.
+    #[error(
+        "unknown provider kind `{0}`: set provider.kind to \"openai\", \"anthropic\" or \"ollama\""
+    )]
+    UnknownKind(String),
+    /// Configuration is unusable (a bad URL, say).
+    #[error("{provider}: {message}")]
+    Config {
+        /// Provider kind.
+        provider: &'static str,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// No key for a remote endpoint.
+    #[error(
+        "{provider} at {url} needs an API key: set the environment variable {env} (or provider.api_key_env)"
+    )]
+    MissingKey {
+        /// Provider kind.
+        provider: &'static str,
+        /// Endpoint.
+        url: String,
+        /// Variable that should hold the key.
+        env: String,
+    },
+    /// Could not connect, or the connection broke before the reply began.
+    #[error(
+        "{provider} at {url} could not be reached ({reason}); check that the server is running and provider.base_url is right"
+    )]
+    Connect {
+        /// Provider kind.
+        provider: &'static str,
+        /// Endpoint.
+        url: String,
+        /// What the network said.
+        reason: String,
+    },
+    /// The connection broke in the middle of a reply.
+    #[error(
+        "{provider} at {url} cut the connection in the middle of its reply ({reason}); try again"
+    )]
+    Interrupted {
+        /// Provider kind.
+        provider: &'static str,
+        /// Endpoint.
+        url: String,
+        /// What the network said.
+        reason: String,
+    },
+    /// The call took longer than the timeout.
+    #[error(
+        "{provider} at {url} did not finish its reply within {secs} s; raise provider.timeout_secs or try again"
+    )]
+    Timeout {
+        /// Provider kind.
+        provider: &'static str,
+        /// Endpoint.
+        url: String,
+        /// The timeout.
+        secs: u64,
+    },
+    /// The stream went silent.
+    #[error(
+        "{provider} at {url} stopped sending for {secs} s, so the call was aborted; raise provider.stall_timeout_secs if the model is slow"
+    )]
+    Stalled {
+        /// Provider kind.
+        provider: &'static str,
+        /// Endpoint.
+        url: String,
+        /// The stall timeout.
+        secs: u64,
+    },
+    /// Rate limited and out of retries.
+    #[error(
+        "{provider} at {url} is rate-limiting requests (HTTP 429) and still was after {retries} retries; wait a little and try again"
+    )]
+    RateLimited {
+        /// Provider kind.
+        provider: &'static str,
+        /// Endpoint.
+        url: String,
+        /// Retries made.
+        retries: u32,
+    },
+    /// The endpoint refused the key.
+    #[error("{provider} at {url} rejected the API key (HTTP {status}); check the key in {env}")]
+    Auth {
+        /// Provider kind.
+        provider: &'static str,
+        /// Endpoint.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// Variable that holds the key.
+        env: String,
+    },
+    /// Any other HTTP error status.
+    #[error("{provider} at {url} answered HTTP {status}: {detail}")]
+    Http {
+        /// Provider kind.
+        provider: &'static str,
+        /// Endpoint.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// The start of the error body.
+        detail: String,
+    },
+    /// A reply that is not the wire format.
+    #[error("{provider} at {url} sent a reply refine-ls cannot read: {detail}")]
+    BadResponse {
+        /// Provider kind.
+        provider: &'static str,
+        /// Endpoint.
+        url: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The review was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+    /// `local` without `provider.model_path` and no default model downloaded yet.
+    #[error(
+        "no local model yet: run `refine-ls model pull` (downloads {source_name}), or set provider.model_path (CLI: --model-path) to a GGUF file"
+    )]
+    NoLocalModel {
+        /// The default model's description.
+        source_name: String,
+    },
+}
+
+/// The message of an error body (`{"error":{"message":…}}` and kin), or its start.
+pub(crate) fn error_detail(body: &str) -> String {
+    serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .or_else(|| v.get("error"))
+                .or_else(|| v.get("message"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| snippet(body))
+}
+
+/// The start of some outside text, for a message.
+pub(crate) fn snippet(text: &str) -> String {
+    crate::text::excerpt(text, 200).unwrap_or_else(|| "(empty body)".to_owned())
+}

@@ -1,0 +1,141 @@
+//! Code actions: apply a review's revision (whole, or per finding under the cursor), and review
+//! or refine a selection. Revision actions are offered only for the document version their
+//! edits were computed against, and their edits carry that version.
+
+use serde_json::json;
+use tower_lsp_server::ls_types::{
+    self as lsp, CodeAction, CodeActionKind, CodeActionOrCommand, CodeActionParams,
+    CodeActionResponse, Command, Uri,
+};
+
+use super::convert;
+use super::state::{DocState, DoneReview, ReviewStatus, State};
+use crate::engine::Edit;
+
+/// Code action kind of "Refine: review selection".
+pub const KIND_REVIEW: &str = "refactor.refine.review";
+/// Code action kind of "Refine: refine selection".
+pub const KIND_REFINE: &str = "refactor.rewrite.refine";
+
+/// The actions for a range of a document.
+pub fn code_actions(st: &State, params: &CodeActionParams) -> Option<CodeActionResponse> {
+    let only = params.context.only.as_ref();
+    let wants = |kind: &str| {
+        only.is_none_or(|o| {
+            o.iter()
+                .any(|k| kind == k.as_str() || kind.starts_with(&format!("{}.", k.as_str())))
+        })
+    };
+    let uri = &params.text_document.uri;
+    let ds = st.docs.get(uri.as_str())?;
+    let req = convert::char_range(ds.doc.rope(), params.range, st.encoding);
+    let mut actions = Vec::new();
+    let current = ds.reviews.iter().filter_map(|e| match &e.status {
+        ReviewStatus::Done(done) if done.version == ds.doc.version() => Some((e, done)),
+        _ => None,
+    });
+    if wants("quickfix") {
+        let fix = Fixer { st, ds, uri };
+        let current: Vec<_> = current.collect();
+        for (entry, done) in &current {
+            let touches = req.start <= entry.region.end && entry.region.start <= req.end;
+            if let (true, Some(edits)) = (touches, &done.revision) {
+                let title = format!(
+                    "Refine: apply revision (fixes {} of {} findings)",
+                    done.fixes,
+                    done.findings.len()
+                );
+                let all: Vec<_> = done.findings.iter().collect();
+                actions.push(fix.action(title, &entry.id, done, &all, edits, true));
+            }
+        }
+        // One quick fix per finding under the cursor whose lines the revision touches.
+        for (entry, done) in current.iter().filter(|(_, d)| d.per_finding.len() >= 2) {
+            for (id, edits) in &done.per_finding {
+                let Some(f) = done.findings.iter().find(|f| f.id == *id) else {
+                    continue;
+                };
+                if !(req.start <= f.range.end && f.range.start <= req.end) {
+                    continue;
+                }
+                let short: String = f.raw.message.chars().take(60).collect();
+                let short = if short.len() < f.raw.message.len() {
+                    format!("{short}…")
+                } else {
+                    short
+                };
+                let title = format!("Refine: fix: {short}");
+                actions.push(fix.action(title, &entry.id, done, &[f], edits, false));
+            }
+        }
+    }
+    if params.range.start != params.range.end {
+        let facts: Vec<&lsp::Diagnostic> = params
+            .context
+            .diagnostics
+            .iter()
+            .filter(|d| d.source.as_deref() != Some("refine"))
+            .collect();
+        let arg = json!({ "uri": uri, "range": params.range, "diagnostics": facts });
+        for (title, command, kind) in [
+            ("Refine: review selection", "refine.review", KIND_REVIEW),
+            ("Refine: refine selection", "refine.refine", KIND_REFINE),
+        ] {
+            if !wants(kind) {
+                continue;
+            }
+            actions.push(CodeActionOrCommand::CodeAction(CodeAction {
+                title: title.to_owned(),
+                kind: Some(CodeActionKind::new(kind)),
+                command: Some(Command {
+                    title: title.to_owned(),
+                    command: command.to_owned(),
+                    arguments: Some(vec![arg.clone()]),
+                }),
+                ..CodeAction::default()
+            }));
+        }
+    }
+    Some(actions)
+}
+
+/// Builds revision quick fixes for one document.
+struct Fixer<'a> {
+    st: &'a State,
+    ds: &'a DocState,
+    uri: &'a Uri,
+}
+
+impl Fixer<'_> {
+    /// A quick fix applying `edits` (computed against `done.version`) for `findings`.
+    fn action(
+        &self,
+        title: String,
+        review_id: &str,
+        done: &DoneReview,
+        findings: &[&crate::engine::Finding],
+        edits: &[Edit],
+        preferred: bool,
+    ) -> CodeActionOrCommand {
+        let rope = self.ds.doc.rope();
+        let diagnostics = findings
+            .iter()
+            .map(|f| convert::diagnostic(rope, f, review_id, self.st.encoding))
+            .collect();
+        CodeActionOrCommand::CodeAction(CodeAction {
+            title,
+            kind: Some(CodeActionKind::QUICKFIX),
+            diagnostics: Some(diagnostics),
+            edit: Some(convert::versioned_edit(
+                rope,
+                self.uri,
+                done.version,
+                edits,
+                self.st.encoding,
+                self.st.caps.change_annotations,
+            )),
+            is_preferred: preferred.then_some(true),
+            ..CodeAction::default()
+        })
+    }
+}

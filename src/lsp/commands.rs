@@ -1,0 +1,353 @@
+//! The `refine.*` commands (`workspace/executeCommand`), one function each. None awaits the
+//! model: a review is started as a job and its id returned at once.
+
+use std::str::FromStr;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use tower_lsp_server::jsonrpc::{Error as RpcError, Result as RpcResult};
+use tower_lsp_server::ls_types::{self as lsp, ExecuteCommandParams, Uri};
+
+use super::job::Job;
+use super::state::{ReviewEntry, ReviewStatus, lock};
+use super::{Backend, convert, views};
+use crate::document::{line_span, widen_to_lines};
+use crate::engine::ReviewInput;
+use crate::lang::language_for_path;
+
+/// Commands the server executes.
+pub const COMMANDS: &[&str] = &[
+    "refine.review",
+    "refine.refine",
+    "refine.cancel",
+    "refine.clear",
+    "refine.showRevision",
+    "refine.applyRevision",
+    "refine.reReview",
+    "refine.dismiss",
+];
+
+/// Runs one command.
+pub async fn execute(server: &Backend, params: ExecuteCommandParams) -> RpcResult<Option<Value>> {
+    let arg = params.arguments.into_iter().next().unwrap_or(Value::Null);
+    let token = params.work_done_progress_params.work_done_token;
+    let answer = match params.command.as_str() {
+        cmd @ ("refine.review" | "refine.refine") => review(server, cmd, arg, token)?,
+        "refine.cancel" => cancel(server, &arg)?,
+        "refine.clear" => clear(server, &arg)?,
+        "refine.showRevision" => show_revision(server, &arg)?,
+        "refine.applyRevision" => apply_revision(server, &arg)?,
+        "refine.reReview" => re_review(server, &arg)?,
+        "refine.dismiss" => dismiss(server, &arg)?,
+        other => {
+            return Err(invalid_params(format!(
+                "unknown command `{other}`; refine-ls runs {}",
+                COMMANDS.join(", ")
+            )));
+        }
+    };
+    Ok(Some(answer))
+}
+
+/// `refine.review` / `refine.refine` `[{"uri", "range", "diagnostics"?, "force"?}]`.
+fn review(
+    server: &Backend,
+    cmd: &str,
+    arg: Value,
+    token: Option<lsp::ProgressToken>,
+) -> RpcResult<Value> {
+    let args: ReviewArgs = serde_json::from_value(arg)
+        .map_err(|e| invalid_params(format!("{cmd} takes [{{\"uri\", \"range\"}}]: {e}")))?;
+    let id = start_review(server, args, cmd == "refine.refine", token)?;
+    Ok(json!({ "reviewId": id }))
+}
+
+/// `refine.cancel` `[{"reviewId"}]`.
+fn cancel(server: &Backend, arg: &Value) -> RpcResult<Value> {
+    let id = arg
+        .as_str()
+        .or_else(|| arg.get("reviewId").and_then(Value::as_str))
+        .ok_or_else(|| invalid_params("refine.cancel takes [{\"reviewId\"}]".to_owned()))?;
+    let uri = lock(&server.state).cancel(id);
+    Ok(json!({ "cancelled": uri.is_some() }))
+}
+
+/// `refine.clear` `[{"uri"}]`.
+fn clear(server: &Backend, arg: &Value) -> RpcResult<Value> {
+    let uri = arg
+        .as_str()
+        .or_else(|| arg.get("uri").and_then(Value::as_str))
+        .ok_or_else(|| invalid_params("refine.clear takes [{\"uri\"}]".to_owned()))?
+        .to_owned();
+    let cleared = lock(&server.state).clear(&uri);
+    server.republish(&uri);
+    Ok(json!({ "cleared": cleared }))
+}
+
+/// A finished review's revision as the document is now.
+struct Shown {
+    id: String,
+    version: i32,
+    fixes: usize,
+    findings: usize,
+    diff: Option<String>,
+    /// The workspace edit, when the revision still fits the document.
+    edit: Option<lsp::WorkspaceEdit>,
+    /// The whole revised document, when the revision still fits.
+    revised: Option<String>,
+}
+
+/// The latest review of `target` (or the one it names) that offers a revision.
+fn find_revision(server: &Backend, target: &ReviewTarget) -> Option<Shown> {
+    let st = lock(&server.state);
+    let ds = st.docs.get(&target.uri)?;
+    let entry = ds.reviews.iter().rev().find(|e| {
+        target.review_id.as_ref().is_none_or(|id| *id == e.id)
+            && matches!(&e.status, ReviewStatus::Done(d) if d.revision.is_some())
+    })?;
+    let ReviewStatus::Done(done) = &entry.status else {
+        return None;
+    };
+    let uri = Uri::from_str(&target.uri).ok()?;
+    let fits = done.version == ds.doc.version();
+    let edits = done.revision.as_deref().unwrap_or_default();
+    Some(Shown {
+        id: entry.id.clone(),
+        version: done.version,
+        fixes: done.fixes,
+        findings: done.findings.len(),
+        diff: views::revision_diff(ds.doc.rope(), entry, done, &display_path(&uri)),
+        edit: fits.then(|| {
+            convert::versioned_edit(
+                ds.doc.rope(),
+                &uri,
+                done.version,
+                edits,
+                st.encoding,
+                st.caps.change_annotations,
+            )
+        }),
+        revised: fits.then(|| crate::engine::edits::apply(&ds.doc.rope().to_string(), edits, 0)),
+    })
+}
+
+/// `refine.showRevision` `[{"uri", "reviewId"?}]`: the diff and the revised document.
+fn show_revision(server: &Backend, arg: &Value) -> RpcResult<Value> {
+    let Some(s) = find_revision(server, &ReviewTarget::from(arg)?) else {
+        return Ok(Value::Null);
+    };
+    Ok(json!({
+        "reviewId": s.id, "version": s.version, "fixes": s.fixes, "findings": s.findings,
+        "diff": s.diff, "revised": s.revised,
+    }))
+}
+
+/// `refine.applyRevision` `[{"uri", "reviewId"?}]`: asks the client to apply the revision.
+fn apply_revision(server: &Backend, arg: &Value) -> RpcResult<Value> {
+    let Some(s) = find_revision(server, &ReviewTarget::from(arg)?) else {
+        return Ok(Value::Null);
+    };
+    let Some(edit) = s.edit else {
+        return Err(invalid_params(
+            "the document changed since the review: review again".to_owned(),
+        ));
+    };
+    // Sent from a task: a handler must not wait on the client.
+    let client = server.client.clone();
+    tokio::spawn(async move {
+        if let Err(e) = client.apply_edit(edit).await {
+            tracing::warn!("workspace/applyEdit failed: {e}");
+        }
+    });
+    Ok(json!({"reviewId": s.id, "applied": "requested"}))
+}
+
+/// `refine.reReview` `[{"uri", "reviewId"?}]`: the same lines again, bypassing the cache.
+fn re_review(server: &Backend, arg: &Value) -> RpcResult<Value> {
+    let target = ReviewTarget::from(arg)?;
+    let region = {
+        let st = lock(&server.state);
+        st.docs.get(&target.uri).and_then(|ds| {
+            let e = ds
+                .reviews
+                .iter()
+                .find(|e| target.review_id.as_ref().is_none_or(|id| *id == e.id))?;
+            Some(convert::range(ds.doc.rope(), &e.region, st.encoding))
+        })
+    };
+    let Some(range) = region else {
+        return Err(invalid_params("no such review to run again".to_owned()));
+    };
+    let uri = Uri::from_str(&target.uri).map_err(|e| invalid_params(format!("bad uri: {e}")))?;
+    let args = ReviewArgs {
+        uri,
+        range,
+        diagnostics: Vec::new(),
+        force: true,
+    };
+    let id = start_review(server, args, false, None)?;
+    Ok(json!({ "reviewId": id }))
+}
+
+/// `refine.dismiss` `[{"uri", "reviewId"}]`: hides a review now.
+fn dismiss(server: &Backend, arg: &Value) -> RpcResult<Value> {
+    let target = ReviewTarget::from(arg)?;
+    let id = target.review_id.ok_or_else(|| {
+        invalid_params("refine.dismiss takes [{\"uri\", \"reviewId\"}]".to_owned())
+    })?;
+    let uri = lock(&server.state).dismiss(&id);
+    if let Some(uri) = &uri {
+        server.republish(uri);
+    }
+    Ok(json!({ "dismissed": uri.is_some() }))
+}
+
+/// Starts a review job and returns its id.
+fn start_review(
+    server: &Backend,
+    args: ReviewArgs,
+    apply: bool,
+    token: Option<lsp::ProgressToken>,
+) -> RpcResult<String> {
+    let key = args.uri.as_str().to_owned();
+    let mut st = lock(&server.state);
+    let Some(ds) = st.docs.get(&key) else {
+        return Err(invalid_params(format!(
+            "{key} is not open: send textDocument/didOpen first"
+        )));
+    };
+    let rope = ds.doc.rope().clone();
+    let (first, last) = widen_to_lines(
+        &rope,
+        convert::text_pos(args.range.start),
+        convert::text_pos(args.range.end),
+    );
+    let region = line_span(&rope, first, last);
+    if rope.slice(region.clone()).chars().all(char::is_whitespace) {
+        return Err(invalid_params(
+            "the selected lines are empty: nothing to review".to_owned(),
+        ));
+    }
+    let language = match ds.doc.language_id() {
+        "" | "plaintext" => language_for_path(&key).to_owned(),
+        id => id.to_owned(),
+    };
+    let input = ReviewInput {
+        text: rope,
+        path: display_path(&args.uri),
+        language,
+        first_line: first,
+        last_line: last,
+        facts: args
+            .diagnostics
+            .iter()
+            .filter(|d| d.source.as_deref() != Some("refine"))
+            .filter(|d| (first..=last).contains(&(d.range.start.line as usize)))
+            .map(convert::fact)
+            .collect(),
+        force: args.force,
+    };
+    let id = st.new_review_id();
+    let cancel = CancellationToken::new();
+    let Some(service) = st.service.clone() else {
+        return Err(invalid_params(
+            "the server is not initialized yet".to_owned(),
+        ));
+    };
+    service.check_sendable(&key).map_err(invalid_params)?;
+    if let Some(why) = service.command_refused() {
+        tracing::warn!("{why}");
+    }
+    let file = args.uri.to_file_path().map(|p| p.into_owned());
+    let can_create_progress = st.supports_progress;
+    let mut replaced = false;
+    if let Some(ds) = st.docs.get_mut(&key) {
+        // A new review of the same lines replaces the old one.
+        ds.reviews.retain(|e| {
+            let same = e.region.start < region.end && region.start < e.region.end;
+            if same {
+                if let ReviewStatus::Running { cancel, .. } = &e.status {
+                    cancel.cancel();
+                }
+                replaced = true;
+            }
+            !same
+        });
+        ds.reviews.push(ReviewEntry {
+            id: id.clone(),
+            region,
+            status: ReviewStatus::Running {
+                cancel: cancel.clone(),
+                delta: 0,
+                partial: Vec::new(),
+                stage: "critique 1".to_owned(),
+            },
+        });
+    }
+    drop(st);
+    if replaced {
+        server.republish(&key);
+    }
+    let job = Job {
+        client: server.client.clone(),
+        state: server.state.clone(),
+        publish: server.publish.clone(),
+        uri: args.uri,
+        id: id.clone(),
+        input,
+        service,
+        file,
+        cancel,
+        apply,
+        progress_token: token,
+        can_create_progress,
+    };
+    tokio::spawn(job.run());
+    Ok(id)
+}
+
+/// `[{"uri", "reviewId"?}]` of the review commands.
+struct ReviewTarget {
+    uri: String,
+    review_id: Option<String>,
+}
+
+impl ReviewTarget {
+    fn from(arg: &Value) -> RpcResult<Self> {
+        let uri = arg.get("uri").and_then(Value::as_str).ok_or_else(|| {
+            invalid_params("this command takes [{\"uri\", \"reviewId\"?}]".to_owned())
+        })?;
+        Ok(Self {
+            uri: uri.to_owned(),
+            review_id: arg
+                .get("reviewId")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        })
+    }
+}
+
+/// Arguments of `refine.review` and `refine.refine`.
+#[derive(Debug, Deserialize)]
+struct ReviewArgs {
+    uri: Uri,
+    range: lsp::Range,
+    /// The editor's own diagnostics for the range (from `CodeActionContext`): facts.
+    #[serde(default)]
+    diagnostics: Vec<lsp::Diagnostic>,
+    /// Bypass the cache.
+    #[serde(default)]
+    force: bool,
+}
+
+fn invalid_params(message: String) -> RpcError {
+    RpcError::invalid_params(message)
+}
+
+/// A file path for the model to see, or the URI when it is not a file.
+fn display_path(uri: &Uri) -> String {
+    uri.to_file_path()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| uri.as_str().to_owned())
+}

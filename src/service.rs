@@ -1,0 +1,274 @@
+//! The review service: where the engine is assembled, once, from the layered configuration and
+//! a workspace root. It owns the providers (critic and reviser), the prompts, the review cache,
+//! the `verify.command` that may run in this workspace (trust), and the policy for fetching the
+//! default local model. The LSP server, the command line (`review`, `doctor`) and `eval` all
+//! review through it; none assembles the parts itself. It knows no LSP.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::Cache;
+use crate::config::{Config, ProviderConfig, Resolved};
+use crate::engine::verify::CommandCheck;
+use crate::engine::{Engine, Event, ReviewInput, ReviewOutcome};
+use crate::llm::{Provider, ProviderError};
+use crate::prompts::Prompts;
+
+/// The critic and the reviser (the same endpoint unless `critic`/`reviser` say otherwise).
+#[derive(Debug)]
+pub struct Providers {
+    /// Critiques.
+    pub critic: Provider,
+    /// Revises.
+    pub reviser: Provider,
+}
+
+impl Providers {
+    /// `critic` or, when the two differ, `critic (critic) and reviser (reviser)`.
+    pub fn describe(&self) -> String {
+        let (c, r) = (self.critic.describe(), self.reviser.describe());
+        if c == r {
+            c
+        } else {
+            format!("{c} (critic) and {r} (reviser)")
+        }
+    }
+}
+
+/// Where the providers are.
+#[derive(Debug, Clone)]
+enum Setup {
+    Ready(Arc<Providers>),
+    /// They can be built once the default local model is downloaded.
+    NeedsModel,
+    Failed(String),
+}
+
+/// Builds both providers from the configuration.
+fn build(cfg: &Config) -> Setup {
+    let both = Provider::from_config(&cfg.critic_provider()).and_then(|critic| {
+        Ok(Providers {
+            critic,
+            reviser: Provider::from_config(&cfg.reviser_provider())?,
+        })
+    });
+    match both {
+        Ok(p) => Setup::Ready(Arc::new(p)),
+        Err(ProviderError::NoLocalModel { .. }) => Setup::NeedsModel,
+        Err(e) => Setup::Failed(e.to_string()),
+    }
+}
+
+/// Reviews code with one configuration in one workspace.
+#[derive(Debug)]
+pub struct ReviewService {
+    resolved: Resolved,
+    root: Option<PathBuf>,
+    prompts: Arc<Prompts>,
+    setup: RwLock<Setup>,
+    cache: Option<Arc<Cache>>,
+    /// `verify.command`, when it may run here.
+    command: Option<String>,
+    /// Why a workspace's `verify.command` may not run.
+    command_refused: Option<String>,
+}
+
+impl ReviewService {
+    /// Assembles the service. `cache` is the store an earlier service of this process had open
+    /// (a store is opened once per process); without one, the default store is opened when
+    /// `cache.enabled`.
+    pub fn new(
+        resolved: Resolved,
+        root: Option<PathBuf>,
+        prompts: Arc<Prompts>,
+        cache: Option<Arc<Cache>>,
+    ) -> Self {
+        let setup = build(&resolved.config);
+        let cache = if resolved.config.cache.enabled {
+            cache.or_else(|| {
+                crate::cache::default_path()
+                    .and_then(|p| Cache::open(&p))
+                    .map(Arc::new)
+            })
+        } else {
+            None
+        };
+        let (command, command_refused) = crate::trust::verify_command(&resolved, root.as_deref());
+        Self {
+            resolved,
+            root,
+            prompts,
+            setup: RwLock::new(setup),
+            cache,
+            command,
+            command_refused,
+        }
+    }
+
+    /// The service for a workspace, its prompts read from the workspace.
+    pub fn open(resolved: Resolved, root: Option<PathBuf>) -> Self {
+        let prompts = Arc::new(Prompts::load(root.as_deref()));
+        Self::new(resolved, root, prompts, None)
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.resolved.config
+    }
+
+    /// The configuration and where each value came from.
+    pub fn resolved(&self) -> &Resolved {
+        &self.resolved
+    }
+
+    /// The workspace root.
+    pub fn root(&self) -> Option<&Path> {
+        self.root.as_deref()
+    }
+
+    /// The prompt templates.
+    pub fn prompts(&self) -> &Arc<Prompts> {
+        &self.prompts
+    }
+
+    /// The review cache in use.
+    pub fn cache(&self) -> Option<&Arc<Cache>> {
+        self.cache.as_ref()
+    }
+
+    /// Why a workspace's `verify.command` will not run, if it will not.
+    pub fn command_refused(&self) -> Option<&str> {
+        self.command_refused.as_deref()
+    }
+
+    fn setup(&self) -> Setup {
+        self.setup
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The providers, or why there are none.
+    pub fn providers(&self) -> Result<Arc<Providers>, String> {
+        match self.setup() {
+            Setup::Ready(p) => Ok(p),
+            Setup::NeedsModel => Err(ProviderError::NoLocalModel {
+                source_name: crate::models::default_source().name,
+            }
+            .to_string()),
+            Setup::Failed(e) => Err(e),
+        }
+    }
+
+    /// The providers can be built only once the default local model is downloaded.
+    pub fn needs_model(&self) -> bool {
+        matches!(self.setup(), Setup::NeedsModel)
+    }
+
+    /// The providers, downloading the default local model first when that is all they lack
+    /// (`progress(done, total)` as bytes arrive). One download at a time per process.
+    pub async fn ensure_providers(
+        &self,
+        progress: &mut (dyn FnMut(u64, Option<u64>) + Send),
+    ) -> Result<Arc<Providers>, String> {
+        if !self.needs_model() {
+            return self.providers();
+        }
+        let dir = crate::models::models_dir()
+            .ok_or("no cache folder on this system; set REFINE_LS_MODELS_DIR")?;
+        let source = crate::models::default_source();
+        tracing::info!("downloading {} into {}", source.name, dir.display());
+        crate::models::pull(&source, &dir, progress)
+            .await
+            .map_err(|e| e.to_string())?;
+        let built = build(&self.resolved.config);
+        *self
+            .setup
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = built;
+        self.providers()
+    }
+
+    /// Each role's provider settings and provider (or why it cannot be built), for `doctor`.
+    pub fn roles(&self) -> [(&'static str, ProviderConfig, Result<Provider, String>); 2] {
+        let make = |cfg: ProviderConfig| {
+            let built = Provider::from_config(&cfg).map_err(|e| e.to_string());
+            (cfg, built)
+        };
+        let (c, cp) = make(self.resolved.config.critic_provider());
+        let (r, rp) = make(self.resolved.config.reviser_provider());
+        [("critic", c, cp), ("reviser", r, rp)]
+    }
+
+    /// `verify.command` for a file of this workspace (an absolute path), when one may run.
+    pub fn command_for(&self, file: &Path) -> Option<CommandCheck> {
+        let command = self.command.clone()?;
+        let root = self.root.clone()?;
+        let file = file.strip_prefix(&root).ok()?.to_path_buf();
+        Some(CommandCheck {
+            command,
+            root,
+            file,
+            timeout: Duration::from_secs(self.resolved.config.verify.timeout_secs),
+        })
+    }
+
+    /// Refuses a secrets file (unless `privacy.review_sensitive_files`), with the sentence why.
+    pub fn check_sendable(&self, path: &str) -> Result<(), String> {
+        if !self.resolved.config.privacy.review_sensitive_files
+            && crate::secrets::is_sensitive_path(path)
+        {
+            return Err(format!(
+                "{path} is a secrets file (.env*, *.pem, *.key, id_rsa*): it is never sent to a model unless privacy.review_sensitive_files is true"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reviews `input` from `file` (an absolute path, for `verify.command`) with the review
+    /// cache. Never fails: a missing provider is the outcome's `error`.
+    pub async fn review(
+        &self,
+        input: &ReviewInput,
+        file: Option<&Path>,
+        cancel: &CancellationToken,
+        progress: &mut (dyn FnMut(Event) + Send),
+    ) -> ReviewOutcome {
+        let command = file.and_then(|f| self.command_for(f));
+        self.review_with(input, command.as_ref(), true, cancel, progress)
+            .await
+    }
+
+    /// Reviews `input` with a given outside check and, when `cached`, the review cache.
+    pub async fn review_with(
+        &self,
+        input: &ReviewInput,
+        command: Option<&CommandCheck>,
+        cached: bool,
+        cancel: &CancellationToken,
+        progress: &mut (dyn FnMut(Event) + Send),
+    ) -> ReviewOutcome {
+        let providers = match self.providers() {
+            Ok(p) => p,
+            Err(why) => {
+                return ReviewOutcome {
+                    error: Some(why),
+                    ..ReviewOutcome::default()
+                };
+            }
+        };
+        let engine = Engine {
+            critic: &providers.critic,
+            reviser: &providers.reviser,
+            prompts: &self.prompts,
+            config: &self.resolved.config.refine_loop,
+            redact_secrets: self.resolved.config.privacy.redact_secrets,
+            command,
+            cache: if cached { self.cache.as_deref() } else { None },
+        };
+        engine.review(input, cancel, progress).await
+    }
+}
