@@ -79,8 +79,19 @@ async fn initialize_negotiates_the_position_encoding() {
             json!({}),
             "utf-32",
         ),
+        // The option chooses among the encodings offered, never one that was not.
         (
             json!({"general": {"positionEncodings": ["utf-8"]}}),
+            json!({"positionEncoding": "utf-32"}),
+            "utf-8",
+        ),
+        (
+            json!({"general": {"positionEncodings": ["utf-16"]}}),
+            json!({"positionEncoding": "utf-32"}),
+            "utf-16",
+        ),
+        (
+            json!({"general": {"positionEncodings": ["utf-16", "utf-32"]}}),
             json!({"positionEncoding": "utf-32"}),
             "utf-32",
         ),

@@ -52,14 +52,22 @@ pub fn negotiate_encoding(
     forced: Option<&str>,
     offered: Option<&[PositionEncodingKind]>,
 ) -> PositionEncoding {
-    if let Some(enc) = forced.and_then(PositionEncoding::from_lsp_name) {
-        return enc;
-    }
-    offered
+    let offered: Vec<PositionEncoding> = offered
         .unwrap_or_default()
         .iter()
-        .find_map(|k| PositionEncoding::from_lsp_name(k.as_str()))
-        .unwrap_or_default()
+        .filter_map(|k| PositionEncoding::from_lsp_name(k.as_str()))
+        .collect();
+    // `initializationOptions.positionEncoding` picks among what the client offered (LSP 3.17:
+    // utf-16 is always supported); an encoding the client did not offer is never chosen.
+    if let Some(enc) = forced.and_then(PositionEncoding::from_lsp_name) {
+        if enc == PositionEncoding::Utf16 || offered.contains(&enc) {
+            return enc;
+        }
+        tracing::warn!(
+            "initializationOptions.positionEncoding {enc:?} was not offered by the client; ignored"
+        );
+    }
+    offered.first().copied().unwrap_or_default()
 }
 
 /// A finding's severity as an LSP severity.
@@ -166,9 +174,14 @@ mod tests {
     #[test]
     fn negotiation_prefers_forced_then_client_order_then_utf16() {
         let offered = [PositionEncodingKind::UTF8, PositionEncodingKind::UTF16];
+        // Forced, but only among what the client offered (utf-16 always is).
         assert_eq!(
             negotiate_encoding(Some("utf-32"), Some(&offered)),
-            PositionEncoding::Utf32
+            PositionEncoding::Utf8
+        );
+        assert_eq!(
+            negotiate_encoding(Some("utf-16"), Some(&offered)),
+            PositionEncoding::Utf16
         );
         assert_eq!(
             negotiate_encoding(None, Some(&offered)),
