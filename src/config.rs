@@ -223,6 +223,9 @@ pub struct ProviderConfig {
     pub max_tokens: u32,
     /// `kind = "local"`: inference threads (0: all cores but one).
     pub threads: usize,
+    /// `kind = "local"`: model layers offloaded to the GPU (0: CPU only; needs a build with
+    /// the `cuda`, `metal` or `vulkan` feature).
+    pub gpu_layers: u32,
 }
 
 impl Default for ProviderConfig {
@@ -241,6 +244,7 @@ impl Default for ProviderConfig {
             model_path: None,
             max_tokens: 512,
             threads: 0,
+            gpu_layers: 0,
         }
     }
 }

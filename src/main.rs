@@ -40,16 +40,6 @@ enum Command {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    #[cfg(feature = "local")]
-    if std::env::var_os("CANDLE_DEQUANTIZE_ALL").is_none() {
-        // The embedded model's weights are expanded to f32 when loaded: candle has no SIMD
-        // kernels for some GGUF quantizations (Q4_1), and f32 matrix products process a
-        // prompt ~9x faster (60 vs 7 tokens/s for SmolLM2-135M on one core), for 4 bytes per
-        // weight. CANDLE_DEQUANTIZE_ALL=0 keeps them quantized.
-        // SAFETY: nothing else runs yet (no thread is started before this line), so no
-        // other code can be reading the environment concurrently.
-        unsafe { std::env::set_var("CANDLE_DEQUANTIZE_ALL", "1") };
-    }
     let default_level = if args.command.is_some() {
         "warn"
     } else {

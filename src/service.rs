@@ -42,8 +42,9 @@ impl Providers {
 #[derive(Debug, Clone)]
 enum Setup {
     Ready(Arc<Providers>),
-    /// They can be built once the default local model is downloaded.
-    NeedsModel,
+    /// They can be built once this local model (a catalogue name; `None`: the default) is
+    /// downloaded.
+    NeedsModel(Option<String>),
     Failed(String),
 }
 
@@ -57,7 +58,7 @@ fn build(cfg: &Config) -> Setup {
     });
     match both {
         Ok(p) => Setup::Ready(Arc::new(p)),
-        Err(ProviderError::NoLocalModel { .. }) => Setup::NeedsModel,
+        Err(ProviderError::NoLocalModel { model, .. }) => Setup::NeedsModel(model),
         Err(e) => Setup::Failed(e.to_string()),
     }
 }
@@ -155,8 +156,11 @@ impl ReviewService {
     pub fn providers(&self) -> Result<Arc<Providers>, String> {
         match self.setup() {
             Setup::Ready(p) => Ok(p),
-            Setup::NeedsModel => Err(ProviderError::NoLocalModel {
-                source_name: crate::models::default_source().name,
+            Setup::NeedsModel(model) => Err(ProviderError::NoLocalModel {
+                source_name: crate::models::wanted(model.as_deref())
+                    .map(|s| s.name)
+                    .unwrap_or_default(),
+                model,
             }
             .to_string()),
             Setup::Failed(e) => Err(e),
@@ -165,7 +169,15 @@ impl ReviewService {
 
     /// The providers can be built only once the default local model is downloaded.
     pub fn needs_model(&self) -> bool {
-        matches!(self.setup(), Setup::NeedsModel)
+        matches!(self.setup(), Setup::NeedsModel(_))
+    }
+
+    /// The local model that must be downloaded before the providers can be built, if one must.
+    pub fn pending_model(&self) -> Option<crate::models::Source> {
+        match self.setup() {
+            Setup::NeedsModel(model) => crate::models::wanted(model.as_deref()).ok(),
+            _ => None,
+        }
     }
 
     /// The providers, downloading the default local model first when that is all they lack
@@ -174,21 +186,24 @@ impl ReviewService {
         &self,
         progress: &mut (dyn FnMut(u64, Option<u64>) + Send),
     ) -> Result<Arc<Providers>, String> {
-        if !self.needs_model() {
-            return self.providers();
-        }
         let dir = crate::models::models_dir()
             .ok_or("no cache folder on this system; set REFINE_LS_MODELS_DIR")?;
-        let source = crate::models::default_source();
-        tracing::info!("downloading {} into {}", source.name, dir.display());
-        crate::models::pull(&source, &dir, progress)
-            .await
-            .map_err(|e| e.to_string())?;
-        let built = build(&self.resolved.config);
-        *self
-            .setup
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = built;
+        // The critic's model first, then the reviser's when it names another.
+        for _ in 0..2 {
+            let Setup::NeedsModel(model) = self.setup() else {
+                break;
+            };
+            let source = crate::models::wanted(model.as_deref())?;
+            tracing::info!("downloading {} into {}", source.name, dir.display());
+            crate::models::pull(&source, &dir, progress)
+                .await
+                .map_err(|e| e.to_string())?;
+            let built = build(&self.resolved.config);
+            *self
+                .setup
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = built;
+        }
         self.providers()
     }
 
@@ -242,6 +257,55 @@ impl ReviewService {
             .await
     }
 
+    fn engine<'a>(
+        &'a self,
+        providers: &'a Providers,
+        command: Option<&'a CommandCheck>,
+        cached: bool,
+    ) -> Engine<'a> {
+        Engine {
+            critic: &providers.critic,
+            reviser: &providers.reviser,
+            prompts: &self.prompts,
+            config: &self.resolved.config.refine_loop,
+            redact_secrets: self.resolved.config.privacy.redact_secrets,
+            command,
+            cache: if cached { self.cache.as_deref() } else { None },
+        }
+    }
+
+    /// With the embedded model as the critic: loads it and processes the critic's constant
+    /// prompt head into its cache, so that the first review only processes its own part.
+    /// Nothing for an endpoint, or when the model is not downloaded yet.
+    pub async fn warm(&self) {
+        let Ok(providers) = self.providers() else {
+            return;
+        };
+        if providers.critic.kind() != crate::llm::Kind::Local {
+            return;
+        }
+        let engine = self.engine(&providers, None, false);
+        let system = match engine.critic_system("", 1, 1) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("the critic's prompt could not be rendered: {e}");
+                return;
+            }
+        };
+        let started = std::time::Instant::now();
+        match providers
+            .critic
+            .warm(&[crate::llm::Message::system(system)])
+            .await
+        {
+            Ok(()) => tracing::info!(
+                ms = started.elapsed().as_millis() as u64,
+                "the local model is loaded; its prompt head is being processed"
+            ),
+            Err(e) => tracing::warn!("the local model could not be warmed: {e}"),
+        }
+    }
+
     /// Reviews `input` with a given outside check and, when `cached`, the review cache.
     pub async fn review_with(
         &self,
@@ -260,15 +324,7 @@ impl ReviewService {
                 };
             }
         };
-        let engine = Engine {
-            critic: &providers.critic,
-            reviser: &providers.reviser,
-            prompts: &self.prompts,
-            config: &self.resolved.config.refine_loop,
-            redact_secrets: self.resolved.config.privacy.redact_secrets,
-            command,
-            cache: if cached { self.cache.as_deref() } else { None },
-        };
+        let engine = self.engine(&providers, command, cached);
         engine.review(input, cancel, progress).await
     }
 }

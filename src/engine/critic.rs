@@ -38,6 +38,27 @@ impl Critiqued {
 }
 
 impl Engine<'_> {
+    /// The critic's system prompt. The built-in template uses none of the per-review values,
+    /// so it is the same for every review: a stable prompt prefix that the embedded model (and
+    /// a server's prefix cache) processes once.
+    pub fn critic_system(
+        &self,
+        language: &str,
+        first_line: usize,
+        last_line: usize,
+    ) -> Result<String, crate::prompts::PromptError> {
+        self.prompts.render(
+            "critique_system.md",
+            json!({
+                "language": language,
+                "principles": self.prompts.principles_without(&self.config.disabled_principles),
+                "principle_ids": self.prompts.principle_ids().join(", "),
+                "first_line": first_line,
+                "last_line": last_line,
+            }),
+        )
+    }
+
     /// Asks the critic about one version of the selection and anchors what it says. With
     /// `stream_base` (the selection's char offset in the document), each finding is reported
     /// as soon as the stream completes it.
@@ -72,16 +93,7 @@ impl Engine<'_> {
             ctx = (vault.redact(&ctx.0), vault.redact(&ctx.1));
             numbered = vault.redact(&numbered);
         }
-        let system = self.prompts.render(
-            "critique_system.md",
-            json!({
-                "language": input.language,
-                "principles": self.prompts.principles_without(&self.config.disabled_principles),
-                "principle_ids": self.prompts.principle_ids().join(", "),
-                "first_line": input.first_line + 1,
-                "last_line": last_line + 1,
-            }),
-        )?;
+        let system = self.critic_system(&input.language, input.first_line + 1, last_line + 1)?;
         let user = self.prompts.render(
             "critique_user.md",
             json!({
@@ -108,9 +120,11 @@ impl Engine<'_> {
         let mut shown_early = 0;
         let mut streamed_chars = 0usize;
         let mut last_reported = (0usize, 0u64);
+        let mut complete = Vec::new();
         let mut on_delta = |delta: &str| {
             streamed_chars += delta.len();
             for mut f in scanner.push(delta) {
+                complete.push(f.clone());
                 let Some(base) = stream_base else { continue };
                 f.quote = vault_view.restore(&f.quote);
                 if let Some((f, r)) = self.place(&sel_lines, f, backing) {
@@ -132,7 +146,20 @@ impl Engine<'_> {
             }
         };
         let resp = Self::call(self.critic, &req, out, cancel, &mut on_delta).await?;
-        let (raw, malformed) = critique::parse(&resp.content)?;
+        tracing::debug!(reply = %resp.content, "critique reply");
+        let (raw, malformed) = match critique::parse(&resp.content) {
+            Ok(parsed) => parsed,
+            // Cut off at the token limit: the findings that were complete still count.
+            Err(_) if resp.truncated => {
+                out.notes.push(format!(
+                    "the critique was cut off at the token limit ({} tokens); {} complete finding(s) kept; raise provider.max_tokens for more",
+                    resp.usage.output_tokens,
+                    complete.len()
+                ));
+                (complete, 0)
+            }
+            Err(e) => return Err(e.into()),
+        };
         if malformed > 0 {
             tracing::info!(malformed, "critique items without message or line skipped");
         }

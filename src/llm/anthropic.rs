@@ -76,6 +76,9 @@ pub fn on_event(ev: &SseEvent, acc: &mut Accumulator) -> Result<(), String> {
             if let Some(n) = v.pointer("/usage/output_tokens").and_then(Value::as_u64) {
                 acc.output_tokens = Some(n);
             }
+            if v.pointer("/delta/stop_reason").and_then(Value::as_str) == Some("max_tokens") {
+                acc.truncated = true;
+            }
         }
         "message_stop" => acc.done = true,
         "message" => {

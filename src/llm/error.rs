@@ -128,13 +128,16 @@ pub enum ProviderError {
     /// The review was cancelled.
     #[error("cancelled")]
     Cancelled,
-    /// `local` without `provider.model_path` and no default model downloaded yet.
+    /// `local` without `provider.model_path` and the model not downloaded yet.
     #[error(
-        "no local model yet: run `refine-ls model pull` (downloads {source_name}), or set provider.model_path (CLI: --model-path) to a GGUF file"
+        "no local model yet: run `refine-ls model pull{}` (downloads {source_name}), or set provider.model_path (CLI: --model-path) to a GGUF file",
+        .model.as_deref().map(|m| format!(" {m}")).unwrap_or_default()
     )]
     NoLocalModel {
-        /// The default model's description.
+        /// The model's description.
         source_name: String,
+        /// Its catalogue name (`None`: the default).
+        model: Option<String>,
     },
 }
 

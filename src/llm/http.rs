@@ -494,10 +494,12 @@ impl HttpProvider {
             output_tokens: acc
                 .output_tokens
                 .unwrap_or_else(|| estimate_tokens(&acc.text)),
+            reused_input_tokens: acc.cached_tokens.unwrap_or(0),
         };
         Ok(ChatResponse {
             content: acc.text,
             usage,
+            truncated: acc.truncated,
         })
     }
 
@@ -622,10 +624,22 @@ impl HttpProvider {
     }
 }
 
-/// `Retry-After` as seconds or an HTTP date.
+/// The longest `Retry-After` taken as it is; a server asking for more gets this (and the call
+/// gives up when it exceeds the time left).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// `Retry-After` as seconds or an HTTP date, bounded by [`MAX_RETRY_AFTER`]; `None` for a
+/// value that is neither (negative, not a number).
 fn parse_retry_after(v: &str) -> Option<Duration> {
     if let Ok(secs) = v.trim().parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        if secs.is_nan() || secs < 0.0 {
+            return None;
+        }
+        return Some(
+            Duration::try_from_secs_f64(secs)
+                .unwrap_or(MAX_RETRY_AFTER)
+                .min(MAX_RETRY_AFTER),
+        );
     }
     httpdate::parse_http_date(v)
         .ok()
@@ -651,6 +665,14 @@ mod tests {
         assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
         assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
         assert_eq!(parse_retry_after("soon"), None);
+        // Hostile values are bounded, never a panic.
+        for huge in ["1e30", "18446744073709551616", "inf", "1e308"] {
+            assert_eq!(parse_retry_after(huge), Some(MAX_RETRY_AFTER), "{huge}");
+        }
+        for bad in ["-1", "NaN", "-inf", ""] {
+            assert_eq!(parse_retry_after(bad), None, "{bad}");
+        }
+        assert!(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT").is_some());
         let later = std::time::SystemTime::now() + Duration::from_secs(30);
         let d = parse_retry_after(&httpdate::fmt_http_date(later)).unwrap();
         assert!(d <= Duration::from_secs(30) && d >= Duration::from_secs(28));

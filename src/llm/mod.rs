@@ -83,16 +83,24 @@ pub struct ChatRequest {
 /// Tokens used by one call or a whole review.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Usage {
-    /// Prompt tokens.
+    /// Prompt tokens sent.
     pub input_tokens: u64,
     /// Completion tokens.
     pub output_tokens: u64,
+    /// Prompt tokens the model did not process again because they were in its cache already
+    /// (the same prompt prefix as an earlier call); `input_tokens - reused_input_tokens` were
+    /// processed.
+    #[serde(default)]
+    pub reused_input_tokens: u64,
 }
 
 impl std::ops::AddAssign for Usage {
     fn add_assign(&mut self, rhs: Self) {
-        self.input_tokens += rhs.input_tokens;
-        self.output_tokens += rhs.output_tokens;
+        self.input_tokens = self.input_tokens.saturating_add(rhs.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(rhs.output_tokens);
+        self.reused_input_tokens = self
+            .reused_input_tokens
+            .saturating_add(rhs.reused_input_tokens);
     }
 }
 
@@ -103,6 +111,8 @@ pub struct ChatResponse {
     pub content: String,
     /// Tokens, from the provider's usage fields or estimated from the text.
     pub usage: Usage,
+    /// The reply was cut off at the token limit.
+    pub truncated: bool,
 }
 
 /// Rough token count for text whose usage the provider did not report (about 4 chars a token).
@@ -199,6 +209,15 @@ impl Provider {
         match self {
             Self::Http(p) => p.chat(req, cancel, on_delta).await,
             Self::Local(p) => p.chat(req, cancel, on_delta).await,
+        }
+    }
+
+    /// Prepares the model for prompts that start with `messages` (the embedded model processes
+    /// them into its cache; an endpoint needs nothing).
+    pub async fn warm(&self, messages: &[Message]) -> Result<(), ProviderError> {
+        match self {
+            Self::Http(_) => Ok(()),
+            Self::Local(p) => p.warm(messages).await,
         }
     }
 

@@ -67,6 +67,7 @@ pub fn on_event(ev: &SseEvent, acc: &mut Accumulator) -> Result<(), String> {
     }
     if v.get("done").and_then(Value::as_bool) == Some(true) {
         acc.done = true;
+        acc.truncated = v.get("done_reason").and_then(Value::as_str) == Some("length");
         acc.input_tokens = v.get("prompt_eval_count").and_then(Value::as_u64);
         acc.output_tokens = v.get("eval_count").and_then(Value::as_u64);
     }

@@ -77,8 +77,19 @@ pub fn on_event(ev: &SseEvent, acc: &mut Accumulator) -> Result<(), String> {
             .get("completion_tokens")
             .and_then(Value::as_u64)
             .or(acc.output_tokens);
+        acc.cached_tokens = u
+            .pointer("/prompt_tokens_details/cached_tokens")
+            .and_then(Value::as_u64)
+            .or(acc.cached_tokens);
+    }
+    // llama.cpp's server: how much of the prompt came from its cache.
+    if let Some(n) = v.pointer("/timings/cache_n").and_then(Value::as_u64) {
+        acc.cached_tokens = Some(n);
     }
     if let Some(choice) = v.pointer("/choices/0") {
+        if choice.get("finish_reason").and_then(Value::as_str) == Some("length") {
+            acc.truncated = true;
+        }
         if let Some(t) = choice.pointer("/delta/content").and_then(Value::as_str) {
             acc.text.push_str(t);
         }

@@ -80,6 +80,10 @@ pub struct Accumulator {
     pub done: bool,
     /// At least one event was understood.
     pub saw_event: bool,
+    /// The provider said the reply stopped at the token limit.
+    pub truncated: bool,
+    /// Prompt tokens the server took from its prompt cache, when it said.
+    pub cached_tokens: Option<u64>,
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -54,6 +55,9 @@ pub struct ReviewFinishedParams {
     pub input_tokens: u64,
     /// Completion tokens used.
     pub output_tokens: u64,
+    /// Prompt tokens the model took from its cache instead of processing them again.
+    #[serde(default)]
+    pub reused_input_tokens: u64,
     /// Secrets replaced by placeholders before sending.
     pub redactions: usize,
     /// What happened along the way (rejected revisions, why nothing is offered).
@@ -152,14 +156,30 @@ impl Job {
                         }
                     }
                 };
-                self.service
-                    .review(
-                        &self.input,
-                        self.file.as_deref(),
-                        &self.cancel,
-                        &mut on_event,
-                    )
-                    .await
+                // Supervised: a panic anywhere in the review still ends it, as an error.
+                let review = self.service.review(
+                    &self.input,
+                    self.file.as_deref(),
+                    &self.cancel,
+                    &mut on_event,
+                );
+                match std::panic::AssertUnwindSafe(review).catch_unwind().await {
+                    Ok(outcome) => outcome,
+                    Err(panic) => {
+                        let what = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| (*s).to_owned())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        tracing::error!("a review panicked: {what}");
+                        ReviewOutcome {
+                            error: Some(format!(
+                                "the review stopped on an internal error (a bug in refine-ls; please report it): {what}"
+                            )),
+                            ..ReviewOutcome::default()
+                        }
+                    }
+                }
             }
             Err(why) => ReviewOutcome {
                 error: Some(why),
@@ -213,6 +233,7 @@ impl Job {
                 revision: stored && outcome.revision.is_some(),
                 input_tokens: outcome.usage.input_tokens,
                 output_tokens: outcome.usage.output_tokens,
+                reused_input_tokens: outcome.usage.reused_input_tokens,
                 redactions: outcome.redacted.len(),
                 notes: outcome.notes.clone(),
                 error,

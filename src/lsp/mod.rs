@@ -335,6 +335,10 @@ impl LanguageServer for Backend {
 
     async fn initialized(&self, _: InitializedParams) {
         self.pull_configuration();
+        // The embedded model loads and reads its prompt head while the user picks lines.
+        if let Some(service) = lock(&self.state).service.clone() {
+            tokio::spawn(async move { service.warm().await });
+        }
         let (warnings, provider) = {
             let st = lock(&self.state);
             let mut w = st.config_warnings();

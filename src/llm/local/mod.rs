@@ -3,11 +3,7 @@
 //! only exists with the `local` feature.
 
 #[cfg(feature = "local")]
-pub mod json;
-#[cfg(feature = "local")]
 mod model;
-#[cfg(feature = "local")]
-pub mod tokenizer;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,10 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 #[cfg(feature = "local")]
 use super::Usage;
-use super::{ChatRequest, ChatResponse, ProviderError};
+use super::{ChatRequest, ChatResponse, Message, ProviderError};
 use crate::config::ProviderConfig;
 #[cfg(feature = "local")]
-pub use model::{Generated, LocalError, LocalModel, Shared, default_threads, json_prefill, load};
+pub use model::{Generated, LocalError, LocalModel, default_threads, load};
 
 /// A GGUF model file and how to run it.
 #[derive(Debug)]
@@ -33,6 +29,8 @@ pub struct LocalProvider {
     max_tokens: usize,
     /// Inference threads (0: all cores but one).
     threads: usize,
+    /// Layers offloaded to a GPU.
+    gpu_layers: u32,
     chosen_because: Option<String>,
 }
 
@@ -54,6 +52,7 @@ impl LocalProvider {
             timeout: Duration::from_secs(cfg.timeout_secs.max(1)),
             max_tokens: cfg.max_tokens.max(16) as usize,
             threads: cfg.threads,
+            gpu_layers: cfg.gpu_layers,
             chosen_because,
         })
     }
@@ -73,8 +72,37 @@ impl LocalProvider {
         self.chosen_because.as_deref()
     }
 
-    /// Answers one request: the model runs in a blocking task and its tokens come back
-    /// through a channel, so the caller streams them and a cancellation stops it between tokens.
+    /// Loads the model (once per process) off the async threads.
+    #[cfg(feature = "local")]
+    async fn loaded(&self) -> Result<std::sync::Arc<LocalModel>, ProviderError> {
+        let (path, threads, gpu) = (self.path.clone(), self.threads(), self.gpu_layers);
+        tokio::task::spawn_blocking(move || model::load(&path, threads, gpu))
+            .await
+            .map_err(|e| local_error(LocalError::Inference(e.to_string())))?
+            .map_err(local_error)
+    }
+
+    #[cfg(feature = "local")]
+    fn threads(&self) -> usize {
+        if self.threads == 0 {
+            model::default_threads()
+        } else {
+            self.threads
+        }
+    }
+
+    /// Loads the model and processes `messages` (a prompt's constant head) into its KV cache in
+    /// the background, so that the first review processes only what differs.
+    #[cfg(feature = "local")]
+    pub async fn warm(&self, messages: &[Message]) -> Result<(), ProviderError> {
+        let model = self.loaded().await?;
+        let prompt = model.prompt(&roles(messages));
+        model.warm(&prompt);
+        Ok(())
+    }
+
+    /// Answers one request: the model's worker answers in order and streams its tokens back
+    /// through a channel; a cancellation stops it between prompt chunks and between tokens.
     #[cfg(feature = "local")]
     pub async fn chat(
         &self,
@@ -82,54 +110,16 @@ impl LocalProvider {
         cancel: &CancellationToken,
         on_delta: &mut (dyn FnMut(&str) + Send),
     ) -> Result<ChatResponse, ProviderError> {
-        let path = self.path.clone();
-        let threads = if self.threads == 0 {
-            model::default_threads()
-        } else {
-            self.threads
-        };
-        let fail = |e: model::LocalError| match e {
-            model::LocalError::Cancelled => ProviderError::Cancelled,
-            e => ProviderError::Config {
-                provider: "local",
-                message: e.to_string(),
-            },
-        };
-        let load_path = path.clone();
-        let model = tokio::task::spawn_blocking(move || model::load(&load_path, threads))
-            .await
-            .map_err(|e| fail(model::LocalError::Inference(e.to_string())))?
-            .map_err(fail)?;
-        let messages: Vec<(String, String)> = req
-            .messages
-            .iter()
-            .map(|m| {
-                let role = match m.role {
-                    super::Role::System => "system",
-                    super::Role::User => "user",
-                    super::Role::Assistant => "assistant",
-                };
-                (role.to_owned(), m.content.clone())
-            })
-            .collect();
+        let model = self.loaded().await?;
+        let prompt = model.prompt(&roles(&req.messages));
         let schema = req.json_schema.as_ref().map(|s| s.schema.clone());
-        let prefill = schema.as_ref().map(model::json_prefill);
         let (max_tokens, temperature) = (self.max_tokens, self.temperature.unwrap_or(0.0));
         let child = cancel.child_token();
         let stop = child.clone();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let job = tokio::task::spawn_blocking(move || {
-            let mut m = model
-                .lock()
-                .map_err(|_| model::LocalError::Inference("the model is poisoned".into()))?;
-            let borrowed: Vec<(&str, &str)> = messages
-                .iter()
-                .map(|(r, c)| (r.as_str(), c.as_str()))
-                .collect();
-            let prompt = m.prompt(&borrowed);
-            m.generate(
+            model.generate(
                 &prompt,
-                prefill.as_deref().unwrap_or(""),
                 schema.as_ref(),
                 max_tokens,
                 temperature,
@@ -159,13 +149,15 @@ impl LocalProvider {
         }
         let generated = job
             .await
-            .map_err(|e| fail(model::LocalError::Inference(e.to_string())))?
-            .map_err(fail)?;
+            .map_err(|e| local_error(LocalError::Inference(e.to_string())))?
+            .map_err(local_error)?;
         tracing::info!(
             prompt_tokens = generated.prompt_tokens,
+            prompt_processed = generated.prompt_processed,
             completion_tokens = generated.completion_tokens,
-            prompt_tok_per_s = generated.prompt_tokens as f64 / generated.prompt_secs.max(1e-9),
+            prompt_tok_per_s = generated.prompt_processed as f64 / generated.prompt_secs.max(1e-9),
             gen_tok_per_s = generated.completion_tokens as f64 / generated.generate_secs.max(1e-9),
+            truncated = generated.truncated,
             "local model answered"
         );
         Ok(ChatResponse {
@@ -173,8 +165,16 @@ impl LocalProvider {
             usage: Usage {
                 input_tokens: generated.prompt_tokens as u64,
                 output_tokens: generated.completion_tokens as u64,
+                reused_input_tokens: (generated.prompt_tokens - generated.prompt_processed) as u64,
             },
+            truncated: generated.truncated,
         })
+    }
+
+    /// Without the `local` feature there is nothing to warm.
+    #[cfg(not(feature = "local"))]
+    pub async fn warm(&self, _messages: &[Message]) -> Result<(), ProviderError> {
+        Ok(())
     }
 
     /// Without the `local` feature there is no embedded model.
@@ -195,10 +195,18 @@ impl LocalProvider {
 /// `provider.model_path` for `kind = "local"`, checked.
 fn model_path(cfg: &ProviderConfig) -> Result<String, ProviderError> {
     let Some(path) = cfg.model_path.as_deref().filter(|p| !p.trim().is_empty()) else {
-        return match crate::models::default_model_path().filter(|p| p.is_file()) {
+        // A model of the catalogue (`provider.model`, else the default), once downloaded.
+        let model = cfg.model.clone().filter(|m| !m.trim().is_empty());
+        let source =
+            crate::models::wanted(model.as_deref()).map_err(|message| ProviderError::Config {
+                provider: "local",
+                message,
+            })?;
+        return match crate::models::path_of(&source).filter(|p| p.is_file()) {
             Some(p) => Ok(p.display().to_string()),
             None => Err(ProviderError::NoLocalModel {
-                source_name: crate::models::default_source().name,
+                source_name: source.name,
+                model,
             }),
         };
     };
@@ -209,4 +217,32 @@ fn model_path(cfg: &ProviderConfig) -> Result<String, ProviderError> {
         });
     }
     Ok(path.to_owned())
+}
+
+/// Messages as `(role, content)` pairs for the chat template.
+#[cfg(feature = "local")]
+fn roles(messages: &[Message]) -> Vec<(&'static str, &str)> {
+    messages
+        .iter()
+        .map(|m| {
+            let role = match m.role {
+                super::Role::System => "system",
+                super::Role::User => "user",
+                super::Role::Assistant => "assistant",
+            };
+            (role, m.content.as_str())
+        })
+        .collect()
+}
+
+/// A model failure as a provider error.
+#[cfg(feature = "local")]
+fn local_error(e: LocalError) -> ProviderError {
+    match e {
+        LocalError::Cancelled => ProviderError::Cancelled,
+        e => ProviderError::Config {
+            provider: "local",
+            message: e.to_string(),
+        },
+    }
 }

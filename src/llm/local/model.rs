@@ -1,91 +1,141 @@
-//! The embedded model (`provider.kind = "local"`): a quantized GGUF chat model (Llama
-//! architecture: SmolLM2, Llama, ...) run in this process on candle, with the tokenizer and the
-//! chat template read from the GGUF itself. Tokens stream to the caller as they are sampled;
-//! cancellation is checked between tokens; a JSON-schema request is decoded under a JSON
-//! automaton ([`json`]) so that even a small model answers with valid JSON.
+//! The embedded model on llama.cpp (`llama-cpp-2`, its vendored llama.cpp): any GGUF that
+//! llama.cpp loads (Qwen2, Llama, Gemma, Phi, …), weights quantized and memory-mapped. The
+//! tokenizer and the chat template come from the GGUF; a JSON-schema request is sampled under
+//! the grammar llama.cpp derives from the schema, so even a small model answers valid JSON.
+//!
+//! Each loaded model has one worker thread that owns its context and answers one request at a
+//! time, in order. The worker keeps the tokens of its KV cache: a prompt that starts like the
+//! previous one (the same system prompt and principles) only processes what differs. The prompt
+//! is processed in chunks and cancellation is checked between chunks and between tokens, so a
+//! cancelled request stops within about a second; a request still queued when it is cancelled
+//! is skipped.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use candle_core::quantized::gguf_file;
-use candle_core::{Device, Tensor};
-use candle_transformers::models::quantized_llama::ModelWeights;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use tokio_util::sync::CancellationToken;
 
-use super::json::{ItemShape, JsonPrefix};
-use super::tokenizer::Tokenizer;
+/// Positions kept per context (prompt + answer).
+const CONTEXT: u32 = 8192;
+/// The prompt is decoded in chunks of this many tokens at most, with a cancellation check
+/// between chunks (about half a second each for a 1.5B model on two cores).
+const MAX_CHUNK: usize = 64;
+/// The smallest chunk, and the target time of one.
+const MIN_CHUNK: usize = 16;
+const CHUNK_TARGET: Duration = Duration::from_millis(500);
 
-/// candle's quantized Llama keeps this many positions (prompt + answer).
-const MAX_CONTEXT: usize = 4096;
-/// Candidates tried, best first, before a constrained step gives up and closes the JSON.
-const CANDIDATES: usize = 512;
-
-/// A loaded model and its tokenizer.
-pub struct LocalModel {
-    weights: ModelWeights,
-    tokenizer: Tokenizer,
-    template: Option<String>,
-    bos: Option<String>,
-    eos: Option<String>,
-    stops: Vec<u32>,
-    pool: Arc<rayon::ThreadPool>,
-    /// The file, for messages.
-    pub path: PathBuf,
-}
-
-/// What went wrong, as a sentence.
+/// Why the embedded model failed, as a sentence.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
-    /// The file could not be read or is not a supported model.
-    #[error("cannot load the local model {path}: {message}")]
+    /// llama.cpp could not start.
+    #[error("llama.cpp could not start: {0}")]
+    Backend(String),
+    /// The model file could not be loaded.
+    #[error("cannot load the model {path}: {reason}")]
     Load {
         /// The file.
         path: String,
         /// Why.
-        message: String,
+        reason: String,
+    },
+    /// The prompt and the answer do not fit the context.
+    #[error(
+        "the prompt ({prompt} tokens) and up to {answer} answer tokens do not fit the model's context of {context} tokens; review fewer lines or lower provider.max_tokens"
+    )]
+    ContextFull {
+        /// Prompt tokens.
+        prompt: usize,
+        /// Answer budget.
+        answer: usize,
+        /// The context size.
+        context: u32,
     },
     /// Inference failed.
     #[error("the local model failed: {0}")]
     Inference(String),
-    /// The prompt does not fit.
-    #[error(
-        "the prompt is {tokens} tokens, more than the local model's {max} (select fewer lines)"
-    )]
-    TooLong {
-        /// Prompt tokens.
-        tokens: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// Cancelled between two tokens.
+    /// The request was cancelled.
     #[error("cancelled")]
     Cancelled,
 }
 
-fn inference(e: impl std::fmt::Display) -> LocalError {
-    LocalError::Inference(e.to_string())
+/// What one answer produced.
+#[derive(Debug, Clone, Default)]
+pub struct Generated {
+    /// The answer.
+    pub text: String,
+    /// Prompt tokens sent.
+    pub prompt_tokens: usize,
+    /// Prompt tokens that had to be processed (the rest were in the KV cache already).
+    pub prompt_processed: usize,
+    /// Answer tokens.
+    pub completion_tokens: usize,
+    /// Seconds spent processing the prompt.
+    pub prompt_secs: f64,
+    /// Seconds spent generating.
+    pub generate_secs: f64,
+    /// The answer stopped at `max_tokens`, not at its end.
+    pub truncated: bool,
 }
 
-pub type Shared = Arc<Mutex<LocalModel>>;
-static LOADED: OnceLock<Mutex<HashMap<(PathBuf, usize), Shared>>> = OnceLock::new();
-
-/// The model at `path`, loaded once per process (and per thread count) and shared.
-pub fn load(path: &Path, threads: usize) -> Result<Shared, LocalError> {
-    let key = (path.to_path_buf(), threads);
-    let loaded = LOADED.get_or_init(Mutex::default);
-    if let Some(m) = loaded.lock().ok().and_then(|l| l.get(&key).cloned()) {
-        return Ok(m);
-    }
-    let model = Arc::new(Mutex::new(LocalModel::open(path, threads)?));
-    if let Ok(mut l) = loaded.lock() {
-        l.insert(key, model.clone());
-    }
-    Ok(model)
+/// One request for the worker.
+struct Job {
+    prompt: String,
+    grammar: Option<String>,
+    max_tokens: usize,
+    temperature: f32,
+    cancel: CancellationToken,
+    events: Sender<Event>,
 }
 
-/// Threads for inference: all cores but one, so that the editor stays responsive.
+/// What the worker sends back.
+enum Event {
+    Delta(String),
+    Done(Result<Generated, LocalError>),
+}
+
+/// A loaded model and its worker.
+pub struct LocalModel {
+    model: Arc<LlamaModel>,
+    template: Option<LlamaChatTemplate>,
+    jobs: Mutex<Sender<Job>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for LocalModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalModel")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn backend() -> Result<&'static LlamaBackend, LocalError> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            // llama.cpp's own logs go to our log (stderr or the log file), never to stdout.
+            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| LocalError::Backend(e.clone()))
+}
+
+/// Inference threads by default: all cores but one (the editor keeps one), at least one.
 pub fn default_threads() -> usize {
     std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -93,340 +143,379 @@ pub fn default_threads() -> usize {
         .max(1)
 }
 
-fn meta_str(content: &gguf_file::Content, key: &str) -> Option<String> {
-    content
-        .metadata
-        .get(key)
-        .and_then(|v| v.to_string().ok())
-        .cloned()
-}
-
-fn meta_u32(content: &gguf_file::Content, key: &str) -> Option<u32> {
-    content.metadata.get(key).and_then(|v| v.to_u32().ok())
-}
-
-fn meta_strings(content: &gguf_file::Content, key: &str) -> Vec<String> {
-    match content.metadata.get(key) {
-        Some(gguf_file::Value::Array(a)) => a
-            .iter()
-            .map(|v| v.to_string().cloned().unwrap_or_default())
-            .collect(),
-        _ => Vec::new(),
+/// The model at `path`, loaded once per process (and per thread count and GPU layers).
+pub fn load(path: &Path, threads: usize, gpu_layers: u32) -> Result<Arc<LocalModel>, LocalError> {
+    type Loaded = HashMap<(PathBuf, usize, u32), Arc<LocalModel>>;
+    static LOADED: OnceLock<Mutex<Loaded>> = OnceLock::new();
+    let key = (path.to_path_buf(), threads, gpu_layers);
+    let mut loaded = LOADED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(m) = loaded.get(&key) {
+        return Ok(m.clone());
     }
-}
-
-fn meta_i32s(content: &gguf_file::Content, key: &str) -> Vec<i32> {
-    match content.metadata.get(key) {
-        Some(gguf_file::Value::Array(a)) => a.iter().map(|v| v.to_i32().unwrap_or(1)).collect(),
-        _ => Vec::new(),
-    }
+    let m = Arc::new(LocalModel::open(path, threads, gpu_layers)?);
+    loaded.insert(key, m.clone());
+    Ok(m)
 }
 
 impl LocalModel {
-    /// Reads a GGUF file: weights, tokenizer, chat template.
-    pub fn open(path: &Path, threads: usize) -> Result<Self, LocalError> {
-        let fail = |message: String| LocalError::Load {
+    /// Loads (memory-maps) a GGUF and starts its worker.
+    pub fn open(path: &Path, threads: usize, gpu_layers: u32) -> Result<Self, LocalError> {
+        let backend = backend()?;
+        let load_error = |reason: String| LocalError::Load {
             path: path.display().to_string(),
-            message,
+            reason,
         };
-        let mut file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
-        let content = gguf_file::Content::read(&mut file)
-            .map_err(|e| fail(format!("not a GGUF model file ({e})")))?;
-        let arch = meta_str(&content, "general.architecture").unwrap_or_default();
-        if arch != "llama" {
-            return Err(fail(format!(
-                "architecture `{arch}` is not supported (Llama-architecture GGUF models are)"
-            )));
+        if !path.is_file() {
+            return Err(load_error("no such file".to_owned()));
         }
-        let tokens = meta_strings(&content, "tokenizer.ggml.tokens");
-        let tokenizer = Tokenizer::new(
-            &meta_str(&content, "tokenizer.ggml.model").unwrap_or_default(),
-            tokens.clone(),
-            meta_strings(&content, "tokenizer.ggml.merges"),
-            meta_i32s(&content, "tokenizer.ggml.token_type"),
-        )
-        .map_err(|e| fail(e.to_string()))?;
-        let name_of =
-            |key: &str| meta_u32(&content, key).and_then(|i| tokens.get(i as usize).cloned());
-        let bos = name_of("tokenizer.ggml.bos_token_id");
-        let eos = name_of("tokenizer.ggml.eos_token_id");
-        let template = meta_str(&content, "tokenizer.chat_template");
-        let mut stops: Vec<u32> = ["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "</s>"]
-            .iter()
-            .filter_map(|t| tokenizer.id(t))
-            .collect();
-        if let Some(e) = meta_u32(&content, "tokenizer.ggml.eos_token_id") {
-            stops.push(e);
-        }
-        let weights = ModelWeights::from_gguf(content, &mut file, &Device::Cpu)
-            .map_err(|e| fail(e.to_string()))?;
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads.max(1))
-            .thread_name(|i| format!("refine-local-{i}"))
-            .build()
-            .map_err(|e| fail(e.to_string()))?;
+        let params = LlamaModelParams::default().with_n_gpu_layers(gpu_layers);
+        let model = LlamaModel::load_from_file(backend, path, &params).map_err(|e| {
+            load_error(format!(
+                "{e} (is it a GGUF model of an architecture llama.cpp supports?)"
+            ))
+        })?;
+        let model = Arc::new(model);
+        let template = model.chat_template(None).ok();
+        let (tx, rx) = mpsc::channel::<Job>();
+        let worker_model = model.clone();
+        let threads = i32::try_from(threads.max(1)).unwrap_or(1);
+        std::thread::Builder::new()
+            .name("refine-local-model".to_owned())
+            .spawn(move || worker(backend, &worker_model, threads, &rx))
+            .map_err(|e| LocalError::Backend(format!("cannot start the model's thread: {e}")))?;
         Ok(Self {
-            weights,
-            tokenizer,
+            model,
             template,
-            bos,
-            eos,
-            stops,
-            pool: Arc::new(pool),
+            jobs: Mutex::new(tx),
             path: path.to_path_buf(),
         })
     }
 
-    /// The tokenizer.
-    pub fn tokenizer(&self) -> &Tokenizer {
-        &self.tokenizer
-    }
-
-    /// The conversation as the model expects it: its own chat template (from the GGUF), or
-    /// ChatML when it has none or the template cannot be rendered.
+    /// The prompt for a conversation of `(role, content)` messages, in the GGUF's chat template
+    /// (ChatML when the model has none llama.cpp knows), ready for the assistant's answer.
     pub fn prompt(&self, messages: &[(&str, &str)]) -> String {
-        if let Some(t) = &self.template {
-            let mut env = minijinja::Environment::new();
-            if env.add_template("chat", t).is_ok() {
-                let msgs: Vec<_> = messages
-                    .iter()
-                    .map(|(r, c)| minijinja::context! { role => r, content => c })
-                    .collect();
-                if let Ok(p) = env.get_template("chat").and_then(|tpl| {
-                    tpl.render(minijinja::context! {
-                        messages => msgs,
-                        add_generation_prompt => true,
-                        bos_token => self.bos.clone().unwrap_or_default(),
-                        eos_token => self.eos.clone().unwrap_or_default(),
-                    })
-                }) {
-                    return p;
-                }
+        let rendered = self.template.as_ref().and_then(|t| {
+            let chat: Vec<LlamaChatMessage> = messages
+                .iter()
+                .filter_map(|(r, c)| {
+                    LlamaChatMessage::new((*r).to_owned(), c.replace('\0', "")).ok()
+                })
+                .collect();
+            self.model.apply_chat_template(t, &chat, true).ok()
+        });
+        rendered.unwrap_or_else(|| {
+            let mut p = String::new();
+            for (role, content) in messages {
+                p.push_str(&format!("<|im_start|>{role}\n{content}<|im_end|>\n"));
             }
-        }
-        let mut p = String::new();
-        for (role, content) in messages {
-            p.push_str(&format!("<|im_start|>{role}\n{content}<|im_end|>\n"));
-        }
-        p.push_str("<|im_start|>assistant\n");
-        p
-    }
-
-    /// Generates an answer. `prefill` is text the answer starts with (already counted as
-    /// output); `json` (the request's JSON schema) constrains decoding to JSON of that shape
-    /// and closes it if the budget runs out (an unfinished item is dropped).
-    #[allow(clippy::too_many_arguments)]
-    pub fn generate(
-        &mut self,
-        prompt: &str,
-        prefill: &str,
-        json: Option<&serde_json::Value>,
-        max_tokens: usize,
-        temperature: f64,
-        cancel: &CancellationToken,
-        on_delta: &mut (dyn FnMut(&str) + Send),
-    ) -> Result<Generated, LocalError> {
-        let pool = Arc::clone(&self.pool);
-        pool.install(|| {
-            self.generate_inner(
-                prompt,
-                prefill,
-                json,
-                max_tokens,
-                temperature,
-                cancel,
-                on_delta,
-            )
+            p.push_str("<|im_start|>assistant\n");
+            p
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn generate_inner(
-        &mut self,
+    /// How many tokens a text is in this model's vocabulary (special tokens parsed).
+    pub fn count_tokens(&self, text: &str) -> usize {
+        self.model
+            .vocab()
+            .tokenize(text.as_bytes(), false, true)
+            .len()
+    }
+
+    /// Answers `prompt`, streaming text to `on_delta`; with `schema`, the answer follows it.
+    /// Blocks until done; returns within about a second of `cancel`.
+    pub fn generate(
+        &self,
         prompt: &str,
-        prefill: &str,
-        json: Option<&serde_json::Value>,
+        schema: Option<&serde_json::Value>,
         max_tokens: usize,
         temperature: f64,
         cancel: &CancellationToken,
-        on_delta: &mut (dyn FnMut(&str) + Send),
+        on_delta: &mut dyn FnMut(&str),
     ) -> Result<Generated, LocalError> {
-        let started = Instant::now();
-        let mut ids = self.tokenizer.encode(prompt);
-        ids.extend(self.tokenizer.encode(prefill));
-        let prompt_tokens = ids.len();
-        if prompt_tokens + 16 > MAX_CONTEXT {
-            return Err(LocalError::TooLong {
-                tokens: prompt_tokens,
-                max: MAX_CONTEXT,
-            });
+        let grammar = schema
+            .map(|s| {
+                llama_cpp_2::json_schema_to_grammar(&s.to_string())
+                    .map_err(|e| LocalError::Inference(format!("the schema has no grammar: {e}")))
+            })
+            .transpose()?;
+        let (tx, rx) = mpsc::channel();
+        let job = Job {
+            prompt: prompt.to_owned(),
+            grammar,
+            max_tokens: max_tokens.max(1),
+            temperature: temperature as f32,
+            cancel: cancel.clone(),
+            events: tx,
+        };
+        self.jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .send(job)
+            .map_err(|_| LocalError::Inference("the model's thread has stopped".to_owned()))?;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(Event::Delta(d)) => on_delta(&d),
+                Ok(Event::Done(result)) => return result,
+                // Queued behind another answer: the worker skips a cancelled job.
+                Err(RecvTimeoutError::Timeout) if cancel.is_cancelled() => {
+                    return Err(LocalError::Cancelled);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(LocalError::Inference(
+                        "the model's thread has stopped".to_owned(),
+                    ));
+                }
+            }
         }
-        let budget = max_tokens.min(MAX_CONTEXT - prompt_tokens);
-        let input = Tensor::new(ids.as_slice(), &Device::Cpu)
-            .and_then(|t| t.unsqueeze(0))
-            .map_err(inference)?;
-        if cancel.is_cancelled() {
+    }
+
+    /// Processes `prompt` into the KV cache without answering, so that later prompts that start
+    /// the same way process only what differs. Runs in the background, behind other requests.
+    pub fn warm(&self, prompt: &str) {
+        let (tx, _rx) = mpsc::channel();
+        let job = Job {
+            prompt: prompt.to_owned(),
+            grammar: None,
+            max_tokens: 0,
+            temperature: 0.0,
+            cancel: CancellationToken::new(),
+            events: tx,
+        };
+        let _ = self
+            .jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .send(job);
+    }
+}
+
+/// The worker: owns the context, answers jobs in order.
+fn worker(backend: &LlamaBackend, model: &LlamaModel, threads: i32, jobs: &Receiver<Job>) {
+    let n_ctx = CONTEXT.min(model.n_ctx_train().max(512));
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(n_ctx))
+        .with_n_batch(MAX_CHUNK as u32)
+        .with_n_ubatch(MAX_CHUNK as u32)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads);
+    let mut ctx = match model.new_context(backend, params) {
+        Ok(c) => c,
+        Err(e) => {
+            let why = format!("cannot make a context of {n_ctx} tokens: {e}");
+            for job in jobs {
+                let _ = job
+                    .events
+                    .send(Event::Done(Err(LocalError::Inference(why.clone()))));
+            }
+            return;
+        }
+    };
+    let mut cache = KvCache::default();
+    for job in jobs {
+        let result = if job.cancel.is_cancelled() {
+            Err(LocalError::Cancelled)
+        } else {
+            answer(model, &mut ctx, &mut cache, &job, n_ctx)
+        };
+        let _ = job.events.send(Event::Done(result));
+    }
+}
+
+/// The tokens whose keys and values sequence 0 of the context holds, in order.
+#[derive(Default)]
+struct KvCache {
+    tokens: Vec<LlamaToken>,
+}
+
+/// Turns token bytes into text without cutting a UTF-8 character.
+#[derive(Default)]
+struct Utf8Stream {
+    pending: Vec<u8>,
+}
+
+impl Utf8Stream {
+    fn push(&mut self, bytes: &[u8]) -> String {
+        self.pending.extend_from_slice(bytes);
+        let valid = match std::str::from_utf8(&self.pending) {
+            Ok(s) => s.len(),
+            Err(e) if e.error_len().is_some() => {
+                // Not UTF-8 at all: replace it rather than wait for ever.
+                let out = String::from_utf8_lossy(&self.pending).into_owned();
+                self.pending.clear();
+                return out;
+            }
+            Err(e) => e.valid_up_to(),
+        };
+        let rest = self.pending.split_off(valid);
+        let out = String::from_utf8_lossy(&self.pending).into_owned();
+        self.pending = rest;
+        out
+    }
+}
+
+/// Processes the prompt (reusing the cached prefix) and samples the answer.
+fn answer(
+    model: &LlamaModel,
+    ctx: &mut LlamaContext<'_>,
+    cache: &mut KvCache,
+    job: &Job,
+    n_ctx: u32,
+) -> Result<Generated, LocalError> {
+    let failed =
+        |what: &str, e: &dyn std::fmt::Display| LocalError::Inference(format!("{what}: {e}"));
+    let vocab = model.vocab();
+    let tokens = vocab.tokenize(job.prompt.as_bytes(), true, true);
+    if tokens.is_empty() {
+        return Err(LocalError::Inference("the prompt is empty".to_owned()));
+    }
+    if tokens.len().saturating_add(job.max_tokens) > n_ctx as usize {
+        return Err(LocalError::ContextFull {
+            prompt: tokens.len(),
+            answer: job.max_tokens,
+            context: n_ctx,
+        });
+    }
+    let started = Instant::now();
+    // Reuse the cached prefix; at least the last prompt token is decoded again, for its logits.
+    let mut keep = crate::text::common_affixes(&cache.tokens, &tokens).0;
+    keep = keep.min(tokens.len() - 1);
+    let removed = ctx
+        .clear_kv_cache_seq(Some(0), u32::try_from(keep).ok(), None)
+        .unwrap_or(false);
+    if !removed {
+        ctx.clear_kv_cache();
+        keep = 0;
+    }
+    cache.tokens.truncate(keep);
+    let mut batch = LlamaBatch::new(MAX_CHUNK, 1);
+    let mut at = keep;
+    let mut chunk = MAX_CHUNK;
+    while at < tokens.len() {
+        if job.cancel.is_cancelled() {
             return Err(LocalError::Cancelled);
         }
-        let mut logits = self.weights.forward(&input, 0).map_err(inference)?;
-        let prompt_done = Instant::now();
-        let mut text = prefill.to_owned();
-        let shape = json.and_then(ItemShape::from_schema);
-        let fresh = || match &shape {
-            Some(s) => JsonPrefix::with_shape(s.clone()),
-            None => JsonPrefix::default(),
-        };
-        let mut automaton = fresh();
-        let json = json.is_some();
-        if json && !automaton.feed(prefill) {
-            return Err(LocalError::Inference("the prefill is not JSON".into()));
+        let end = (at + chunk).min(tokens.len());
+        batch.clear();
+        for (i, t) in tokens[at..end].iter().enumerate() {
+            let pos = i32::try_from(at + i).map_err(|e| failed("position", &e))?;
+            let last = at + i + 1 == tokens.len();
+            batch
+                .add(*t, pos, &[0], last)
+                .map_err(|e| failed("batch", &e))?;
         }
-        on_delta(prefill);
-        let mut pending: Vec<u8> = Vec::new();
-        let mut generated = 0;
-        let mut pos = prompt_tokens;
-        while generated < budget {
-            if cancel.is_cancelled() {
-                return Err(LocalError::Cancelled);
-            }
-            let scores: Vec<f32> = logits
-                .squeeze(0)
-                .and_then(|l| l.to_dtype(candle_core::DType::F32))
-                .and_then(|l| l.to_vec1())
-                .map_err(inference)?;
-            let Some(id) = self.choose(&scores, json.then_some(&automaton), temperature) else {
-                break;
-            };
-            if self.stops.contains(&id) || self.tokenizer.is_special(id) {
-                break;
-            }
-            generated += 1;
-            let bytes = self.tokenizer.token_bytes(id);
-            if json {
-                automaton.feed(&String::from_utf8_lossy(&bytes));
-            }
-            pending.extend(bytes);
-            let valid = match std::str::from_utf8(&pending) {
-                Ok(s) => s.len(),
-                Err(e) => e.valid_up_to(),
-            };
-            if valid > 0 {
-                let piece = String::from_utf8_lossy(&pending[..valid]).into_owned();
-                pending.drain(..valid);
-                text.push_str(&piece);
-                on_delta(&piece);
-            }
-            if json && automaton.is_done() {
-                break;
-            }
-            let next = Tensor::new(&[id], &Device::Cpu)
-                .and_then(|t| t.unsqueeze(0))
-                .map_err(inference)?;
-            logits = self.weights.forward(&next, pos).map_err(inference)?;
-            pos += 1;
+        let t0 = Instant::now();
+        ctx.decode(&mut batch)
+            .map_err(|e| failed("prompt processing failed", &e))?;
+        cache.tokens.extend_from_slice(&tokens[at..end]);
+        // Size chunks so that a cancellation waits about CHUNK_TARGET at most.
+        let per_token = t0.elapsed().as_secs_f64() / (end - at) as f64;
+        if per_token > 0.0 {
+            chunk = ((CHUNK_TARGET.as_secs_f64() / per_token) as usize).clamp(MIN_CHUNK, MAX_CHUNK);
         }
-        if json && !automaton.is_done() {
-            if let Some(keep) = automaton.whole_items_end() {
-                // Out of budget inside an item: keep the whole items only (the final text is
-                // what counts; a streamed partial item never became a finding).
-                text = text.chars().take(keep).collect();
-                let mut cut = fresh();
-                cut.feed(&text);
-                text.push_str(&cut.closing());
-            } else {
-                let closing = automaton.closing();
-                text.push_str(&closing);
-                on_delta(&closing);
-            }
-        }
-        Ok(Generated {
-            text,
-            prompt_tokens,
-            completion_tokens: generated,
-            prompt_secs: (prompt_done - started).as_secs_f64(),
-            generate_secs: prompt_done.elapsed().as_secs_f64(),
-        })
+        at = end;
+    }
+    let prompt_secs = started.elapsed().as_secs_f64();
+    let mut out = Generated {
+        prompt_tokens: tokens.len(),
+        prompt_processed: tokens.len() - keep,
+        prompt_secs,
+        ..Generated::default()
+    };
+    if job.max_tokens == 0 {
+        return Ok(out);
     }
 
-    /// The next token: the best one (or a sample at `temperature`) among those the JSON
-    /// automaton accepts, when there is one.
-    fn choose(
-        &self,
-        scores: &[f32],
-        automaton: Option<&JsonPrefix>,
-        temperature: f64,
-    ) -> Option<u32> {
-        let mut order: Vec<u32> = (0..scores.len() as u32).collect();
-        let k = CANDIDATES.min(order.len());
-        if k == 0 {
-            return None;
+    let mut grammar = job
+        .grammar
+        .as_deref()
+        .map(|g| LlamaSampler::grammar(model, g, "root").map_err(|e| failed("grammar", &e)))
+        .transpose()?;
+    let mut sampler = if job.temperature > 0.0 {
+        LlamaSampler::chain_simple([
+            LlamaSampler::top_k(40),
+            LlamaSampler::top_p(0.95, 1),
+            LlamaSampler::temp(job.temperature),
+            LlamaSampler::dist(fastrand::u32(..)),
+        ])
+    } else {
+        LlamaSampler::greedy()
+    };
+    let generating = Instant::now();
+    let mut text = Utf8Stream::default();
+    let mut idx = batch.n_tokens() - 1;
+    out.truncated = true;
+    for pos in tokens.len()..tokens.len().saturating_add(job.max_tokens) {
+        if job.cancel.is_cancelled() {
+            return Err(LocalError::Cancelled);
         }
-        order.select_nth_unstable_by(k - 1, |a, b| {
-            scores[*b as usize].total_cmp(&scores[*a as usize])
-        });
-        order.truncate(k);
-        order.sort_by(|a, b| scores[*b as usize].total_cmp(&scores[*a as usize]));
-        let allowed = |id: u32| match automaton {
-            None => true,
-            Some(a) => {
-                if self.tokenizer.is_special(id) || self.stops.contains(&id) {
-                    return a.is_done();
-                }
-                let mut trial = a.clone();
-                trial.feed(&String::from_utf8_lossy(&self.tokenizer.token_bytes(id)))
-            }
-        };
-        if temperature <= 0.0 {
-            return order.into_iter().find(|&id| allowed(id));
+        let token = sample(ctx, idx, &mut sampler, grammar.as_mut());
+        if vocab.is_eog(token) {
+            out.truncated = false;
+            break;
         }
-        // Sampling among the 40 best allowed tokens.
-        let pool: Vec<u32> = order
-            .into_iter()
-            .filter(|&id| allowed(id))
-            .take(40)
-            .collect();
-        let top = scores[*pool.first()? as usize];
-        let weights: Vec<f64> = pool
-            .iter()
-            .map(|&id| (((scores[id as usize] - top) as f64) / temperature).exp())
-            .collect();
-        let total: f64 = weights.iter().sum();
-        let mut r = fastrand::f64() * total;
-        for (id, w) in pool.iter().zip(&weights) {
-            r -= w;
-            if r <= 0.0 {
-                return Some(*id);
-            }
+        let piece = text.push(&vocab.token_to_piece(token, false, None));
+        if !piece.is_empty() {
+            out.text.push_str(&piece);
+            let _ = job.events.send(Event::Delta(piece));
         }
-        pool.last().copied()
+        out.completion_tokens += 1;
+        batch.clear();
+        let p = i32::try_from(pos).map_err(|e| failed("position", &e))?;
+        batch
+            .add(token, p, &[0], true)
+            .map_err(|e| failed("batch", &e))?;
+        ctx.decode(&mut batch)
+            .map_err(|e| failed("generation failed", &e))?;
+        cache.tokens.push(token);
+        idx = 0;
     }
+    out.generate_secs = generating.elapsed().as_secs_f64();
+    Ok(out)
 }
 
-/// One answer and what it cost.
-#[derive(Debug, Clone)]
-pub struct Generated {
-    /// The answer (prefill included).
-    pub text: String,
-    /// Prompt tokens.
-    pub prompt_tokens: usize,
-    /// Tokens generated.
-    pub completion_tokens: usize,
-    /// Time to process the prompt.
-    pub prompt_secs: f64,
-    /// Time to generate.
-    pub generate_secs: f64,
+/// Samples one token. Under a grammar the token is drawn freely first and checked against the
+/// grammar, and only when it does not fit is the grammar applied to the whole vocabulary (as
+/// llama.cpp's own server does: a full grammar pass costs far more than one check).
+fn sample(
+    ctx: &LlamaContext<'_>,
+    idx: i32,
+    sampler: &mut LlamaSampler,
+    grammar: Option<&mut LlamaSampler>,
+) -> LlamaToken {
+    let token = sampler.sample(ctx, idx);
+    let Some(grammar) = grammar else {
+        return token;
+    };
+    let mut one = LlamaTokenDataArray::from_iter([LlamaTokenData::new(token, 1.0, 0.0)], false);
+    grammar.apply(&mut one);
+    let fits = one.data.first().is_some_and(|d| d.logit().is_finite());
+    let token = if fits {
+        token
+    } else {
+        let mut all = ctx.token_data_array_ith(idx);
+        grammar.apply(&mut all);
+        sampler.apply(&mut all);
+        all.selected_token().unwrap_or(token)
+    };
+    grammar.accept(token);
+    token
 }
 
-/// The text a JSON-schema answer starts with: `{"<key>": [` when the schema's one required
-/// property is an array (the critique's `findings`), else `{`.
-pub fn json_prefill(schema: &serde_json::Value) -> String {
-    let required = schema["required"].as_array();
-    if let Some([key]) = required.map(Vec::as_slice) {
-        if let Some(k) = key.as_str() {
-            if schema["properties"][k]["type"] == "array" {
-                return format!("{{\"{k}\": [");
-            }
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_is_never_cut_between_tokens() {
+        let mut s = Utf8Stream::default();
+        let bytes = "é😀".as_bytes();
+        assert_eq!(s.push(&bytes[..1]), "");
+        assert_eq!(s.push(&bytes[1..3]), "é");
+        assert_eq!(s.push(&bytes[3..]), "😀");
+        assert_eq!(s.push(&[0xff]), "\u{fffd}");
     }
-    "{".to_owned()
 }
