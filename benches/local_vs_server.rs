@@ -6,7 +6,7 @@
 //! prompt tokens processed per call with and without prefix reuse.
 //!
 //! ```sh
-//! cargo bench --bench local_model -- --model FILE.gguf [--threads 1,2] [--runs 3] [--review]
+//! cargo bench --bench local_vs_server -- --model FILE.gguf [--threads 1,2] [--runs 3] [--review]
 //! ```
 //! `--model` defaults to the default model in the models folder; the server comes from
 //! `REFINE_TEST_LLAMA_PYTHON` (default `.tools/llama/bin/python`).
@@ -243,11 +243,11 @@ async fn main() {
     let o = opts();
     // `cargo bench` passes --bench; under `cargo test` this measures nothing.
     if !std::env::args().any(|a| a == "--bench") {
-        println!("local_model: a benchmark; run it with cargo bench --bench local_model");
+        println!("local_vs_server: a benchmark; run it with cargo bench --bench local_vs_server");
         return;
     }
     if !o.model.is_file() {
-        println!("local_model: no model at {}; skipped", o.model.display());
+        println!("local_vs_server: no model at {}; skipped", o.model.display());
         return;
     }
     let (system, user) = prompt_text();
