@@ -247,7 +247,10 @@ async fn main() {
         return;
     }
     if !o.model.is_file() {
-        println!("local_vs_server: no model at {}; skipped", o.model.display());
+        println!(
+            "local_vs_server: no model at {}; skipped",
+            o.model.display()
+        );
         return;
     }
     let (system, user) = prompt_text();
