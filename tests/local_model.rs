@@ -502,7 +502,13 @@ fn the_default_model_finds_a_real_bug_in_the_readme_example() {
         "default model on buggy_sum.rs: {:.1} s\n{stdout}\n{stderr}",
         started.elapsed().as_secs_f64()
     );
-    assert_eq!(out.status.code(), Some(1), "findings expected\n{stderr}");
+    // 1: findings shown; 0: none shown (a finding the model could not place is counted as
+    // unanchored, asserted below); 2 would be an error.
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "exit {:?}\n{stderr}",
+        out.status.code()
+    );
     let report: Value = serde_json::from_str(&stdout).expect("one JSON object");
     // The file has two bugs: the loop starts at 1 (line 4) and `average` of an empty slice is
     // `Some(NaN)` (lines 13-15). Issue 13 asks for the first; on this machine the in-process
