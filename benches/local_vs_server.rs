@@ -7,6 +7,7 @@
 //!
 //! ```sh
 //! cargo bench --bench local_vs_server -- --model FILE.gguf [--threads 1,2] [--runs 3] [--review]
+//! (`--only-review`: the LSP review of `examples/buggy_sum.rs` alone)
 //! ```
 //! `--model` defaults to the default model in the models folder; the server comes from
 //! `REFINE_TEST_LLAMA_PYTHON` (default `.tools/llama/bin/python`).
@@ -55,6 +56,10 @@ fn opts() -> Opts {
             "--runs" => o.runs = args.next().and_then(|n| n.parse().ok()).unwrap_or(3),
             "--answer" => o.answer = args.next().and_then(|n| n.parse().ok()).unwrap_or(64),
             "--review" => o.review = true,
+            "--only-review" => {
+                o.review = true;
+                o.threads.clear();
+            }
             _ => {}
         }
     }
@@ -251,6 +256,10 @@ async fn main() {
             "local_vs_server: no model at {}; skipped",
             o.model.display()
         );
+        return;
+    }
+    if o.threads.is_empty() {
+        review_bench(&o.model).await;
         return;
     }
     let (system, user) = prompt_text();

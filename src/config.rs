@@ -221,11 +221,22 @@ pub struct ProviderConfig {
     pub model_path: Option<String>,
     /// `kind = "local"`: most tokens one answer may have.
     pub max_tokens: u32,
-    /// `kind = "local"`: inference threads (0: all cores but one).
+    /// `kind = "local"`: inference threads (0: all cores but one in the language server, every
+    /// core on the command line).
     pub threads: usize,
     /// `kind = "local"`: model layers offloaded to the GPU (0: CPU only; needs a build with
     /// the `cuda`, `metal` or `vulkan` feature).
     pub gpu_layers: u32,
+}
+
+impl ProviderConfig {
+    /// For the command line, where there is no editor to keep a core free for: `threads = 0`
+    /// (the default) becomes every core, where the language server leaves one.
+    pub fn use_every_core(&mut self) {
+        if self.threads == 0 {
+            self.threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        }
+    }
 }
 
 impl Default for ProviderConfig {
@@ -270,6 +281,12 @@ pub struct LoopConfig {
     pub reflect_min_score: u32,
     /// Selections of at least this many lines are revised with search/replace blocks.
     pub search_replace_min_lines: usize,
+    /// At most this many findings are shown per review (the most severe first).
+    pub max_findings: usize,
+    /// The critic's prompt profile: `compact` (a short head, one line per principle; for
+    /// small models), `full`, or `auto` (compact for the embedded model and models named as
+    /// 3B parameters or fewer).
+    pub prompt_profile: String,
 }
 
 impl Default for LoopConfig {
@@ -283,6 +300,8 @@ impl Default for LoopConfig {
             reflect: false,
             reflect_min_score: 5,
             search_replace_min_lines: 80,
+            max_findings: 20,
+            prompt_profile: "auto".to_owned(),
         }
     }
 }

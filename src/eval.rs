@@ -198,6 +198,7 @@ async fn run_eval(args: &EvalArgs) -> Result<(), String> {
     layers.load_files(None);
     layers.set(crate::config::Source::CommandLine, args.flags.layer());
     let mut resolved = layers.resolve();
+    resolved.config.provider.use_every_core();
     // Every task is reviewed afresh: no cache; built-in prompts only.
     resolved.config.cache.enabled = false;
     let service = ReviewService::new(resolved, None, Arc::new(Prompts::load_from(&[])), None);

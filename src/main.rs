@@ -89,8 +89,11 @@ fn main() -> ExitCode {
 
 /// Logs go to stderr or a file, never to stdout (the LSP channel).
 fn init_logging(file: Option<&std::path::Path>, default_level: &str) -> std::io::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // llama.cpp's own warnings (e.g. about a GGUF's token types) mean nothing to a user; they
+    // show with RUST_LOG.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{default_level},llama-cpp-2=error"))
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false);

@@ -15,6 +15,10 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../prompts/critique_system.md"),
     ),
     (
+        "critique_system_compact.md",
+        include_str!("../prompts/critique_system_compact.md"),
+    ),
+    (
         "critique_user.md",
         include_str!("../prompts/critique_user.md"),
     ),
@@ -23,6 +27,11 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../prompts/revise_system.md"),
     ),
     ("revise_user.md", include_str!("../prompts/revise_user.md")),
+    (
+        "judge_system.md",
+        include_str!("../prompts/judge_system.md"),
+    ),
+    ("judge_user.md", include_str!("../prompts/judge_user.md")),
     (
         "reflect_system.md",
         include_str!("../prompts/reflect_system.md"),
@@ -189,6 +198,35 @@ impl Prompts {
                 out.push('\n');
             }
         }
+        out
+    }
+
+    /// The principles in one line each (`- id: what it asks`), for the compact prompts: the
+    /// `Asks:` line of each `## id` section.
+    pub fn principles_short(&self, disabled: &[String]) -> String {
+        let mut out = String::new();
+        let mut id: Option<&str> = None;
+        let mut asks: Option<String> = None;
+        let mut flush = |id: Option<&str>, asks: &mut Option<String>| {
+            if let (Some(i), Some(a)) = (id, asks.take()) {
+                out.push_str(&format!("- {i}: {}\n", a.trim()));
+            }
+        };
+        for line in self.principles.lines() {
+            let t = line.trim();
+            if let Some(h) = line.strip_prefix("## ") {
+                flush(id, &mut asks);
+                id = Some(h.trim()).filter(|h| !disabled.iter().any(|d| d == h));
+            } else if let Some(a) = t.strip_prefix("Asks:") {
+                asks = Some(a.trim().to_owned());
+            } else if t.is_empty() || t.starts_with("Does not ask") || t.starts_with('#') {
+                flush(id, &mut asks);
+            } else if let Some(a) = asks.as_mut() {
+                a.push(' ');
+                a.push_str(t);
+            }
+        }
+        flush(id, &mut asks);
         out
     }
 

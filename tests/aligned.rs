@@ -489,3 +489,204 @@ async fn large_selections_are_revised_with_search_replace_blocks() {
         "{done}"
     );
 }
+
+// The judge: a revision is offered on evidence, never vetoed by the model's opinion of code
+// the revision did not touch.
+
+fn verdict(finding: u64, resolved: bool, quote: &str) -> Reply {
+    Reply::content(
+        json!({"verdicts": [{"finding": finding, "resolved": resolved, "quote": quote}]})
+            .to_string(),
+    )
+}
+
+fn calls_of(mock: &MockLlm, role: &str) -> usize {
+    mock.requests()
+        .iter()
+        .filter(|r| support::mock_llm::role_of(r) == role)
+        .count()
+}
+
+#[tokio::test]
+async fn an_invented_problem_on_unchanged_lines_never_vetoes_a_judged_fix() {
+    // Were the revision critiqued afresh, this critic would invent a problem on line 2, which
+    // the revision leaves alone, and rate the fix no better than the original.
+    let invented = json!({"start_line": 2, "end_line": 2, "quote": "let mut s = 0;",
+        "severity": "error", "principle": "correctness", "message": "s may overflow",
+        "confidence": 0.9});
+    let mut s = script(
+        vec![
+            Reply::findings(json!([off_by_one("warning")])),
+            Reply::findings(json!([invented.clone(), invented])),
+        ],
+        vec![Reply::code(FIXED)],
+    );
+    s.judge = vec![verdict(1, true, "for i in 0..xs.len() { s += xs[i]; }")].into();
+    let mock = MockLlm::start(s).await;
+    let (_d, client, uri) = workspace(&mock, CODE, json!({})).await;
+    let done = review(&client, &uri).await;
+    assert_eq!(done["revision"], true, "{done}");
+    assert_eq!(
+        calls_of(&mock, "critique"),
+        1,
+        "no re-critique of the revision"
+    );
+    assert_eq!(calls_of(&mock, "judge"), 1);
+    let judged = mock
+        .requests()
+        .into_iter()
+        .find(|r| support::mock_llm::role_of(r) == "judge")
+        .unwrap();
+    let user = judged["messages"][1]["content"].as_str().unwrap();
+    assert!(
+        user.contains("Finding 1 (line 3): the loop skips xs[0]") && user.contains("0..xs.len()"),
+        "the judge sees the finding and the revision: {user}"
+    );
+    let actions = client.code_actions(&uri, all()).await;
+    let apply = actions
+        .iter()
+        .find(|a| a["title"].as_str().unwrap().contains("apply revision"))
+        .expect("the fix is offered");
+    assert!(
+        apply["title"].as_str().unwrap().contains("fixes 1 of 1"),
+        "{apply}"
+    );
+}
+
+#[tokio::test]
+async fn a_yes_without_evidence_on_a_changed_line_does_not_count() {
+    for (verdict_reply, why) in [
+        (
+            verdict(1, true, "let mut s = 0;"),
+            "quotes a line the revision did not change",
+        ),
+        (
+            verdict(1, true, "xs.iter().sum()"),
+            "quotes code that is not there",
+        ),
+        (
+            verdict(1, false, "for i in 0..xs.len() { s += xs[i]; }"),
+            "says no",
+        ),
+    ] {
+        let mut s = script(
+            vec![Reply::findings(json!([off_by_one("warning")]))],
+            vec![Reply::code(FIXED)],
+        );
+        s.judge = vec![verdict_reply].into();
+        let mock = MockLlm::start(s).await;
+        let settings = json!({"loop": {"max_iterations": 1}});
+        let (_d, client, uri) = workspace(&mock, CODE, settings).await;
+        let done = review(&client, &uri).await;
+        assert_eq!(done["revision"], false, "{why}: {done}");
+        assert!(
+            done["notes"]
+                .to_string()
+                .contains("resolves none of the 1 finding"),
+            "{why}: {done}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn tests_that_fail_on_the_original_and_pass_on_the_revision_decide_alone() {
+    // The command fails while the file holds `1..xs.len()`; the judge would say "no".
+    let mut s = script(
+        vec![Reply::findings(json!([off_by_one("warning")]))],
+        vec![Reply::code(FIXED)],
+    );
+    s.judge = vec![verdict(1, false, "")].into();
+    let mock = MockLlm::start(s).await;
+    let settings = json!({"verify": {"command": "! grep -q '1\\.\\.xs' src/lib.rs"}});
+    let (_d, client, uri) = workspace(&mock, CODE, settings).await;
+    let done = review(&client, &uri).await;
+    assert_eq!(done["revision"], true, "{done}");
+    assert_eq!(calls_of(&mock, "judge"), 0, "passing tests need no judge");
+    assert!(
+        done["notes"].to_string().contains("accepted on that alone"),
+        "{done}"
+    );
+}
+
+#[tokio::test]
+async fn a_backed_regression_vetoes_what_the_judge_accepts() {
+    // The judge accepts the fix, but the revision breaks the command that passed before.
+    let bad = FIXED.replace("    s\n}", "    s // BROKEN\n}");
+    let mut s = script(
+        vec![Reply::findings(json!([off_by_one("warning")]))],
+        vec![Reply::code(&bad)],
+    );
+    s.judge = vec![verdict(1, true, "for i in 0..xs.len() { s += xs[i]; }")].into();
+    let mock = MockLlm::start(s).await;
+    let settings = json!({"loop": {"max_iterations": 1}, "verify": {"command": "! grep -q BROKEN src/lib.rs"}});
+    let (_d, client, uri) = workspace(&mock, CODE, settings).await;
+    let done = review(&client, &uri).await;
+    assert_eq!(done["revision"], false, "{done}");
+    assert_eq!(calls_of(&mock, "judge"), 0, "verification comes first");
+}
+
+#[tokio::test]
+async fn an_unreadable_judge_falls_back_to_the_lines_the_revision_changes() {
+    let mut s = script(
+        vec![Reply::findings(json!([off_by_one("warning")]))],
+        vec![Reply::code(FIXED)],
+    );
+    s.judge = vec![Reply::content("I think it is fine.")].into();
+    let mock = MockLlm::start(s).await;
+    let (_d, client, uri) = workspace(&mock, CODE, json!({})).await;
+    let done = review(&client, &uri).await;
+    assert_eq!(done["revision"], true, "{done}");
+    assert!(
+        done["notes"].to_string().contains("could not be read"),
+        "{done}"
+    );
+}
+
+#[tokio::test]
+async fn what_the_first_revision_leaves_unresolved_goes_to_the_second() {
+    let second = json!({"start_line": 4, "end_line": 4, "quote": "s", "severity": "warning",
+        "principle": "readability", "message": "name the total", "confidence": 0.9});
+    let both = FIXED.replace("    s\n}", "    s // total\n}");
+    let mut s = script(
+        vec![Reply::findings(json!([off_by_one("warning"), second]))],
+        vec![Reply::code(FIXED), Reply::code(&both)],
+    );
+    s.judge = vec![
+        Reply::content(
+            json!({"verdicts": [
+                {"finding": 1, "resolved": true, "quote": "for i in 0..xs.len() { s += xs[i]; }"},
+                {"finding": 2, "resolved": false, "quote": ""}]})
+            .to_string(),
+        ),
+        verdict(1, true, "s // total"),
+    ]
+    .into();
+    let mock = MockLlm::start(s).await;
+    let (_d, client, uri) = workspace(&mock, CODE, json!({})).await;
+    let done = review(&client, &uri).await;
+    assert_eq!(done["revision"], true, "{done}");
+    assert_eq!(done["iterations"], 2, "{done}");
+    let actions = client.code_actions(&uri, all()).await;
+    let apply = actions
+        .iter()
+        .find(|a| a["title"].as_str().unwrap().contains("apply revision"))
+        .expect("the second revision is offered");
+    assert!(
+        apply["title"].as_str().unwrap().contains("fixes 2 of 2"),
+        "{apply}"
+    );
+    let edits = apply["edit"]["documentChanges"][0]["edits"]
+        .as_array()
+        .unwrap();
+    assert_eq!(apply_edits(CODE, edits, "utf-16"), both);
+    let revises: Vec<Value> = mock
+        .requests()
+        .into_iter()
+        .filter(|r| support::mock_llm::role_of(r) == "revise")
+        .collect();
+    let second_ask = revises[1]["messages"][1]["content"].as_str().unwrap();
+    assert!(
+        second_ask.contains("name the total") && !second_ask.contains("skips xs[0]"),
+        "round 2 is asked only about what is left: {second_ask}"
+    );
+}

@@ -379,3 +379,124 @@ async fn doctor_fails_with_a_reason() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stdout).contains("ANTHROPIC_API_KEY"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_finding_whose_quote_is_its_message_is_not_shown_and_the_user_is_told() {
+    let message = "The loop skips the first element of the slice.";
+    let mock = MockLlm::start(Script {
+        critique: vec![Reply::findings(json!([{"start_line": 3, "end_line": 3,
+            "quote": message, "severity": "error", "principle": "correctness",
+            "message": message, "confidence": 0.9}]))]
+        .into(),
+        ..Script::default()
+    })
+    .await;
+    let (_dir, path) = file_with(CODE);
+    let out = run(vec!["review".into(), path.clone()], &mock.base_url).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Not "no issues": the model did report something.
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "{path}: no findings shown\n(1 finding not shown: its quote repeats its message instead of quoting the code)\n"
+        )
+    );
+    let out = run(
+        vec!["review".into(), path, "--format".into(), "json".into()],
+        &mock.base_url,
+    )
+    .await;
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["quote_is_message"], 1, "{report}");
+    assert_eq!(report["unanchored"], 0, "{report}");
+    assert_eq!(
+        report["not_shown"],
+        json!(["1 finding not shown: its quote repeats its message instead of quoting the code"])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn at_most_max_findings_are_shown_the_most_severe_first() {
+    // 30 hints on line 2, then one error on line 3: the error comes first, 20 are shown.
+    let mut items: Vec<Value> = (0..30)
+        .map(|i| {
+            json!({"start_line": 2, "end_line": 2, "quote": "let mut s", "severity": "hint",
+                   "principle": "readability", "message": format!("hint number {i}"),
+                   "confidence": 0.9})
+        })
+        .collect();
+    items.push(
+        json!({"start_line": 3, "end_line": 3, "quote": "1..xs.len()",
+        "severity": "error", "principle": "correctness", "message": "the loop skips xs[0]",
+        "confidence": 0.9}),
+    );
+    let mock = MockLlm::start(Script {
+        critique: vec![Reply::findings(Value::Array(items))].into(),
+        ..Script::default()
+    })
+    .await;
+    let (dir, path) = file_with(CODE);
+    std::fs::write(
+        dir.path().join(".refine.toml"),
+        "[loop]\nmax_iterations = 0\n",
+    )
+    .unwrap();
+    let out = run(
+        vec!["review".into(), path, "--format".into(), "json".into()],
+        &mock.base_url,
+    )
+    .await;
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let findings = report["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 20, "{report}");
+    assert_eq!(findings[0]["message"], "the loop skips xs[0]");
+    assert_eq!(
+        findings[1]["message"], "hint number 0",
+        "the model's order among equals"
+    );
+    assert_eq!(report["over_limit"], 11);
+    assert_eq!(
+        report["not_shown"],
+        json!(["11 findings not shown: over loop.max_findings (the least severe)"])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repeated_finding_ends_the_critique() {
+    let same = json!({"start_line": 3, "end_line": 3, "quote": "1..xs.len()",
+        "severity": "error", "principle": "correctness", "message": "the loop skips xs[0]",
+        "confidence": 0.9});
+    let other = json!({"start_line": 2, "end_line": 2, "quote": "let mut s",
+        "severity": "warning", "principle": "readability", "message": "after the repeat",
+        "confidence": 0.9});
+    let mock = MockLlm::start(Script {
+        critique: vec![
+            Reply::findings(json!([same.clone(), same.clone(), same, other])).streamed(8, 64, 5),
+        ]
+        .into(),
+        ..Script::default()
+    })
+    .await;
+    let (dir, path) = file_with(CODE);
+    std::fs::write(
+        dir.path().join(".refine.toml"),
+        "[loop]\nmax_iterations = 0\n",
+    )
+    .unwrap();
+    let out = run(
+        vec!["review".into(), path, "--format".into(), "json".into()],
+        &mock.base_url,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let findings = report["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 1, "{report}");
+    assert_eq!(findings[0]["message"], "the loop skips xs[0]");
+    assert!(report["repeated"].as_u64().unwrap_or(0) >= 1, "{report}");
+    assert!(
+        report["notes"].to_string().contains("repeating"),
+        "the model was stopped at the repeat: {report}"
+    );
+    assert!(!report.to_string().contains("after the repeat"), "{report}");
+}

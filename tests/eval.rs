@@ -47,7 +47,8 @@ async fn eval_catches_every_bad_revision_and_measures_the_loop() {
                 "distance < threshold",
                 "compares a signed difference: use distance.abs()"
             )])),
-            Reply::findings(json!([])),
+            // (No re-critique of the fix: the judge's reply is unscripted, so the fix counts as
+            // resolving the finding whose line it changes.)
             Reply::findings(json!([])),
             Reply::findings(json!([
                 finding(14, "numbers.iter().product()", "a quote that is not there"),

@@ -502,40 +502,24 @@ fn the_default_model_finds_a_real_bug_in_the_readme_example() {
         "default model on buggy_sum.rs: {:.1} s\n{stdout}\n{stderr}",
         started.elapsed().as_secs_f64()
     );
-    // 1: findings shown; 0: none shown (a finding the model could not place is counted as
-    // unanchored, asserted below); 2 would be an error.
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "exit {:?}\n{stderr}",
-        out.status.code()
-    );
+    // 1: findings shown (0 would be "no issues"; 2 an error).
+    assert_eq!(out.status.code(), Some(1), "findings are shown\n{stderr}");
     let report: Value = serde_json::from_str(&stdout).expect("one JSON object");
     // The file has two bugs: the loop starts at 1 (line 4) and `average` of an empty slice is
-    // `Some(NaN)` (lines 13-15). Issue 13 asks for the first; on this machine the in-process
-    // model reports the second (llama.cpp's server, same GGUF and prompt, reports the first):
-    // a finding must sit on one of them, and which is printed.
+    // `Some(NaN)` (lines 13-15). The first must be shown, on line 4 exactly.
     let findings = report["findings"].as_array().cloned().unwrap_or_default();
-    let on = |a: u64, b: u64| {
-        findings.iter().any(|f| {
-            f["line"].as_u64().is_some_and(|l| (a..=b).contains(&l))
-                && f["end_line"].as_u64().is_some_and(|l| (a..=b).contains(&l))
-        })
-    };
+    let on_line_4 = findings.iter().any(|f| {
+        f["line"] == 4
+            && f["end_line"] == 4
+            && f["quote"]
+                .as_str()
+                .is_some_and(|q| q.contains("1..xs.len()"))
+    });
+    assert!(on_line_4, "the loop-start bug is shown on line 4: {report}");
+    // What the loop made of it is reported, not asserted (issue 14 measures it).
     eprintln!(
-        "loop-start bug (line 4) shown: {}; empty-average bug (lines 12-16) shown: {}; unanchored: {}",
-        on(4, 4),
-        on(12, 16),
-        report["unanchored"]
-    );
-    // What is asserted: the model reported a problem (shown, or dropped because its quote is
-    // not in the code), and any finding shown is on a bug, never on correct code.
-    let unanchored = report["unanchored"].as_u64().unwrap_or(0);
-    assert!(
-        !findings.is_empty() || unanchored > 0,
-        "the model reported a problem: {report}"
-    );
-    assert!(
-        findings.is_empty() || on(4, 4) || on(12, 16),
-        "shown findings sit on a real bug: {report}"
+        "revision offered: {}; notes: {}",
+        !report["revision"].is_null(),
+        report["notes"]
     );
 }

@@ -261,17 +261,20 @@ async fn no_issues_is_a_normal_answer() {
 }
 
 #[tokio::test]
-async fn a_revision_the_critic_finds_worse_is_not_offered() {
-    let worse = json!([
-        {"start_line": 4, "end_line": 4, "quote": "xs[i + 1]", "severity": "error", "principle": "robustness", "message": "out of bounds", "confidence": 0.9},
-        {"start_line": 4, "end_line": 4, "quote": "0..xs.len()", "severity": "error", "principle": "correctness", "message": "wrong bound", "confidence": 0.9}
-    ]);
+async fn a_revision_the_judge_finds_unresolved_is_not_offered() {
+    // The revision introduces `xs[i + 1]`; the judge, quoting the changed line, says the
+    // finding is not resolved.
     let broken = FIXED.replace("xs[i]", "xs[i + 1]");
-    let mock = MockLlm::start(script(
-        vec![Reply::findings(off_by_one(4)), Reply::findings(worse)],
+    let mut s = script(
+        vec![Reply::findings(off_by_one(4))],
         vec![Reply::code(&broken)],
-    ))
-    .await;
+    );
+    s.judge = vec![Reply::content(
+        json!({"verdicts": [{"finding": 1, "quote": "for i in 0..xs.len() { s += xs[i + 1]; }", "resolved": false}]})
+            .to_string(),
+    )]
+    .into();
+    let mock = MockLlm::start(s).await;
     let client = start(&mock, json!({"refine": {"loop": {"max_iterations": 1}}})).await;
     client.open(URI, "rust", CODE).await;
     let id = client.review(URI, all()).await;

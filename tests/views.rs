@@ -38,10 +38,17 @@ fn script() -> Script {
                  "message": "the loop skips xs[0], so the first element is never added to the sum", "suggestion": "start the range at 0", "confidence": 0.9},
                 {"start_line": 2, "end_line": 2, "quote": "let mut s", "severity": "info", "principle": "readability", "message": "name s total", "confidence": 0.8}
             ])),
-            Reply::findings(json!([])),
         ]
         .into(),
         revise: vec![Reply::code(FIXED)].into(),
+        // The judge: the fix resolves the loop finding (quoting the changed line); the naming
+        // hint stays.
+        judge: vec![Reply::content(
+            json!({"verdicts": [{"finding": 1, "quote": "for i in 0..xs.len()", "resolved": true},
+                                {"finding": 2, "quote": "", "resolved": false}]})
+            .to_string(),
+        )]
+        .into(),
         ..Script::default()
     }
 }
@@ -218,7 +225,9 @@ async fn code_lenses_offer_the_review_commands() {
             .server_requests("workspace/codeLens/refresh")
             .is_empty()
     );
-    assert_eq!(mock.requests().len(), 3);
+    // Critique, revision, judge; then one more revision for the hint the judge left
+    // unresolved (the scripted reviser repeats itself, so it is set aside as unchanged).
+    assert_eq!(mock.requests().len(), 4);
 }
 
 #[tokio::test]

@@ -291,10 +291,11 @@ pub(crate) fn load_config(root: Option<&Path>, flags: &ProviderFlags) -> crate::
     let mut layers = Layers::default();
     layers.load_files(root);
     layers.set(Source::CommandLine, flags.layer());
-    let resolved = layers.resolve();
+    let mut resolved = layers.resolve();
     for w in &resolved.warnings {
         eprintln!("refine-ls: warning: {w}");
     }
+    resolved.config.provider.use_every_core();
     resolved
 }
 
@@ -361,18 +362,17 @@ fn write_text(
             f.raw.principle
         )?;
     }
+    let not_shown = outcome.not_shown();
     if outcome.findings.is_empty() {
-        writeln!(out, "{path}: no issues")?;
+        if not_shown.is_empty() {
+            writeln!(out, "{path}: no issues")?;
+        } else {
+            // Not "no issues": the model did report something, it just could not be placed.
+            writeln!(out, "{path}: no findings shown")?;
+        }
     }
-    let hidden = outcome.unanchored + outcome.outside_selection + outcome.low_confidence.len();
-    if hidden > 0 {
-        writeln!(
-            out,
-            "({} unanchored, {} outside the selection, {} below the confidence threshold: not shown)",
-            outcome.unanchored,
-            outcome.outside_selection,
-            outcome.low_confidence.len()
-        )?;
+    for sentence in not_shown {
+        writeln!(out, "({sentence})")?;
     }
     if let (Some(new), Some(r)) = (new, &outcome.revision) {
         writeln!(
@@ -422,6 +422,10 @@ fn write_json(
         "unanchored": outcome.unanchored,
         "out_of_selection": outcome.outside_selection,
         "low_confidence": outcome.low_confidence,
+        "quote_is_message": outcome.quote_is_message,
+        "repeated": outcome.repeated,
+        "over_limit": outcome.over_limit,
+        "not_shown": outcome.not_shown(),
         "iterations": outcome.iterations,
         "llm_calls": outcome.llm_calls,
         "usage": outcome.usage,

@@ -7,6 +7,13 @@ use std::ops::Range;
 
 /// How far around the claimed lines "nearby" reaches.
 const NEARBY_LINES: usize = 3;
+/// A repaired quote keeps at least this share of the model's quote.
+const REPAIR_SHARE: f64 = 0.6;
+/// ... and at least this many non-blank chars (a lone `}` places nothing).
+const REPAIR_MIN_CHARS: usize = 4;
+/// Quotes and claimed lines longer than these are not repaired (the search is quadratic).
+const REPAIR_MAX_QUOTE: usize = 400;
+const REPAIR_MAX_WINDOW: usize = 8_000;
 
 /// Why a finding has no place in the selection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +93,13 @@ impl<'a> Selection<'a> {
 
     /// Locates `quote` for a finding that claims 1-based file lines `start..=end`; returns
     /// the quote's char range within the selection text.
+    ///
+    /// The quote is looked for on the claimed lines, then within [`NEARBY_LINES`] of them, then
+    /// anywhere in the selection; exactly, then ignoring whitespace. A claim that lies wholly
+    /// outside the selection is searched for only when it is next to it (within
+    /// [`NEARBY_LINES`]); a claim far away is about other code, whatever its quote matches
+    /// here. Last, a quote the model misremembered is repaired: the longest stretch of the
+    /// claimed lines it shares with them, when that is at least [`REPAIR_SHARE`] of it.
     pub fn anchor(&self, start: u32, end: u32, quote: &str) -> Result<Range<usize>, AnchorError> {
         let quote = clean_quote(quote);
         if self.line_count() == 0 {
@@ -96,12 +110,23 @@ impl<'a> Selection<'a> {
         let rel = |l: u32| i64::from(l) - 1 - self.first_line as i64;
         let (a, b) = (rel(start.min(end)), rel(start.max(end)));
         let outside = b < 0 || a > last as i64;
+        let gap = if b < 0 {
+            -b
+        } else if a > last as i64 {
+            a - last as i64
+        } else {
+            0
+        };
+        if outside && gap > NEARBY_LINES as i64 {
+            return Err(AnchorError::OutsideSelection);
+        }
+        let not_found = if outside {
+            AnchorError::OutsideSelection
+        } else {
+            AnchorError::NotFound
+        };
         if quote.is_empty() {
-            return Err(if outside {
-                AnchorError::OutsideSelection
-            } else {
-                AnchorError::NotFound
-            });
+            return Err(not_found);
         }
         let clamp = |x: i64| x.clamp(0, last as i64) as usize;
         let claimed = (clamp(a), clamp(b));
@@ -109,22 +134,50 @@ impl<'a> Selection<'a> {
             clamp(a - NEARBY_LINES as i64),
             clamp(b + NEARBY_LINES as i64),
         );
-        let mut windows = vec![near];
-        if !outside {
-            windows.insert(0, claimed);
-            windows.push((0, last));
-        }
-        for (wa, wb) in windows {
+        for (wa, wb) in [claimed, near, (0, last)] {
             let range = self.lines_range(wa, wb);
             if let Some(found) = self.find_in(range, quote, claimed.0) {
                 return Ok(found);
             }
         }
-        Err(if outside {
-            AnchorError::OutsideSelection
-        } else {
-            AnchorError::NotFound
-        })
+        if !outside {
+            if let Some(found) = self.repair(self.lines_range(claimed.0, claimed.1), quote) {
+                return Ok(found);
+            }
+        }
+        Err(not_found)
+    }
+
+    /// The longest stretch of `window` that `quote` also contains, trimmed of whitespace, when
+    /// it is at least [`REPAIR_SHARE`] of the quote (both counted without whitespace) and holds
+    /// at least [`REPAIR_MIN_CHARS`] non-blank chars.
+    fn repair(&self, window: Range<usize>, quote: &str) -> Option<Range<usize>> {
+        let hay: Vec<char> = self
+            .text
+            .chars()
+            .skip(window.start)
+            .take(window.len())
+            .collect();
+        let q: Vec<char> = quote.chars().collect();
+        if q.len() > REPAIR_MAX_QUOTE || hay.len() > REPAIR_MAX_WINDOW {
+            return None;
+        }
+        let (at, len) = longest_common_substring(&hay, &q)?;
+        let mut s = at;
+        let mut e = at + len;
+        while s < e && hay[s].is_whitespace() {
+            s += 1;
+        }
+        while e > s && hay[e - 1].is_whitespace() {
+            e -= 1;
+        }
+        let solid = |cs: &[char]| cs.iter().filter(|c| !c.is_whitespace()).count();
+        let shared = solid(&hay[s..e]);
+        let whole = solid(&q);
+        if shared < REPAIR_MIN_CHARS || (shared as f64) < REPAIR_SHARE * whole as f64 {
+            return None;
+        }
+        Some(window.start + s..window.start + e)
     }
 
     /// Finds `quote` in a char window, exactly or ignoring whitespace, nearest to `near_line`.
@@ -170,6 +223,38 @@ fn clean_quote(q: &str) -> &str {
         }
     }
     q
+}
+
+/// The start in `a` and the length of the longest run of chars `a` and `b` share (the first
+/// one in `a` on ties), or `None` when they share none.
+fn longest_common_substring(a: &[char], b: &[char]) -> Option<(usize, usize)> {
+    let mut prev = vec![0usize; b.len() + 1];
+    let mut cur = vec![0usize; b.len() + 1];
+    let mut best = (0, 0);
+    for (i, ca) in a.iter().enumerate() {
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = if ca == cb { prev[j] + 1 } else { 0 };
+            if cur[j + 1] > best.1 {
+                best = (i + 1 - cur[j + 1], cur[j + 1]);
+            }
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    (best.1 > 0).then_some(best)
+}
+
+/// Whether a quote only repeats the finding's message (small models copy the message into the
+/// quote): such a quote places nothing.
+pub fn is_the_message(quote: &str, message: &str) -> bool {
+    let norm = |s: &str| {
+        s.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .trim_end_matches('.')
+            .to_lowercase()
+    };
+    let q = norm(clean_quote(quote));
+    !q.is_empty() && q == norm(message)
 }
 
 /// Matches `q` in `hay` treating any run of whitespace as equal to any other (and whitespace
@@ -276,6 +361,54 @@ mod tests {
             s.anchor(1, 2, "unrelated"),
             Err(AnchorError::OutsideSelection)
         );
+    }
+
+    #[test]
+    fn a_claim_far_outside_is_not_placed_on_lookalike_code_inside() {
+        // Selection = file lines 10-16; `}` and `-> i32 {` exist in it.
+        let s = Selection::new(SEL, 9);
+        assert_eq!(s.anchor(100, 100, "}"), Err(AnchorError::OutsideSelection));
+        assert_eq!(
+            s.anchor(1, 1, "-> i32 {"),
+            Err(AnchorError::OutsideSelection)
+        );
+        // Next to the selection, a model's off-by-a-few line number is still forgiven.
+        let r = s.anchor(8, 8, "-> i32 {").unwrap();
+        assert_eq!(text_of(SEL, r), "-> i32 {");
+        let r = s.anchor(18, 18, "s += xs[i];").unwrap();
+        assert_eq!(text_of(SEL, r), "s += xs[i];");
+    }
+
+    #[test]
+    fn a_misremembered_quote_is_repaired_on_its_claimed_lines() {
+        let s = Selection::new(SEL, 9);
+        // The model wrote `for i in 1..xs.len() - 1 {`: most of it is on line 12.
+        let r = s.anchor(12, 12, "for i in 1..xs.len() - 1 {").unwrap();
+        assert_eq!(text_of(SEL, r), "for i in 1..xs.len()");
+        // Too little in common: not placed.
+        assert_eq!(
+            s.anchor(12, 12, "while index < values.count() {"),
+            Err(AnchorError::NotFound)
+        );
+        // Repair looks only at the claimed lines.
+        assert_eq!(
+            s.anchor(10, 10, "for i in 1..xs.len() - 1 {"),
+            Err(AnchorError::NotFound)
+        );
+    }
+
+    #[test]
+    fn a_quote_that_repeats_the_message_is_recognised() {
+        assert!(is_the_message(
+            "The loop starts at 1.",
+            "the loop starts  at 1"
+        ));
+        assert!(is_the_message(
+            "`the loop starts at 1`",
+            "The loop starts at 1."
+        ));
+        assert!(!is_the_message("1..xs.len()", "The loop starts at 1."));
+        assert!(!is_the_message("", ""));
     }
 
     #[test]

@@ -8,33 +8,27 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::EngineError;
-use super::anchor::{AnchorError, Selection};
-use super::critique::{self, RawFinding, Severity};
+use super::anchor::{self, AnchorError, Selection};
+use super::critique::{self, RawFinding};
 use super::{Engine, Event, Finding, ReviewInput, ReviewOutcome, Run};
 use crate::document::line_span;
 use crate::llm::{ChatRequest, JsonSchema, Message};
 use crate::secrets::Vault;
 
 /// One version's critique, anchored in that version's selection text.
+#[derive(Default)]
 pub(crate) struct Critiqued {
     /// Findings with their char range in the version's selection text.
     pub(crate) shown: Vec<(RawFinding, Range<usize>)>,
     pub(crate) unanchored: usize,
     pub(crate) outside: usize,
     pub(crate) low_confidence: Vec<RawFinding>,
-}
-
-impl Critiqued {
-    /// Lower is better: weighted by severity, so fewer and milder findings win.
-    pub(crate) fn score(&self) -> u32 {
-        self.shown.iter().map(|(f, _)| f.severity.weight()).sum()
-    }
-
-    pub(crate) fn has_warning_or_worse(&self) -> bool {
-        self.shown
-            .iter()
-            .any(|(f, _)| f.severity <= Severity::Warning)
-    }
+    /// Findings whose quote only repeated their message.
+    pub(crate) quote_is_message: usize,
+    /// Findings cut by the repetition guard.
+    pub(crate) repeated: usize,
+    /// Findings over `loop.max_findings`.
+    pub(crate) over_limit: usize,
 }
 
 impl Engine<'_> {
@@ -47,16 +41,51 @@ impl Engine<'_> {
         first_line: usize,
         last_line: usize,
     ) -> Result<String, crate::prompts::PromptError> {
+        let disabled = &self.config.disabled_principles;
+        let template = if self.compact_prompts() {
+            "critique_system_compact.md"
+        } else {
+            "critique_system.md"
+        };
         self.prompts.render(
-            "critique_system.md",
+            template,
             json!({
                 "language": language,
-                "principles": self.prompts.principles_without(&self.config.disabled_principles),
+                "principles": self.prompts.principles_without(disabled),
+                "principles_short": self.prompts.principles_short(disabled),
                 "principle_ids": self.prompts.principle_ids().join(", "),
                 "first_line": first_line,
                 "last_line": last_line,
             }),
         )
+    }
+
+    /// The critique's JSON schema. With the compact profile, `quote` may only be one of the
+    /// selection's lines (as sent, so redacted): small models otherwise quote their message.
+    fn critique_schema(&self, numbered: &str) -> serde_json::Value {
+        const MAX_QUOTABLE_LINES: usize = 400;
+        if !self.compact_prompts() {
+            return critique::schema();
+        }
+        // The code as sent, without the `   12 | ` numbers.
+        let sent: String = numbered
+            .lines()
+            .map(|l| l.split_once(" | ").map_or(l, |(_, code)| code))
+            .collect::<Vec<_>>()
+            .join("\n");
+        match critique::quotable_lines(&sent, MAX_QUOTABLE_LINES) {
+            Some(lines) => critique::schema_quoting(&lines),
+            None => critique::schema(),
+        }
+    }
+
+    /// `loop.prompt_profile`: `compact` for small models (`auto`), or as configured.
+    pub(crate) fn compact_prompts(&self) -> bool {
+        match self.config.prompt_profile.as_str() {
+            "compact" => true,
+            "full" => false,
+            _ => self.critic.is_small_model(),
+        }
     }
 
     /// Asks the critic about one version of the selection and anchors what it says. With
@@ -93,6 +122,7 @@ impl Engine<'_> {
             ctx = (vault.redact(&ctx.0), vault.redact(&ctx.1));
             numbered = vault.redact(&numbered);
         }
+        let numbered_sent = numbered.clone();
         let system = self.critic_system(&input.language, input.first_line + 1, last_line + 1)?;
         let user = self.prompts.render(
             "critique_user.md",
@@ -111,7 +141,7 @@ impl Engine<'_> {
             messages: vec![Message::system(system), Message::user(user)],
             json_schema: Some(JsonSchema {
                 name: "critique",
-                schema: critique::schema(),
+                schema: self.critique_schema(&numbered_sent),
             }),
         };
         let mut scanner = critique::FindingScanner::default();
@@ -120,10 +150,18 @@ impl Engine<'_> {
         let mut shown_early = 0;
         let mut streamed_chars = 0usize;
         let mut last_reported = (0usize, 0u64);
-        let mut complete = Vec::new();
+        let mut complete: Vec<RawFinding> = Vec::new();
+        // The repetition guard, as the reply streams: the first repeat stops the model.
+        let stop = cancel.child_token();
+        let mut repeating = false;
         let mut on_delta = |delta: &str| {
             streamed_chars += delta.len();
             for mut f in scanner.push(delta) {
+                if repeating || complete.iter().any(|e| critique::is_repeat(e, &f)) {
+                    repeating = true;
+                    stop.cancel();
+                    continue;
+                }
                 complete.push(f.clone());
                 let Some(base) = stream_base else { continue };
                 f.quote = vault_view.restore(&f.quote);
@@ -145,15 +183,37 @@ impl Engine<'_> {
                 });
             }
         };
-        let resp = Self::call(self.critic, &req, out, cancel, &mut on_delta).await?;
-        tracing::debug!(reply = %resp.content, "critique reply");
-        let (raw, malformed) = match critique::parse(&resp.content) {
+        let result = Self::call(self.critic, &req, out, &stop, &mut on_delta).await;
+        let resp = match result {
+            // Stopped by the repetition guard, not by the user: what came before counts.
+            Err(crate::llm::ProviderError::Cancelled) if repeating && !cancel.is_cancelled() => {
+                out.cancelled = false;
+                out.notes.push(format!(
+                    "the critique began repeating a finding after {} finding(s); the model was stopped there",
+                    complete.len()
+                ));
+                None
+            }
+            r => Some(r?),
+        };
+        let parsed = match &resp {
+            Some(resp) => {
+                tracing::debug!(reply = %resp.content, "critique reply");
+                critique::parse(&resp.content)
+            }
+            None => Ok((complete.clone(), 0)),
+        };
+        let stopped_early = resp.is_none();
+        let (truncated, output_tokens) = resp
+            .as_ref()
+            .map_or((false, 0), |r| (r.truncated, r.usage.output_tokens));
+        let (raw, malformed) = match parsed {
             Ok(parsed) => parsed,
             // Cut off at the token limit: the findings that were complete still count.
-            Err(_) if resp.truncated => {
+            Err(_) if truncated => {
                 out.notes.push(format!(
                     "the critique was cut off at the token limit ({} tokens); {} complete finding(s) kept; raise provider.max_tokens for more",
-                    resp.usage.output_tokens,
+                    output_tokens,
                     complete.len()
                 ));
                 (complete, 0)
@@ -163,11 +223,19 @@ impl Engine<'_> {
         if malformed > 0 {
             tracing::info!(malformed, "critique items without message or line skipped");
         }
+        let (raw, mut repeated) = critique::cut_repetition(raw);
+        if stopped_early {
+            // The repeat that stopped the model (what it would have said after is unknown).
+            repeated += 1;
+        }
         let mut c = Critiqued {
             shown: Vec::new(),
             unanchored: 0,
             outside: 0,
             low_confidence: Vec::new(),
+            quote_is_message: 0,
+            repeated,
+            over_limit: 0,
         };
         for mut f in raw {
             if !self.prompts.principle_ids().contains(&f.principle) {
@@ -177,6 +245,10 @@ impl Engine<'_> {
                 continue;
             }
             f.quote = vault.restore(&f.quote);
+            if anchor::is_the_message(&f.quote, &f.message) {
+                c.quote_is_message += 1;
+                continue;
+            }
             match sel_lines.anchor(f.start_line, f.end_line, &f.quote) {
                 Err(AnchorError::OutsideSelection) => c.outside += 1,
                 Err(AnchorError::NotFound) => c.unanchored += 1,
@@ -186,6 +258,13 @@ impl Engine<'_> {
                     c.shown.push((f, r));
                 }
             }
+        }
+        // The most severe first (stable: the model's order among equals), at most the cap.
+        c.shown.sort_by_key(|(f, _)| f.severity);
+        let cap = self.config.max_findings.max(1);
+        if c.shown.len() > cap {
+            c.over_limit = c.shown.len() - cap;
+            c.shown.truncate(cap);
         }
         Ok(c)
     }
@@ -224,6 +303,7 @@ impl Engine<'_> {
         }
         if f.confidence < self.config.min_confidence
             || self.config.disabled_principles.contains(&f.principle)
+            || anchor::is_the_message(&f.quote, &f.message)
         {
             return None;
         }

@@ -88,22 +88,49 @@ pub fn schema() -> Value {
                 "type": "array",
                 "items": {
                     "type": "object",
+                    // What is wrong first, then the code that shows it, then its lines: a
+                    // model that has said the problem quotes and places it better (the order
+                    // is the order a grammar-constrained model writes the fields in).
                     "properties": {
+                        "message": {"type": "string"},
+                        "quote": {"type": "string"},
                         "start_line": {"type": "integer"},
                         "end_line": {"type": "integer"},
-                        "quote": {"type": "string"},
                         "severity": {"type": "string", "enum": ["error", "warning", "info", "hint"]},
                         "principle": {"type": "string"},
-                        "message": {"type": "string"},
                         "suggestion": {"type": "string"},
                         "confidence": {"type": "number"}
                     },
-                    "required": ["start_line", "end_line", "quote", "severity", "principle", "message", "confidence"]
+                    "required": ["message", "quote", "start_line", "end_line", "severity", "principle", "confidence"]
                 }
             }
         },
         "required": ["findings"]
     })
+}
+
+/// The schema with `quote` limited to the given lines of code (each trimmed, as the model
+/// saw them): a model sampled under it can only quote code that is there, never its own
+/// message. For small models, whose quotes are otherwise often invented.
+pub fn schema_quoting(lines: &[String]) -> Value {
+    let mut s = schema();
+    if let Some(q) = s.pointer_mut("/properties/findings/items/properties/quote") {
+        *q = json!({"type": "string", "enum": lines});
+    }
+    s
+}
+
+/// The distinct non-blank lines of a text, trimmed (what [`schema_quoting`] allows), or `None`
+/// when there are more than `max` of them (the grammar would be too large to be worth it).
+pub fn quotable_lines(text: &str, max: usize) -> Option<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for l in text.lines() {
+        let t = l.trim();
+        if !t.is_empty() && !out.iter().any(|o| o == t) {
+            out.push(t.to_owned());
+        }
+    }
+    (!out.is_empty() && out.len() <= max).then_some(out)
 }
 
 /// Parses a critique reply. Findings that lack a message or lines are skipped (returned as the
@@ -128,6 +155,30 @@ pub fn parse(reply: &str) -> Result<(Vec<RawFinding>, usize), CritiqueError> {
         }
     }
     Ok((out, malformed))
+}
+
+/// The repetition guard: small models, once they repeat a finding, repeat it until the token
+/// limit. A finding identical to an earlier one (same lines, quote and message) ends the list;
+/// returns what is kept and how many were cut.
+pub fn cut_repetition(mut findings: Vec<RawFinding>) -> (Vec<RawFinding>, usize) {
+    let cut =
+        (1..findings.len()).find(|&i| findings[..i].iter().any(|e| is_repeat(e, &findings[i])));
+    match cut {
+        Some(i) => {
+            let n = findings.len() - i;
+            findings.truncate(i);
+            (findings, n)
+        }
+        None => (findings, 0),
+    }
+}
+
+/// Whether `b` says again what `a` said: the same lines, quote and message.
+pub fn is_repeat(a: &RawFinding, b: &RawFinding) -> bool {
+    a.start_line == b.start_line
+        && a.end_line == b.end_line
+        && a.quote.trim() == b.quote.trim()
+        && a.message.trim() == b.message.trim()
 }
 
 fn finding_from(v: &Value) -> Option<RawFinding> {
@@ -307,7 +358,7 @@ impl FindingScanner {
 
 /// Finds the critique JSON in a reply: the whole text, a fenced block, or the first balanced
 /// `{…}` / `[…]` that parses.
-fn find_json(reply: &str) -> Option<Value> {
+pub(crate) fn find_json(reply: &str) -> Option<Value> {
     let trimmed = reply.trim();
     if let Ok(v) = serde_json::from_str::<Value>(trimmed) {
         return Some(v);
@@ -428,6 +479,27 @@ mod tests {
         let mut s = FindingScanner::default();
         let got = s.push(r#"[{"start_line": 3, "message": "bare array"}]"#);
         assert_eq!(got.len(), 1);
+    }
+
+    #[test]
+    fn a_repeated_finding_ends_the_list() {
+        let f = |line: u32, msg: &str| RawFinding {
+            start_line: line,
+            end_line: line,
+            quote: "x".into(),
+            severity: Severity::Warning,
+            principle: "correctness".into(),
+            message: msg.into(),
+            suggestion: None,
+            confidence: 0.9,
+        };
+        let (kept, cut) =
+            cut_repetition(vec![f(1, "a"), f(2, "b"), f(1, "a"), f(3, "c"), f(1, "a")]);
+        assert_eq!(kept, vec![f(1, "a"), f(2, "b")]);
+        assert_eq!(cut, 3);
+        let (kept, cut) = cut_repetition(vec![f(1, "a"), f(1, "b")]);
+        assert_eq!((kept.len(), cut), (2, 0));
+        assert_eq!(cut_repetition(Vec::new()), (Vec::new(), 0));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod anchor;
 pub mod critic;
 pub mod critique;
 pub mod edits;
+pub mod judge;
 pub mod outcome;
 pub mod refine;
 pub mod reviser;

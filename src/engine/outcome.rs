@@ -73,6 +73,11 @@ pub enum Stage {
         /// Which revision.
         round: u32,
     },
+    /// Judging whether revision `round` resolves the findings.
+    Judge {
+        /// Which revision.
+        round: u32,
+    },
 }
 
 impl Stage {
@@ -81,6 +86,7 @@ impl Stage {
         match self {
             Stage::Critique { round } => format!("critique {}/{}", round + 1, max_iterations + 1),
             Stage::Revise { round } => format!("revision {round}/{max_iterations}"),
+            Stage::Judge { round } => format!("judging revision {round}/{max_iterations}"),
         }
     }
 }
@@ -132,6 +138,16 @@ pub struct ReviewOutcome {
     pub outside_selection: usize,
     /// Findings below `loop.min_confidence` (not shown; listed so a user can ask for them).
     pub low_confidence: Vec<RawFinding>,
+    /// Findings whose quote only repeated their message (not shown; counted apart from
+    /// `unanchored`).
+    #[serde(default)]
+    pub quote_is_message: usize,
+    /// Findings cut by the repetition guard (the model said them again).
+    #[serde(default)]
+    pub repeated: usize,
+    /// Findings over `loop.max_findings` (the least severe are not shown).
+    #[serde(default)]
+    pub over_limit: usize,
     /// Revisions asked for.
     pub iterations: u32,
     /// Model calls made.
@@ -154,6 +170,80 @@ pub struct ReviewOutcome {
     pub reflected_out: usize,
     /// `verify.command` passed on the original (`None`: not run).
     pub command_passed_on_original: Option<bool>,
+}
+
+impl ReviewOutcome {
+    /// One sentence per reason findings were not shown, e.g. "2 findings not shown: their
+    /// quotes are not in the code". Empty when every finding the model gave is shown.
+    pub fn not_shown(&self) -> Vec<String> {
+        let n = |k: usize| {
+            if k == 1 {
+                "1 finding not shown".to_owned()
+            } else {
+                format!("{k} findings not shown")
+            }
+        };
+        let their = |k: usize, one: &str, many: &str| {
+            if k == 1 {
+                one.to_owned()
+            } else {
+                many.to_owned()
+            }
+        };
+        let mut out = Vec::new();
+        if self.unanchored > 0 {
+            out.push(format!(
+                "{}: {}",
+                n(self.unanchored),
+                their(
+                    self.unanchored,
+                    "its quote is not in the code",
+                    "their quotes are not in the code"
+                )
+            ));
+        }
+        if self.quote_is_message > 0 {
+            out.push(format!(
+                "{}: {}",
+                n(self.quote_is_message),
+                their(
+                    self.quote_is_message,
+                    "its quote repeats its message instead of quoting the code",
+                    "their quotes repeat their messages instead of quoting the code"
+                )
+            ));
+        }
+        if self.outside_selection > 0 {
+            out.push(format!(
+                "{}: {}",
+                n(self.outside_selection),
+                their(
+                    self.outside_selection,
+                    "it is about lines outside the selection",
+                    "they are about lines outside the selection"
+                )
+            ));
+        }
+        if !self.low_confidence.is_empty() {
+            out.push(format!(
+                "{}: below loop.min_confidence",
+                n(self.low_confidence.len())
+            ));
+        }
+        if self.repeated > 0 {
+            out.push(format!(
+                "{}: the model repeated an earlier finding",
+                n(self.repeated)
+            ));
+        }
+        if self.over_limit > 0 {
+            out.push(format!(
+                "{}: over loop.max_findings (the least severe)",
+                n(self.over_limit)
+            ));
+        }
+        out
+    }
 }
 
 /// Why one step failed.

@@ -6,12 +6,14 @@ use ropey::Rope;
 use std::ops::Range;
 use tokio_util::sync::CancellationToken;
 
+use super::anchor::Selection;
 use super::critic::Critiqued;
 use super::critique::RawFinding;
 use super::edits::{self, Edit};
 use super::outcome::fail;
 use super::{
-    Engine, EngineError, Event, Finding, ReviewInput, ReviewOutcome, Revision, Run, Stage, verify,
+    Engine, EngineError, Event, Finding, ReviewInput, ReviewOutcome, Revision, Run, Stage, judge,
+    verify,
 };
 use crate::llm::ProviderError;
 use crate::secrets::Vault;
@@ -19,8 +21,11 @@ use crate::secrets::Vault;
 /// A version of the selection and its critique.
 pub(crate) struct Candidate {
     pub(crate) text: String,
+    /// The findings still to fix in this version (for the original: the critique).
     pub(crate) critique: Critiqued,
     pub(crate) round: u32,
+    /// Findings of the original this version resolves, by the judge's evidence.
+    pub(crate) resolved: usize,
 }
 
 impl Engine<'_> {
@@ -113,6 +118,9 @@ impl Engine<'_> {
         out.unanchored = first.unanchored;
         out.outside_selection = first.outside;
         out.low_confidence = first.low_confidence.clone();
+        out.quote_is_message = first.quote_is_message;
+        out.repeated = first.repeated;
+        out.over_limit = first.over_limit;
         out.findings = first
             .shown
             .iter()
@@ -131,6 +139,7 @@ impl Engine<'_> {
             text: original.to_owned(),
             critique: first,
             round: 0,
+            resolved: 0,
         }];
         let mut best = 0;
         for round in 1..=self.config.max_iterations {
@@ -152,7 +161,7 @@ impl Engine<'_> {
                     continue;
                 }
             };
-            let revised = match self
+            let (revised, tests_passed) = match self
                 .verify(
                     input,
                     original,
@@ -172,31 +181,59 @@ impl Engine<'_> {
                     continue;
                 }
             };
-            progress(Event::Stage(Stage::Critique { round }));
-            let critique = match self
-                .critique(input, &revised, &mut run, out, progress, None)
-                .await
+            // Evidence, strongest first: tests that fail on the original and pass on the
+            // revision decide alone; otherwise the judge, finding by finding.
+            let judgement = if tests_passed == Some(true)
+                && out.command_passed_on_original == Some(false)
             {
-                Ok(c) => c,
-                Err(EngineError::Provider(e)) => {
-                    fail(out, EngineError::Provider(e));
-                    break;
+                out.notes.push(format!(
+                    "revision {round}: verify.command fails on the original and passes on it; accepted on that alone"
+                ));
+                judge::Judgement {
+                    resolved: vec![true; base.critique.shown.len()],
+                    fallback: None,
                 }
-                Err(e) => {
-                    out.notes.push(format!(
-                        "revision {round} set aside: its critique failed: {e}"
-                    ));
-                    continue;
+            } else {
+                progress(Event::Stage(Stage::Judge { round }));
+                match self.judge(input, base, &revised, &mut run, out).await {
+                    Ok(j) => j,
+                    Err(EngineError::Provider(ProviderError::Cancelled)) => {
+                        out.cancelled = true;
+                        return;
+                    }
+                    Err(e) => {
+                        out.notes.push(format!("revision {round} set aside: {e}"));
+                        continue;
+                    }
                 }
             };
-            let done = !critique.has_warning_or_worse();
-            if critique.score() < candidates[best].critique.score() {
+            if let Some(why) = &judgement.fallback {
+                out.notes.push(format!(
+                    "revision {round}: {why}; a finding counts as resolved when the revision changes its lines"
+                ));
+            }
+            let fixed = judgement.resolved.iter().filter(|r| **r).count();
+            if fixed == 0 {
+                out.notes.push(format!(
+                    "revision {round} set aside: it resolves none of the {} finding(s) it was asked to fix",
+                    base.critique.shown.len()
+                ));
+                continue;
+            }
+            let remaining = carry_over(input, base, &revised, &judgement.resolved);
+            let resolved = base.resolved + fixed;
+            let done = remaining.is_empty();
+            if resolved > candidates[best].resolved {
                 best = candidates.len();
             }
             candidates.push(Candidate {
                 text: revised,
-                critique,
+                critique: Critiqued {
+                    shown: remaining,
+                    ..Critiqued::default()
+                },
                 round,
+                resolved,
             });
             if done {
                 break;
@@ -209,7 +246,7 @@ impl Engine<'_> {
         if best == 0 {
             if out.iterations > 0 {
                 out.notes.push(
-                    "no revision is offered: the critic rated no revision better than the original"
+                    "no revision is offered: none passed verification and resolved a finding"
                         .to_owned(),
                 );
             }
@@ -229,11 +266,10 @@ impl Engine<'_> {
                 (!mine.is_empty()).then_some((f.id, mine))
             })
             .collect();
-        let fixes = per_finding.len();
         out.revision = Some(Revision {
             text: chosen.text.clone(),
             edits,
-            fixes,
+            fixes: chosen.resolved,
             remaining: chosen.critique.shown.len(),
             round: chosen.round,
             per_finding,
@@ -267,7 +303,7 @@ impl Engine<'_> {
         run: &mut Run<'_>,
         out: &mut ReviewOutcome,
         round: u32,
-    ) -> Result<String, String> {
+    ) -> Result<(String, Option<bool>), String> {
         let findings: Vec<&RawFinding> = base.critique.shown.iter().map(|(f, _)| f).collect();
         let region = input.region();
         let whole = |sel: &str| {
@@ -290,11 +326,11 @@ impl Engine<'_> {
         };
         static_checks(&revised)?;
         let (Some(check), Some(scratch)) = (self.command, scratch) else {
-            return Ok(revised);
+            return Ok((revised, None));
         };
         let result = check.run(scratch, &whole(&revised)).await?;
         if result.passed || out.command_passed_on_original != Some(true) {
-            return Ok(revised);
+            return Ok((revised, Some(result.passed)));
         }
         // Self-debugging: the failure goes back to the reviser once.
         tracing::info!(
@@ -320,7 +356,7 @@ impl Engine<'_> {
         static_checks(&retry)?;
         let again = check.run(scratch, &whole(&retry)).await?;
         if again.passed {
-            Ok(retry)
+            Ok((retry, Some(true)))
         } else {
             Err(format!(
                 "`{}` passes on the original but fails on it (and on the retry): {}",
@@ -335,6 +371,31 @@ impl Engine<'_> {
             ))
         }
     }
+}
+
+/// The base's findings the judge did not find resolved, placed again in the revised text (by
+/// their quote, else on their first line as it now stands), for the next round's reviser.
+fn carry_over(
+    input: &ReviewInput,
+    base: &Candidate,
+    revised: &str,
+    resolved: &[bool],
+) -> Vec<(RawFinding, Range<usize>)> {
+    let sel = Selection::new(revised, input.first_line);
+    base.critique
+        .shown
+        .iter()
+        .zip(resolved.iter().chain(std::iter::repeat(&false)))
+        .filter(|(_, r)| !**r)
+        .map(|((f, old), _)| {
+            let range = sel
+                .anchor(f.start_line, f.end_line, &f.quote)
+                .unwrap_or_else(|_| {
+                    old.start.min(revised.chars().count())..old.start.min(revised.chars().count())
+                });
+            (f.clone(), range)
+        })
+        .collect()
 }
 
 /// The cheap checks every revision passes first.

@@ -75,6 +75,7 @@ impl Engine<'_> {
             json_schema: None,
         };
         let resp = Self::call(self.reviser, &req, out, cancel, &mut |_| {}).await?;
+        tracing::debug!(reply = %resp.content, "revision reply");
         let revised = revision::apply_reply(&sent_selection, &resp.content)?;
         let restored = vault.restore(&revised);
         if has_placeholder(&restored) {

@@ -190,6 +190,16 @@ impl Provider {
         )
     }
 
+    /// Whether the model is a small one (the embedded model, or a name that says 3B parameters
+    /// or fewer, such as `qwen2.5-coder:1.5b` or `SmolLM2-135M`): such models are given the
+    /// compact prompts.
+    pub fn is_small_model(&self) -> bool {
+        match self {
+            Self::Local(_) => true,
+            Self::Http(p) => parameters_in_billions(p.model()).is_some_and(|b| b <= 3.0),
+        }
+    }
+
     /// The structured-output mode this provider is known to take (the embedded model always
     /// follows the schema).
     pub fn structured_mode(&self) -> StructuredMode {
@@ -227,5 +237,55 @@ impl Provider {
             Self::Http(p) => p.list_models().await,
             Self::Local(p) => Ok(vec![p.model().to_owned()]),
         }
+    }
+}
+
+/// The parameter count a model's name gives, in billions: `1.5b` → 1.5, `135m` → 0.135; the
+/// largest such number in the name, `None` when the name gives none (`mixtral-8x7b` does not).
+fn parameters_in_billions(model: &str) -> Option<f64> {
+    let lower = model.to_ascii_lowercase();
+    let bytes = lower.as_bytes();
+    let mut best: Option<f64> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let starts = bytes[i].is_ascii_digit() && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric());
+        if !starts {
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        while j < bytes.len() && (bytes[j].is_ascii_digit() || bytes[j] == b'.') {
+            j += 1;
+        }
+        let unit = bytes.get(j).copied();
+        let ends = bytes.get(j + 1).is_none_or(|c| !c.is_ascii_alphanumeric());
+        let scale = match unit {
+            Some(b'b') if ends => Some(1.0),
+            Some(b'm') if ends => Some(0.001),
+            _ => None,
+        };
+        if let (Some(scale), Ok(n)) = (scale, lower[i..j].parse::<f64>()) {
+            let b = n * scale;
+            best = Some(best.map_or(b, |x: f64| x.max(b)));
+        }
+        i = j.max(i + 1);
+    }
+    best
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::parameters_in_billions as p;
+
+    #[test]
+    fn model_names_give_their_size() {
+        assert_eq!(p("qwen2.5-coder:1.5b"), Some(1.5));
+        assert_eq!(p("Qwen2.5-Coder-0.5B-Instruct"), Some(0.5));
+        assert_eq!(p("SmolLM2-135M-Instruct"), Some(0.135));
+        assert_eq!(p("llama3.1:70b-instruct"), Some(70.0));
+        assert_eq!(p("mixtral-8x7b"), None);
+        assert_eq!(p("gpt-4o-mini"), None);
+        assert_eq!(p("claude-sonnet-4"), None);
+        assert_eq!(p("qwen2.5-coder-32b-instruct-q4_k_m.gguf"), Some(32.0));
     }
 }

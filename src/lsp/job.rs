@@ -62,6 +62,19 @@ pub struct ReviewFinishedParams {
     pub redactions: usize,
     /// What happened along the way (rejected revisions, why nothing is offered).
     pub notes: Vec<String>,
+    /// One sentence per reason findings were not shown ("2 findings not shown: their quotes
+    /// are not in the code").
+    #[serde(default)]
+    pub not_shown: Vec<String>,
+    /// Findings whose quote only repeated their message.
+    #[serde(default)]
+    pub quote_is_message: usize,
+    /// Findings cut by the repetition guard.
+    #[serde(default)]
+    pub repeated: usize,
+    /// Findings over `loop.max_findings`.
+    #[serde(default)]
+    pub over_limit: usize,
     /// Why the review failed or stopped, as a sentence.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -236,6 +249,10 @@ impl Job {
                 reused_input_tokens: outcome.usage.reused_input_tokens,
                 redactions: outcome.redacted.len(),
                 notes: outcome.notes.clone(),
+                not_shown: outcome.not_shown(),
+                quote_is_message: outcome.quote_is_message,
+                repeated: outcome.repeated,
+                over_limit: outcome.over_limit,
                 error,
             })
             .await;

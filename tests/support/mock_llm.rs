@@ -148,6 +148,11 @@ pub struct Script {
     /// Answers to reflection calls, in order.
     #[serde(default)]
     pub reflect: VecDeque<Reply>,
+    /// Answers to the judge's calls (does a revision resolve the findings), in order. Empty: a
+    /// reply with no verdicts, and the engine falls back to "a finding is resolved when the
+    /// revision changes its lines".
+    #[serde(default)]
+    pub judge: VecDeque<Reply>,
     /// Structured-output requests answered with HTTP 400 (like llama-cpp-python):
     /// `json_schema`, `json_object` (OpenAI `response_format.type`; for Ollama, a schema
     /// `format` counts as `json_schema` and `"json"` as `json_object`).
@@ -291,6 +296,8 @@ pub fn role_of(body: &Value) -> &'static str {
     let text = body.to_string();
     if text.contains("# refine-ls reflector") {
         "reflect"
+    } else if text.contains("# refine-ls judge") {
+        "judge"
     } else if text.contains("# refine-ls reviser") {
         "revise"
     } else if text.contains("# refine-ls critic") || body.get("response_format").is_some() {
@@ -370,10 +377,13 @@ async fn chat(State(inner): State<Shared>, uri: Uri, headers: HeaderMap, body: S
         let queue = match role {
             "critique" => &mut g.script.critique,
             "reflect" => &mut g.script.reflect,
+            "judge" => &mut g.script.judge,
             _ => &mut g.script.revise,
         };
         if ruled.is_some() {
             ruled
+        } else if role == "judge" && queue.is_empty() {
+            Some(Reply::content("(the mock has no verdicts scripted)"))
         } else if queue.len() > 1 {
             queue.pop_front()
         } else {

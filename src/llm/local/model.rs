@@ -31,12 +31,19 @@ use tokio_util::sync::CancellationToken;
 
 /// Positions kept per context (prompt + answer).
 const CONTEXT: u32 = 8192;
-/// The prompt is decoded in chunks of this many tokens at most, with a cancellation check
-/// between chunks (about half a second each for a 1.5B model on two cores).
-const MAX_CHUNK: usize = 64;
-/// The smallest chunk, and the target time of one.
-const MIN_CHUNK: usize = 16;
-const CHUNK_TARGET: Duration = Duration::from_millis(500);
+/// The prompt is decoded in chunks of this many tokens, with a cancellation check between
+/// chunks: about 0.6 s each for the 1.5B model on two cores, 0.95 s on one. The size is fixed,
+/// not fitted to measured speed: llama.cpp's results depend (in the last bits) on how a prompt
+/// is split into batches, and a split that followed timing made the same review give different
+/// answers from run to run. (llama.cpp's abort callback would allow large batches and stop
+/// within one operation, but `llama-cpp-2` does not expose it.)
+const CHUNK: usize = 16;
+/// Sequences (slots) of the KV cache, one per kind of prompt a review sends (critic, reviser,
+/// judge); they share the context's cells.
+const SLOTS: usize = 3;
+/// A slot is reused for a prompt when it holds at least this many of its first tokens (the
+/// roles' prompts share a few tokens of chat template, which is not worth a slot).
+const MIN_REUSE: usize = 32;
 
 /// Why the embedded model failed, as a sentence.
 #[derive(Debug, thiserror::Error)]
@@ -171,7 +178,13 @@ impl LocalModel {
         if !path.is_file() {
             return Err(load_error("no such file".to_owned()));
         }
-        let params = LlamaModelParams::default().with_n_gpu_layers(gpu_layers);
+        // On the CPU, llama.cpp repacks most weights into an interleaved copy for its AVX2/NEON
+        // kernels; memory-mapped, the file's pages it read for that stay resident as well (1.06
+        // GB mapped + 0.6 GB repacked for the 1.5B model). Read into memory instead, each weight
+        // is held once. With layers on a GPU the file stays memory-mapped.
+        let params = LlamaModelParams::default()
+            .with_n_gpu_layers(gpu_layers)
+            .with_use_mmap(gpu_layers > 0);
         let model = LlamaModel::load_from_file(backend, path, &params).map_err(|e| {
             load_error(format!(
                 "{e} (is it a GGUF model of an architecture llama.cpp supports?)"
@@ -298,8 +311,10 @@ fn worker(backend: &LlamaBackend, model: &LlamaModel, threads: i32, jobs: &Recei
     let n_ctx = CONTEXT.min(model.n_ctx_train().max(512));
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(n_ctx))
-        .with_n_batch(MAX_CHUNK as u32)
-        .with_n_ubatch(MAX_CHUNK as u32)
+        .with_n_seq_max(SLOTS as u32)
+        .with_kv_unified(true)
+        .with_n_batch(CHUNK as u32)
+        .with_n_ubatch(CHUNK as u32)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
     let mut ctx = match model.new_context(backend, params) {
@@ -314,21 +329,39 @@ fn worker(backend: &LlamaBackend, model: &LlamaModel, threads: i32, jobs: &Recei
             return;
         }
     };
-    let mut cache = KvCache::default();
+    let mut slots: Vec<KvCache> = (0..SLOTS).map(|_| KvCache::default()).collect();
+    let mut clock = 0u64;
     for job in jobs {
         let result = if job.cancel.is_cancelled() {
             Err(LocalError::Cancelled)
         } else {
-            answer(model, &mut ctx, &mut cache, &job, n_ctx)
+            clock += 1;
+            answer(model, &mut ctx, &mut slots, clock, &job, n_ctx)
         };
         let _ = job.events.send(Event::Done(result));
     }
 }
 
-/// The tokens whose keys and values sequence 0 of the context holds, in order.
+/// The tokens whose keys and values one sequence of the context holds, in order.
 #[derive(Default)]
 struct KvCache {
     tokens: Vec<LlamaToken>,
+    /// When it was last used (the worker's job count).
+    used: u64,
+}
+
+/// The slot a prompt goes to: the one holding the longest stretch of its head, when that is
+/// worth keeping; else the least recently used. The critic, the reviser and the judge each have
+/// their own head, so each keeps a slot and none evicts another's.
+fn choose_slot(slots: &[KvCache], tokens: &[LlamaToken]) -> usize {
+    let shared = |s: &KvCache| crate::text::common_affixes(&s.tokens, tokens).0;
+    let best = (0..slots.len()).max_by_key(|&i| (shared(&slots[i]), std::cmp::Reverse(i)));
+    match best {
+        Some(i) if shared(&slots[i]) >= MIN_REUSE => i,
+        _ => (0..slots.len())
+            .min_by_key(|&i| (slots[i].used, i))
+            .unwrap_or(0),
+    }
 }
 
 /// Turns token bytes into text without cutting a UTF-8 character.
@@ -357,11 +390,13 @@ impl Utf8Stream {
     }
 }
 
-/// Processes the prompt (reusing the cached prefix) and samples the answer.
+/// Processes the prompt (reusing the cached prefix of the slot it goes to) and samples the
+/// answer.
 fn answer(
     model: &LlamaModel,
     ctx: &mut LlamaContext<'_>,
-    cache: &mut KvCache,
+    slots: &mut [KvCache],
+    now: u64,
     job: &Job,
     n_ctx: u32,
 ) -> Result<Generated, LocalError> {
@@ -380,42 +415,62 @@ fn answer(
         });
     }
     let started = Instant::now();
+    let slot = choose_slot(slots, &tokens);
+    let seq = i32::try_from(slot).map_err(|e| failed("slot", &e))?;
+    let seq_id = u32::try_from(slot).map_err(|e| failed("slot", &e))?;
+    // The slots share the context's cells: make room by emptying the least recently used
+    // others until this answer fits.
+    loop {
+        let others: usize = (0..slots.len())
+            .filter(|&i| i != slot)
+            .map(|i| slots[i].tokens.len())
+            .sum();
+        if others + tokens.len() + job.max_tokens <= n_ctx as usize {
+            break;
+        }
+        let Some(victim) = (0..slots.len())
+            .filter(|&i| i != slot && !slots[i].tokens.is_empty())
+            .min_by_key(|&i| slots[i].used)
+        else {
+            break;
+        };
+        let v = u32::try_from(victim).map_err(|e| failed("slot", &e))?;
+        let _ = ctx.clear_kv_cache_seq(Some(v), None, None);
+        slots[victim].tokens.clear();
+    }
+    let cache = &mut slots[slot];
+    cache.used = now;
     // Reuse the cached prefix; at least the last prompt token is decoded again, for its logits.
     let mut keep = crate::text::common_affixes(&cache.tokens, &tokens).0;
     keep = keep.min(tokens.len() - 1);
     let removed = ctx
-        .clear_kv_cache_seq(Some(0), u32::try_from(keep).ok(), None)
+        .clear_kv_cache_seq(Some(seq_id), u32::try_from(keep).ok(), None)
         .unwrap_or(false);
     if !removed {
-        ctx.clear_kv_cache();
+        let _ = ctx.clear_kv_cache_seq(Some(seq_id), None, None);
         keep = 0;
     }
     cache.tokens.truncate(keep);
-    let mut batch = LlamaBatch::new(MAX_CHUNK, 1);
+    let mut batch = LlamaBatch::new(CHUNK, 1);
     let mut at = keep;
-    let mut chunk = MAX_CHUNK;
     while at < tokens.len() {
         if job.cancel.is_cancelled() {
             return Err(LocalError::Cancelled);
         }
-        let end = (at + chunk).min(tokens.len());
+        // Chunks end on multiples of CHUNK, however much of the prompt was cached, so that a
+        // prompt is split the same way with the prefix warm as cold.
+        let end = ((at / CHUNK + 1) * CHUNK).min(tokens.len());
         batch.clear();
         for (i, t) in tokens[at..end].iter().enumerate() {
             let pos = i32::try_from(at + i).map_err(|e| failed("position", &e))?;
             let last = at + i + 1 == tokens.len();
             batch
-                .add(*t, pos, &[0], last)
+                .add(*t, pos, &[seq], last)
                 .map_err(|e| failed("batch", &e))?;
         }
-        let t0 = Instant::now();
         ctx.decode(&mut batch)
             .map_err(|e| failed("prompt processing failed", &e))?;
         cache.tokens.extend_from_slice(&tokens[at..end]);
-        // Size chunks so that a cancellation waits about CHUNK_TARGET at most.
-        let per_token = t0.elapsed().as_secs_f64() / (end - at) as f64;
-        if per_token > 0.0 {
-            chunk = ((CHUNK_TARGET.as_secs_f64() / per_token) as usize).clamp(MIN_CHUNK, MAX_CHUNK);
-        }
         at = end;
     }
     let prompt_secs = started.elapsed().as_secs_f64();
@@ -466,7 +521,7 @@ fn answer(
         batch.clear();
         let p = i32::try_from(pos).map_err(|e| failed("position", &e))?;
         batch
-            .add(token, p, &[0], true)
+            .add(token, p, &[seq], true)
             .map_err(|e| failed("batch", &e))?;
         ctx.decode(&mut batch)
             .map_err(|e| failed("generation failed", &e))?;
@@ -517,5 +572,45 @@ mod tests {
         assert_eq!(s.push(&bytes[1..3]), "é");
         assert_eq!(s.push(&bytes[3..]), "😀");
         assert_eq!(s.push(&[0xff]), "\u{fffd}");
+    }
+
+    #[test]
+    fn each_kind_of_prompt_keeps_its_own_slot() {
+        let toks = |v: std::ops::Range<i32>| v.map(LlamaToken::new).collect::<Vec<_>>();
+        let slot = |tokens: Vec<LlamaToken>, used: u64| KvCache { tokens, used };
+        // Empty slots: the first (least recently used, lowest index).
+        let empty = [KvCache::default(), KvCache::default(), KvCache::default()];
+        assert_eq!(choose_slot(&empty, &toks(0..100)), 0);
+        // The critic's head is in slot 0; another critic prompt reuses it.
+        let one = [
+            slot(toks(0..100), 1),
+            KvCache::default(),
+            KvCache::default(),
+        ];
+        let mut critic = toks(0..80);
+        critic.extend(toks(500..520));
+        assert_eq!(choose_slot(&one, &critic), 0);
+        // A prompt sharing only a few template tokens takes the least recently used slot.
+        let mut reviser = toks(0..5);
+        reviser.extend(toks(900..1000));
+        assert_eq!(choose_slot(&one, &reviser), 1);
+        let two = [
+            slot(toks(0..100), 1),
+            slot(reviser.clone(), 2),
+            KvCache::default(),
+        ];
+        let mut judge = toks(0..5);
+        judge.extend(toks(2000..2100));
+        assert_eq!(
+            choose_slot(&two, &judge),
+            2,
+            "the judge does not evict the critic"
+        );
+        let three = [slot(toks(0..100), 3), slot(reviser, 2), slot(judge, 4)];
+        assert_eq!(
+            choose_slot(&three, &toks(7000..7100)),
+            1,
+            "least recently used"
+        );
     }
 }

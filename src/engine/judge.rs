@@ -1,0 +1,302 @@
+//! The judge: does a verified revision resolve the findings it was asked to fix? One call, a
+//! verdict per finding, each backed by a quote of the revised code that must lie on a line the
+//! revision changed. The model's opinion of unchanged code never enters: a re-critique from
+//! scratch invents problems and vetoes good fixes, so the loop does not ask for one.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+use similar::{ChangeTag, DiffOp, TextDiff};
+
+use super::anchor::Selection;
+use super::critic::number_lines;
+use super::critique::{self, RawFinding};
+use super::refine::Candidate;
+use super::{Engine, EngineError, ReviewInput, ReviewOutcome, Run};
+use crate::llm::{ChatRequest, JsonSchema, Message, ProviderError};
+
+/// What the judge decided about one revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Judgement {
+    /// For each finding of the base version, in order: resolved, with evidence.
+    pub(crate) resolved: Vec<bool>,
+    /// Set when no verdict could be read and the fallback rule decided instead.
+    pub(crate) fallback: Option<String>,
+}
+
+/// Zero-based lines of `revised` that differ from `base` (a deletion marks the line after it).
+pub(crate) fn changed_lines(base: &str, revised: &str) -> BTreeSet<usize> {
+    let diff = TextDiff::from_lines(base, revised);
+    let n_new = diff.new_slices().len();
+    let mut out = BTreeSet::new();
+    for op in diff.ops() {
+        if let DiffOp::Equal { .. } = op {
+            continue;
+        }
+        let r = op.new_range();
+        if r.is_empty() {
+            if n_new > 0 {
+                out.insert(r.start.min(n_new - 1));
+            }
+        } else {
+            out.extend(r);
+        }
+    }
+    out
+}
+
+/// The revision as a diff of numbered lines with two lines around each change: `-` original,
+/// `+` revised, ` ` unchanged (numbered as in the revision). Far shorter than both versions
+/// whole, and a judge only needs what changed.
+pub(crate) fn changes_view(base: &str, revised: &str, first_line: usize) -> String {
+    let diff = TextDiff::from_lines(base, revised);
+    let mut out = String::new();
+    for (g, group) in diff.grouped_ops(2).iter().enumerate() {
+        if g > 0 {
+            out.push_str("   …\n");
+        }
+        for op in group {
+            for change in diff.iter_changes(op) {
+                let (sign, index) = match change.tag() {
+                    ChangeTag::Delete => ('-', change.old_index()),
+                    ChangeTag::Insert => ('+', change.new_index()),
+                    ChangeTag::Equal => (' ', change.new_index()),
+                };
+                let n = index.map_or(0, |i| first_line + i + 1);
+                let line = change.value().trim_end_matches(['\n', '\r']);
+                out.push_str(&format!("{sign}{n:>4} | {line}\n"));
+            }
+        }
+    }
+    out
+}
+
+/// The judge's JSON schema for `n` findings; with `quotes`, each verdict may only quote one of
+/// them (or nothing). The quote comes before the verdict: a model that has pointed at the fix
+/// judges it better.
+fn schema(n: usize, quotes: Option<&[String]>) -> Value {
+    let quote = match quotes {
+        Some(q) => {
+            let mut allowed: Vec<&str> = q.iter().map(String::as_str).collect();
+            allowed.push("");
+            json!({"type": "string", "enum": allowed})
+        }
+        None => json!({"type": "string"}),
+    };
+    let numbers: Vec<usize> = (1..=n.max(1)).collect();
+    json!({
+        "type": "object",
+        "properties": {"verdicts": {"type": "array", "items": {
+            "type": "object",
+            "properties": {
+                "finding": {"type": "integer", "enum": numbers},
+                "quote": quote,
+                "resolved": {"type": "boolean"}
+            },
+            "required": ["finding", "quote", "resolved"]
+        }}},
+        "required": ["verdicts"]
+    })
+}
+
+/// `(finding number, resolved, quote)` for each verdict that can be read.
+fn parse(reply: &str) -> Option<Vec<(usize, bool, String)>> {
+    let v: Value = critique::find_json(reply)?;
+    let items = v.get("verdicts")?.as_array()?;
+    Some(
+        items
+            .iter()
+            .filter_map(|it| {
+                let n = it.get("finding")?.as_u64()?;
+                let resolved = match it.get("resolved")? {
+                    Value::Bool(b) => *b,
+                    Value::String(s) => matches!(s.trim().to_lowercase().as_str(), "yes" | "true"),
+                    _ => return None,
+                };
+                let quote = it.get("quote").and_then(Value::as_str).unwrap_or("");
+                Some((usize::try_from(n).ok()?, resolved, quote.to_owned()))
+            })
+            .collect(),
+    )
+}
+
+impl Engine<'_> {
+    /// Asks whether `revised` resolves each of `base`'s findings. A "yes" counts only with a
+    /// quote of the revision found on a changed line. When no verdict can be read (or the
+    /// call fails other than by cancellation), a finding counts as resolved when the
+    /// revision changes one of its lines, and the judgement says so.
+    pub(crate) async fn judge(
+        &self,
+        input: &ReviewInput,
+        base: &Candidate,
+        revised: &str,
+        run: &mut Run<'_>,
+        out: &mut ReviewOutcome,
+    ) -> Result<Judgement, EngineError> {
+        let findings: Vec<&RawFinding> = base.critique.shown.iter().map(|(f, _)| f).collect();
+        let changed = changed_lines(&base.text, revised);
+        let sel = Selection::new(revised, input.first_line);
+        let changed_in_base = changed_lines_of_base(&base.text, revised);
+        let old = Selection::new(&base.text, input.first_line);
+        let fallback = |why: String| Judgement {
+            resolved: base
+                .critique
+                .shown
+                .iter()
+                .map(|(_, r)| {
+                    let (a, b) = (
+                        old.line_of(r.start),
+                        old.line_of(r.end.max(r.start + 1) - 1),
+                    );
+                    changed_in_base.iter().any(|l| (a..=b).contains(l))
+                })
+                .collect(),
+            fallback: Some(why),
+        };
+        let mut changes = changes_view(&base.text, revised, input.first_line);
+        let mut numbered = number_lines(revised, input.first_line);
+        let mut sent: Vec<RawFinding> = findings.iter().map(|f| (*f).clone()).collect();
+        if self.redact_secrets {
+            changes = run.vault.redact(&changes);
+            numbered = run.vault.redact(&numbered);
+            for f in &mut sent {
+                f.quote = run.vault.redact(&f.quote);
+            }
+        }
+        let quotes: Option<Vec<String>> = self.compact_prompts().then(|| {
+            let mut q: Vec<String> = Vec::new();
+            for (i, line) in numbered.lines().enumerate() {
+                let code = line.split_once(" | ").map_or(line, |(_, c)| c).trim();
+                if changed.contains(&i) && !code.is_empty() && !q.iter().any(|x| x == code) {
+                    q.push(code.to_owned());
+                }
+            }
+            q
+        });
+        let quotes = quotes.filter(|q| !q.is_empty());
+        let line_count = sel.line_count().max(1);
+        let system = self
+            .prompts
+            .render("judge_system.md", json!({"language": input.language}))?;
+        let user = self.prompts.render(
+            "judge_user.md",
+            json!({
+                "path": input.path,
+                "language": input.language,
+                "changes": changes,
+                "first_line": input.first_line + 1,
+                "last_line": input.first_line + line_count,
+                "findings": sent,
+            }),
+        )?;
+        let req = ChatRequest {
+            messages: vec![Message::system(system), Message::user(user)],
+            json_schema: Some(JsonSchema {
+                name: "verdicts",
+                schema: schema(findings.len(), quotes.as_deref()),
+            }),
+        };
+        let resp = match Self::call(self.critic, &req, out, run.cancel, &mut |_| {}).await {
+            Ok(r) => r,
+            Err(ProviderError::Cancelled) => return Err(ProviderError::Cancelled.into()),
+            Err(e) => return Ok(fallback(format!("the judge call failed ({e})"))),
+        };
+        tracing::debug!(reply = %resp.content, "judge reply");
+        let Some(verdicts) = parse(&resp.content) else {
+            return Ok(fallback(format!(
+                "the judge's reply could not be read: {}",
+                crate::text::excerpt(&resp.content, 80)
+                    .map_or_else(|| "(empty)".to_owned(), |t| format!("{t:?}"))
+            )));
+        };
+        let last = input.first_line + line_count;
+        let resolved = (1..=findings.len())
+            .map(|n| {
+                verdicts.iter().any(|(i, yes, quote)| {
+                    if *i != n || !*yes {
+                        return false;
+                    }
+                    let quote = run.vault.restore(quote);
+                    // Evidence: the quote is in the revision, on a line it changed.
+                    let whole = (input.first_line + 1, last);
+                    let claim = (
+                        u32::try_from(whole.0).unwrap_or(u32::MAX),
+                        u32::try_from(whole.1).unwrap_or(u32::MAX),
+                    );
+                    sel.anchor(claim.0, claim.1, &quote).is_ok_and(|r| {
+                        let (a, b) = (
+                            sel.line_of(r.start),
+                            sel.line_of(r.end.max(r.start + 1) - 1),
+                        );
+                        (a..=b).any(|l| changed.contains(&l))
+                    })
+                })
+            })
+            .collect();
+        Ok(Judgement {
+            resolved,
+            fallback: None,
+        })
+    }
+}
+
+/// Zero-based lines of `base` that the revision replaces or deletes.
+fn changed_lines_of_base(base: &str, revised: &str) -> BTreeSet<usize> {
+    let diff = TextDiff::from_lines(base, revised);
+    let n_old = diff.old_slices().len();
+    let mut out = BTreeSet::new();
+    for op in diff.ops() {
+        if let DiffOp::Equal { .. } = op {
+            continue;
+        }
+        let r = op.old_range();
+        if r.is_empty() {
+            if n_old > 0 {
+                out.insert(r.start.min(n_old - 1));
+            }
+        } else {
+            out.extend(r);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_lines_are_those_the_revision_rewrites() {
+        let base = "a\nb\nc\nd\n";
+        assert_eq!(changed_lines(base, "a\nB\nc\nd\n"), BTreeSet::from([1]));
+        assert_eq!(
+            changed_lines(base, "a\nb\nx\ny\nc\nd\n"),
+            BTreeSet::from([2, 3])
+        );
+        // A deletion marks the line that now stands where it was.
+        assert_eq!(changed_lines(base, "a\nc\nd\n"), BTreeSet::from([1]));
+        assert_eq!(
+            changed_lines_of_base(base, "a\nc\nd\n"),
+            BTreeSet::from([1])
+        );
+        assert!(changed_lines(base, base).is_empty());
+    }
+
+    #[test]
+    fn the_judge_sees_what_changed_with_two_lines_around() {
+        let base = "a\nb\nc\nd\ne\nf\ng\n";
+        let revised = "a\nb\nc\nD\ne\nf\ng\n";
+        assert_eq!(
+            changes_view(base, revised, 9),
+            "   11 | b\n   12 | c\n-  13 | d\n+  13 | D\n   14 | e\n   15 | f\n"
+        );
+    }
+
+    #[test]
+    fn verdicts_are_read_tolerantly() {
+        let v = parse(r#"{"verdicts":[{"finding":1,"resolved":true,"quote":"x"},{"finding":2,"resolved":"no","quote":""},{"resolved":true}]}"#).unwrap();
+        assert_eq!(v, vec![(1, true, "x".into()), (2, false, String::new())]);
+        assert!(parse("no json here").is_none());
+        assert!(parse(r#"{"findings":[]}"#).is_none());
+    }
+}
