@@ -224,16 +224,20 @@ async fn review_bench(model: &std::path::Path) {
     let rss = peak_rss_mb(client.pid().unwrap_or(0));
     println!("\nbuggy_sum.rs review, {} on 2 threads:", model.display());
     println!(
-        "| | first diagnostic | whole review | llm calls | prompt tokens sent | reused from the cache | findings |"
+        "| | first diagnostic | whole review | llm calls | prompt tokens sent | reused from the cache | findings | revision |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for (name, first, whole, done) in [
         ("cold", cold_first, cold_whole, &cold),
         ("warm", warm_first, warm_whole, &warm),
     ] {
         println!(
-            "| {name} | {first:.1} s | {whole:.1} s | {} | {} | {} | {} |",
-            done["llmCalls"], done["inputTokens"], done["reusedInputTokens"], done["findings"]
+            "| {name} | {first:.1} s | {whole:.1} s | {} | {} | {} | {} | {} |",
+            done["llmCalls"],
+            done["inputTokens"],
+            done["reusedInputTokens"],
+            done["findings"],
+            done["revision"]
         );
     }
     println!("peak RSS of the server: {rss:.0} MB");

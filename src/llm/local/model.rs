@@ -356,8 +356,14 @@ struct KvCache {
 fn choose_slot(slots: &[KvCache], tokens: &[LlamaToken]) -> usize {
     let shared = |s: &KvCache| crate::text::common_affixes(&s.tokens, tokens).0;
     let best = (0..slots.len()).max_by_key(|&i| (shared(&slots[i]), std::cmp::Reverse(i)));
+    // Worth it: a long shared head, or a slot whose whole content the prompt continues (a
+    // cancelled prompt resumed: nothing of it is lost by going on there).
+    let worth = |s: &KvCache| {
+        let n = shared(s);
+        n >= MIN_REUSE || (n > 0 && n == s.tokens.len())
+    };
     match best {
-        Some(i) if shared(&slots[i]) >= MIN_REUSE => i,
+        Some(i) if worth(&slots[i]) => i,
         _ => (0..slots.len())
             .min_by_key(|&i| (slots[i].used, i))
             .unwrap_or(0),
@@ -606,6 +612,13 @@ mod tests {
             2,
             "the judge does not evict the critic"
         );
+        // A prompt that continues a slot's whole (short) content goes on there.
+        let short = [
+            slot(toks(0..10), 1),
+            slot(toks(50..150), 2),
+            KvCache::default(),
+        ];
+        assert_eq!(choose_slot(&short, &toks(0..100)), 0);
         let three = [slot(toks(0..100), 3), slot(reviser, 2), slot(judge, 4)];
         assert_eq!(
             choose_slot(&three, &toks(7000..7100)),
