@@ -89,8 +89,8 @@ fn range(first: usize, last: usize) -> Value {
 }
 
 /// The review scenario: a finding on line `9 * k + 4` of a selection, a one-line SEARCH/REPLACE
-/// revision, a clean re-critique of the revised code (a rule, so that reviews running at once
-/// each get the same three answers).
+/// revision, the judge's "resolved" for it (rules, so that reviews running at once each get the
+/// same three answers).
 fn scenario(first: usize, lines: usize, critique: Reply, delay_ms: u64) -> Script {
     let k = first.div_ceil(9) + 1;
     let line = 9 * k + 4;
@@ -111,9 +111,13 @@ fn scenario(first: usize, lines: usize, critique: Reply, delay_ms: u64) -> Scrip
         critique: vec![c.delayed(delay_ms)].into(),
         revise: vec![Reply::content(reply).delayed(delay_ms)].into(),
         rules: vec![Rule {
-            role: "critique".into(),
+            role: "judge".into(),
             contains: "saturating_add".into(),
-            reply: Reply::findings(json!([])).delayed(delay_ms),
+            reply: Reply::content(
+                json!({"verdicts": [{"finding": 1, "quote": format!("total = total.saturating_add(x * {k});"), "resolved": true}]})
+                    .to_string(),
+            )
+            .delayed(delay_ms),
         }],
         ..Script::default()
     }
@@ -291,7 +295,7 @@ async fn overhead_lines(o: &Opts, out: &mut Vec<Line>) {
         budget: "≤ 2 ms".into(),
         met: Some(m <= 2.0),
         note: format!(
-            "wall time minus the mock's own time per call; {calls} calls (critique, revise, re-critique); client round trips and HTTP included"
+            "wall time minus the mock's own time per call; {calls} calls (critique, revise, judge); client round trips and HTTP included"
         ),
     });
     let (m, p) = stats(walls.clone());

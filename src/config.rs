@@ -260,7 +260,7 @@ impl Default for ProviderConfig {
     }
 }
 
-/// How the critique → revise → re-critique loop runs.
+/// How the critique → revise → verify → judge loop runs.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct LoopConfig {

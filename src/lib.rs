@@ -18,7 +18,7 @@ pub mod lsp;
 pub mod service;
 
 // Engine.
-/// The critique → revise → verify → re-critique loop; knows nothing of LSP.
+/// The critique → revise → verify → judge loop; knows nothing of LSP.
 pub mod engine;
 
 // Providers.

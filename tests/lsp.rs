@@ -230,7 +230,7 @@ async fn review_publishes_diagnostics_on_the_quoted_columns_and_offers_the_revis
     assert_eq!(
         reqs[2]["messages"].as_array().unwrap().len(),
         2,
-        "the re-critique starts afresh"
+        "the judge starts afresh"
     );
     assert!(
         reqs[2]["messages"][1]["content"]

@@ -1,11 +1,12 @@
-//! The refinement engine: critique → revise → verify → re-critique, keeping the best version.
+//! The refinement engine: critique → revise → verify → judge, keeping the best version.
 //! It knows nothing of LSP: it takes a text, the lines to review and the providers, and returns
 //! findings anchored to char offsets and a revision as minimal edits.
 //!
 //! Where things are: the types a review takes and gives in [`outcome`]; the critic (prompt,
 //! streaming, placement, severity cap, reflection) in [`critic`], the reply's schema and parser
 //! in [`critique`], where a finding is anchored in [`anchor`]; the reviser in [`reviser`] and its
-//! reply format in [`revision`]; how a revision is verified in [`verify`]; the loop in
+//! reply format in [`revision`]; how a revision is verified in [`verify`]; whether it resolves
+//! the findings in [`judge`]; the loop in
 //! [`refine`]; revision → minimal edits in [`edits`].
 
 pub mod anchor;
