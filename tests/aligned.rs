@@ -690,3 +690,32 @@ async fn what_the_first_revision_leaves_unresolved_goes_to_the_second() {
         "round 2 is asked only about what is left: {second_ask}"
     );
 }
+
+#[tokio::test]
+async fn the_reflection_pass_scores_findings_past_the_tenth() {
+    // 13 findings; the reflector scores the 13th (index 12) as invented.
+    let findings: Vec<Value> = (0..13)
+        .map(|i| {
+            json!({"start_line": 2, "end_line": 2, "quote": "let mut s = 0;", "severity": "warning",
+                   "principle": "correctness", "message": format!("finding {i}"), "confidence": 0.9})
+        })
+        .collect();
+    let scores: Vec<Value> = (0..13)
+        .map(|i| json!({"index": i, "validity": if i == 12 { 1 } else { 9 }, "importance": 8}))
+        .collect();
+    let mock = MockLlm::start(Script {
+        critique: vec![Reply::findings(Value::Array(findings))].into(),
+        reflect: vec![Reply::content(json!({ "scores": scores }).to_string())].into(),
+        ..Script::default()
+    })
+    .await;
+    let settings = json!({"loop": {"reflect": true, "max_iterations": 0}});
+    let (_d, client, uri) = workspace(&mock, CODE, settings).await;
+    let done = review(&client, &uri).await;
+    assert_eq!(done["findings"], 12, "{done}");
+    let diags = client.diagnostics(&uri);
+    assert!(
+        diags.iter().all(|d| d["message"] != "finding 12"),
+        "the 13th finding, scored 1, is dropped: {diags:?}"
+    );
+}

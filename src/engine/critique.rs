@@ -243,20 +243,27 @@ pub fn parse_scores(reply: &str) -> Result<Vec<(usize, u32, u32)>, CritiqueError
         .get("scores")
         .and_then(Value::as_array)
         .ok_or_else(|| CritiqueError::NoJson(snippet(reply)))?;
-    let num = |v: &Value, k: &str| {
+    // Scores are 0–10; an index is any non-negative whole number (findings 11 and later are
+    // scored too).
+    let score = |v: &Value, k: &str| {
         v.get(k)
             .and_then(Value::as_f64)
+            .filter(|n| n.is_finite())
             .map(|n| n.clamp(0.0, 10.0) as u32)
+    };
+    let index = |v: &Value| {
+        let i = v.get("index")?;
+        i.as_u64()
+            .or_else(|| {
+                i.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                    .map(|f| f as u64)
+            })
+            .and_then(|n| usize::try_from(n).ok())
     };
     Ok(items
         .iter()
-        .filter_map(|v| {
-            Some((
-                num(v, "index")? as usize,
-                num(v, "validity")?,
-                num(v, "importance")?,
-            ))
-        })
+        .filter_map(|v| Some((index(v)?, score(v, "validity")?, score(v, "importance")?)))
         .collect())
 }
 
@@ -479,6 +486,15 @@ mod tests {
         let mut s = FindingScanner::default();
         let got = s.push(r#"[{"start_line": 3, "message": "bare array"}]"#);
         assert_eq!(got.len(), 1);
+    }
+
+    #[test]
+    fn reflection_scores_reach_every_finding() {
+        let scores = parse_scores(
+            r#"{"scores":[{"index":12,"validity":3,"importance":40},{"index":-1,"validity":9,"importance":9},{"index":2.5,"validity":9,"importance":9},{"index":3.0,"validity":-4,"importance":7}]}"#,
+        )
+        .unwrap();
+        assert_eq!(scores, vec![(12, 3, 10), (3, 0, 7)]);
     }
 
     #[test]
