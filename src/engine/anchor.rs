@@ -91,6 +91,14 @@ impl<'a> Selection<'a> {
         }
     }
 
+    /// Selection-relative first and last line of a char range (an empty range: its line).
+    pub fn lines_of(&self, r: &Range<usize>) -> (usize, usize) {
+        (
+            self.line_of(r.start),
+            self.line_of(r.end.saturating_sub(1).max(r.start)),
+        )
+    }
+
     /// Locates `quote` for a finding that claims 1-based file lines `start..=end`; returns
     /// the quote's char range within the selection text.
     ///

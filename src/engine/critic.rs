@@ -67,13 +67,7 @@ impl Engine<'_> {
         if !self.compact_prompts() {
             return critique::schema();
         }
-        // The code as sent, without the `   12 | ` numbers.
-        let sent: String = numbered
-            .lines()
-            .map(|l| l.split_once(" | ").map_or(l, |(_, code)| code))
-            .collect::<Vec<_>>()
-            .join("\n");
-        match critique::quotable_lines(&sent, MAX_QUOTABLE_LINES) {
+        match critique::quotable_lines(numbered, |_| true, MAX_QUOTABLE_LINES) {
             Some(lines) => critique::schema_quoting(&lines),
             None => critique::schema(),
         }
@@ -122,7 +116,7 @@ impl Engine<'_> {
             ctx = (vault.redact(&ctx.0), vault.redact(&ctx.1));
             numbered = vault.redact(&numbered);
         }
-        let numbered_sent = numbered.clone();
+        let schema = self.critique_schema(&numbered);
         let system = self.critic_system(&input.language, input.first_line + 1, last_line + 1)?;
         let user = self.prompts.render(
             "critique_user.md",
@@ -141,7 +135,7 @@ impl Engine<'_> {
             messages: vec![Message::system(system), Message::user(user)],
             json_schema: Some(JsonSchema {
                 name: "critique",
-                schema: self.critique_schema(&numbered_sent),
+                schema,
             }),
         };
         let mut scanner = critique::FindingScanner::default();
@@ -283,8 +277,8 @@ impl Engine<'_> {
         if f.severity >= cap || command_failed {
             return;
         }
-        let first = sel.first_line() + sel.line_of(r.start);
-        let last = sel.first_line() + sel.line_of(r.end.saturating_sub(1).max(r.start));
+        let (a, b) = sel.lines_of(r);
+        let (first, last) = (sel.first_line() + a, sel.first_line() + b);
         if !fact_lines.iter().any(|l| (first..=last).contains(l)) {
             f.severity = cap;
         }

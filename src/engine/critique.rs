@@ -120,13 +120,19 @@ pub fn schema_quoting(lines: &[String]) -> Value {
     s
 }
 
-/// The distinct non-blank lines of a text, trimmed (what [`schema_quoting`] allows), or `None`
-/// when there are more than `max` of them (the grammar would be too large to be worth it).
-pub fn quotable_lines(text: &str, max: usize) -> Option<Vec<String>> {
+/// The distinct non-blank lines of numbered code as it was sent (`   12 | code`), without their
+/// numbers and trimmed (what [`schema_quoting`] allows), keeping the zero-based lines `keep`
+/// accepts; `None` when none is left or more than `max` (the grammar would be too large to be
+/// worth it).
+pub fn quotable_lines(
+    numbered: &str,
+    keep: impl Fn(usize) -> bool,
+    max: usize,
+) -> Option<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
-    for l in text.lines() {
-        let t = l.trim();
-        if !t.is_empty() && !out.iter().any(|o| o == t) {
+    for (i, l) in numbered.lines().enumerate() {
+        let t = l.split_once(" | ").map_or(l, |(_, code)| code).trim();
+        if keep(i) && !t.is_empty() && !out.iter().any(|o| o == t) {
             out.push(t.to_owned());
         }
     }

@@ -24,23 +24,35 @@ pub(crate) struct Judgement {
     pub(crate) fallback: Option<String>,
 }
 
-/// Zero-based lines of `revised` that differ from `base` (a deletion marks the line after it).
-pub(crate) fn changed_lines(base: &str, revised: &str) -> BTreeSet<usize> {
+/// The zero-based lines a revision changed: in `base` the lines it replaces or deletes, in
+/// `revised` the lines it writes (a pure deletion marks the line that now stands where it was,
+/// and a pure insertion the line it went in before).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Changed {
+    pub(crate) base: BTreeSet<usize>,
+    pub(crate) revised: BTreeSet<usize>,
+}
+
+pub(crate) fn changed_lines(base: &str, revised: &str) -> Changed {
     let diff = TextDiff::from_lines(base, revised);
-    let n_new = diff.new_slices().len();
-    let mut out = BTreeSet::new();
+    let (n_old, n_new) = (diff.old_slices().len(), diff.new_slices().len());
+    let mut out = Changed {
+        base: BTreeSet::new(),
+        revised: BTreeSet::new(),
+    };
+    let mark = |set: &mut BTreeSet<usize>, r: std::ops::Range<usize>, n: usize| {
+        if !r.is_empty() {
+            set.extend(r);
+        } else if n > 0 {
+            set.insert(r.start.min(n - 1));
+        }
+    };
     for op in diff.ops() {
         if let DiffOp::Equal { .. } = op {
             continue;
         }
-        let r = op.new_range();
-        if r.is_empty() {
-            if n_new > 0 {
-                out.insert(r.start.min(n_new - 1));
-            }
-        } else {
-            out.extend(r);
-        }
+        mark(&mut out.base, op.old_range(), n_old);
+        mark(&mut out.revised, op.new_range(), n_new);
     }
     out
 }
@@ -134,9 +146,11 @@ impl Engine<'_> {
         out: &mut ReviewOutcome,
     ) -> Result<Judgement, EngineError> {
         let findings: Vec<&RawFinding> = base.critique.shown.iter().map(|(f, _)| f).collect();
-        let changed = changed_lines(&base.text, revised);
+        let Changed {
+            base: changed_in_base,
+            revised: changed,
+        } = changed_lines(&base.text, revised);
         let sel = Selection::new(revised, input.first_line);
-        let changed_in_base = changed_lines_of_base(&base.text, revised);
         let old = Selection::new(&base.text, input.first_line);
         let fallback = |why: String| Judgement {
             resolved: base
@@ -144,11 +158,8 @@ impl Engine<'_> {
                 .shown
                 .iter()
                 .map(|(_, r)| {
-                    let (a, b) = (
-                        old.line_of(r.start),
-                        old.line_of(r.end.max(r.start + 1) - 1),
-                    );
-                    changed_in_base.iter().any(|l| (a..=b).contains(l))
+                    let (a, b) = old.lines_of(r);
+                    changed_in_base.range(a..=b).next().is_some()
                 })
                 .collect(),
             fallback: Some(why),
@@ -163,17 +174,10 @@ impl Engine<'_> {
                 f.quote = run.vault.redact(&f.quote);
             }
         }
-        let quotes: Option<Vec<String>> = self.compact_prompts().then(|| {
-            let mut q: Vec<String> = Vec::new();
-            for (i, line) in numbered.lines().enumerate() {
-                let code = line.split_once(" | ").map_or(line, |(_, c)| c).trim();
-                if changed.contains(&i) && !code.is_empty() && !q.iter().any(|x| x == code) {
-                    q.push(code.to_owned());
-                }
-            }
-            q
-        });
-        let quotes = quotes.filter(|q| !q.is_empty());
+        let quotes = self
+            .compact_prompts()
+            .then(|| critique::quotable_lines(&numbered, |i| changed.contains(&i), usize::MAX))
+            .flatten();
         let line_count = sel.line_count().max(1);
         let system = self
             .prompts
@@ -209,27 +213,23 @@ impl Engine<'_> {
                     .map_or_else(|| "(empty)".to_owned(), |t| format!("{t:?}"))
             )));
         };
-        let last = input.first_line + line_count;
+        // Evidence: the quote is in the revision (looked for anywhere in it), on a line it
+        // changed.
+        let whole = (
+            u32::try_from(input.first_line + 1).unwrap_or(u32::MAX),
+            u32::try_from(input.first_line + line_count).unwrap_or(u32::MAX),
+        );
         let resolved = (1..=findings.len())
             .map(|n| {
                 verdicts.iter().any(|(i, yes, quote)| {
-                    if *i != n || !*yes {
-                        return false;
-                    }
-                    let quote = run.vault.restore(quote);
-                    // Evidence: the quote is in the revision, on a line it changed.
-                    let whole = (input.first_line + 1, last);
-                    let claim = (
-                        u32::try_from(whole.0).unwrap_or(u32::MAX),
-                        u32::try_from(whole.1).unwrap_or(u32::MAX),
-                    );
-                    sel.anchor(claim.0, claim.1, &quote).is_ok_and(|r| {
-                        let (a, b) = (
-                            sel.line_of(r.start),
-                            sel.line_of(r.end.max(r.start + 1) - 1),
-                        );
-                        (a..=b).any(|l| changed.contains(&l))
-                    })
+                    *i == n
+                        && *yes
+                        && sel
+                            .anchor(whole.0, whole.1, &run.vault.restore(quote))
+                            .is_ok_and(|r| {
+                                let (a, b) = sel.lines_of(&r);
+                                changed.range(a..=b).next().is_some()
+                            })
                 })
             })
             .collect();
@@ -240,27 +240,6 @@ impl Engine<'_> {
     }
 }
 
-/// Zero-based lines of `base` that the revision replaces or deletes.
-fn changed_lines_of_base(base: &str, revised: &str) -> BTreeSet<usize> {
-    let diff = TextDiff::from_lines(base, revised);
-    let n_old = diff.old_slices().len();
-    let mut out = BTreeSet::new();
-    for op in diff.ops() {
-        if let DiffOp::Equal { .. } = op {
-            continue;
-        }
-        let r = op.old_range();
-        if r.is_empty() {
-            if n_old > 0 {
-                out.insert(r.start.min(n_old - 1));
-            }
-        } else {
-            out.extend(r);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,18 +247,13 @@ mod tests {
     #[test]
     fn changed_lines_are_those_the_revision_rewrites() {
         let base = "a\nb\nc\nd\n";
-        assert_eq!(changed_lines(base, "a\nB\nc\nd\n"), BTreeSet::from([1]));
-        assert_eq!(
-            changed_lines(base, "a\nb\nx\ny\nc\nd\n"),
-            BTreeSet::from([2, 3])
-        );
+        let revised = |t: &str| changed_lines(base, t).revised;
+        assert_eq!(revised("a\nB\nc\nd\n"), BTreeSet::from([1]));
+        assert_eq!(revised("a\nb\nx\ny\nc\nd\n"), BTreeSet::from([2, 3]));
         // A deletion marks the line that now stands where it was.
-        assert_eq!(changed_lines(base, "a\nc\nd\n"), BTreeSet::from([1]));
-        assert_eq!(
-            changed_lines_of_base(base, "a\nc\nd\n"),
-            BTreeSet::from([1])
-        );
-        assert!(changed_lines(base, base).is_empty());
+        assert_eq!(revised("a\nc\nd\n"), BTreeSet::from([1]));
+        assert_eq!(changed_lines(base, "a\nc\nd\n").base, BTreeSet::from([1]));
+        assert!(revised(base).is_empty());
     }
 
     #[test]

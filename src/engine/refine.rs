@@ -382,17 +382,17 @@ fn carry_over(
     resolved: &[bool],
 ) -> Vec<(RawFinding, Range<usize>)> {
     let sel = Selection::new(revised, input.first_line);
+    let len = revised.chars().count();
     base.critique
         .shown
         .iter()
         .zip(resolved.iter().chain(std::iter::repeat(&false)))
         .filter(|(_, r)| !**r)
         .map(|((f, old), _)| {
+            let at = old.start.min(len);
             let range = sel
                 .anchor(f.start_line, f.end_line, &f.quote)
-                .unwrap_or_else(|_| {
-                    old.start.min(revised.chars().count())..old.start.min(revised.chars().count())
-                });
+                .unwrap_or(at..at);
             (f.clone(), range)
         })
         .collect()
