@@ -15,11 +15,10 @@
 #[path = "../tests/support/mod.rs"]
 mod harness;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use harness::llama_server::LlamaServer;
 use harness::lsp_client::LspClient;
 use refine_ls::llm::local::LocalModel;
 use serde_json::{Value, json};
@@ -103,43 +102,6 @@ fn ours(model: &LocalModel, prompt: &str, answer: usize) -> (f64, f64, usize) {
         out.completion_tokens as f64 / out.generate_secs,
         out.prompt_processed,
     )
-}
-
-struct Server {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn server(model: &std::path::Path, threads: usize) -> Server {
-    let python = std::env::var_os("REFINE_TEST_LLAMA_PYTHON")
-        .map_or_else(|| root().join(".tools/llama/bin/python"), PathBuf::from);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
-    let mut child = Command::new(python)
-        .arg(root().join("tests/support/llama_server.py"))
-        .arg(model)
-        .arg(port.to_string())
-        .args(["--ctx", "8192", "--threads", &threads.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the llama.cpp server");
-    let mut line = String::new();
-    if let Some(out) = child.stdout.take() {
-        let _ = BufReader::new(out).read_line(&mut line);
-    }
-    assert_eq!(line.trim(), "ready", "the llama.cpp server did not start");
-    Server { child, port }
 }
 
 /// (prompt tok/s, generation tok/s) from the server's own timings for the same prompt text.
@@ -281,7 +243,7 @@ async fn main() {
     for &threads in &o.threads {
         let model = LocalModel::open(&o.model, threads, 0).expect("the model loads");
         let prompt = model.prompt(&[("system", &system), ("user", &user)]);
-        let srv = server(&o.model, threads);
+        let srv = LlamaServer::start(&o.model, 8192, threads);
         let (mut op, mut og, mut tp, mut tg) = (vec![], vec![], vec![], vec![]);
         let mut n_tokens = 0;
         // Warm both once (page cache, allocations), then alternate.

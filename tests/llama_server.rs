@@ -5,11 +5,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use serde_json::{Value, json};
+use support::llama_server::LlamaServer;
 use support::lsp_client::LspClient;
 
 fn root() -> PathBuf {
@@ -23,49 +23,8 @@ fn model() -> PathBuf {
     )
 }
 
-/// A llama.cpp server process, stopped when dropped.
-struct Server {
-    child: Child,
-    base_url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(ctx: u32) -> Server {
-    let python = std::env::var_os("REFINE_TEST_LLAMA_PYTHON")
-        .map_or_else(|| root().join(".tools/llama/bin/python"), PathBuf::from);
-    assert!(
-        python.exists(),
-        "no Python with xllamacpp at {}: run scripts/test (it installs one) or set REFINE_TEST_LLAMA_PYTHON",
-        python.display()
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap();
-    let mut child = Command::new(python)
-        .arg(root().join("tests/support/llama_server.py"))
-        .arg(model())
-        .arg(port.to_string())
-        .args(["--ctx", &ctx.to_string(), "--threads", "1"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the llama.cpp server");
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready", "the server did not start");
-    Server {
-        child,
-        base_url: format!("http://127.0.0.1:{port}/v1"),
-    }
+fn start_server(ctx: u32) -> LlamaServer {
+    LlamaServer::start(&model(), ctx, 1)
 }
 
 fn write(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
@@ -75,14 +34,16 @@ fn write(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
 }
 
 fn review_cli(
-    server: &Server,
+    server: &LlamaServer,
     file: &std::path::Path,
     dir: &std::path::Path,
 ) -> std::process::Output {
     let config = write(
         dir,
         "config.toml",
-        "[provider]\nmax_tokens = 200\ntimeout_secs = 300\n[loop]\nmax_iterations = 1\n",
+        // The `openai` kind does not send `provider.max_tokens` yet (issue 15 item 11), so the
+        // cap goes in the body itself: SmolLM2 may otherwise write until the context is full.
+        "[provider]\nmax_tokens = 200\ntimeout_secs = 300\nextra_body = { max_tokens = 200 }\n[loop]\nmax_iterations = 1\n",
     );
     Command::new(env!("CARGO_BIN_EXE_refine-ls"))
         .arg("review")
@@ -91,7 +52,7 @@ fn review_cli(
             "--provider",
             "openai",
             "--base-url",
-            &server.base_url,
+            &server.base_url(),
             "--format",
             "json",
             "--force",
@@ -148,7 +109,7 @@ async fn a_prompt_beyond_the_servers_context_ends_the_review_with_the_servers_re
     client
         .initialize(
             json!({}),
-            json!({"refine": {"provider": {"kind": "openai", "base_url": server.base_url, "max_tokens": 64}}}),
+            json!({"refine": {"provider": {"kind": "openai", "base_url": server.base_url(), "max_tokens": 64}}}),
         )
         .await;
     let uri = "file:///work/long.rs";

@@ -1,2 +1,3 @@
+pub mod llama_server;
 pub mod lsp_client;
 pub mod mock_llm;
