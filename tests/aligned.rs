@@ -719,3 +719,26 @@ async fn the_reflection_pass_scores_findings_past_the_tenth() {
         "the 13th finding, scored 1, is dropped: {diags:?}"
     );
 }
+
+#[tokio::test]
+async fn a_failing_judge_call_falls_back_and_the_review_still_ends() {
+    let mut s = script(
+        vec![Reply::findings(json!([off_by_one("warning")]))],
+        vec![Reply::code(FIXED)],
+    );
+    s.judge = vec![Reply::status(
+        400,
+        r#"{"error":{"message":"the judge is unavailable"}}"#,
+    )]
+    .into();
+    let mock = MockLlm::start(s).await;
+    let (_d, client, uri) = workspace(&mock, CODE, json!({})).await;
+    let done = review(&client, &uri).await;
+    assert!(done["error"].is_null(), "{done}");
+    assert_eq!(done["revision"], true, "{done}");
+    let notes = done["notes"].to_string();
+    assert!(
+        notes.contains("the judge call failed") && notes.contains("the judge is unavailable"),
+        "{notes}"
+    );
+}

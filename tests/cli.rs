@@ -58,6 +58,22 @@ fn file_with(code: &str) -> (tempfile::TempDir, String) {
     (dir, path.display().to_string())
 }
 
+/// `review --format json` of a file holding `code` in a workspace whose `.refine.toml` asks
+/// for no revision (the critique alone).
+async fn critique_as_json(mock: &MockLlm, code: &str) -> Output {
+    let (dir, path) = file_with(code);
+    std::fs::write(
+        dir.path().join(".refine.toml"),
+        "[loop]\nmax_iterations = 0\n",
+    )
+    .unwrap();
+    run(
+        vec!["review".into(), path, "--format".into(), "json".into()],
+        &mock.base_url,
+    )
+    .await
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -435,17 +451,7 @@ async fn at_most_max_findings_are_shown_the_most_severe_first() {
         ..Script::default()
     })
     .await;
-    let (dir, path) = file_with(CODE);
-    std::fs::write(
-        dir.path().join(".refine.toml"),
-        "[loop]\nmax_iterations = 0\n",
-    )
-    .unwrap();
-    let out = run(
-        vec!["review".into(), path, "--format".into(), "json".into()],
-        &mock.base_url,
-    )
-    .await;
+    let out = critique_as_json(&mock, CODE).await;
     let report: Value = serde_json::from_slice(&out.stdout).expect("json");
     let findings = report["findings"].as_array().expect("findings");
     assert_eq!(findings.len(), 20, "{report}");
@@ -477,17 +483,7 @@ async fn a_repeated_finding_ends_the_critique() {
         ..Script::default()
     })
     .await;
-    let (dir, path) = file_with(CODE);
-    std::fs::write(
-        dir.path().join(".refine.toml"),
-        "[loop]\nmax_iterations = 0\n",
-    )
-    .unwrap();
-    let out = run(
-        vec!["review".into(), path, "--format".into(), "json".into()],
-        &mock.base_url,
-    )
-    .await;
+    let out = critique_as_json(&mock, CODE).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let report: Value = serde_json::from_slice(&out.stdout).expect("json");
     let findings = report["findings"].as_array().expect("findings");
