@@ -496,3 +496,25 @@ async fn a_repeated_finding_ends_the_critique() {
     );
     assert!(!report.to_string().contains("after the repeat"), "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_finding_claiming_lines_far_outside_is_not_placed_on_lookalike_code() {
+    // The file is 5 lines; `}` and `-> i32 {` are in it, but the claims are about line 100 and
+    // a line 40 away: neither may land on the selection's brace or signature.
+    let mock = MockLlm::start(Script {
+        critique: vec![Reply::findings(json!([
+            {"start_line": 100, "end_line": 100, "quote": "}", "severity": "warning",
+             "principle": "correctness", "message": "unbalanced", "confidence": 0.9},
+            {"start_line": 45, "end_line": 45, "quote": "-> i32 {", "severity": "warning",
+             "principle": "correctness", "message": "wrong return type", "confidence": 0.9}
+        ]))]
+        .into(),
+        ..Script::default()
+    })
+    .await;
+    let out = critique_as_json(&mock, CODE).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["findings"], json!([]), "{report}");
+    assert_eq!(report["out_of_selection"], 2, "{report}");
+}
