@@ -287,6 +287,35 @@ pub struct LoopConfig {
     /// small models), `full`, or `auto` (compact for the embedded model and models named as
     /// 3B parameters or fewer).
     pub prompt_profile: String,
+    /// `critique-first` (critique, then revise what it found, judged by evidence),
+    /// `fix-first` (the reviser fixes directly, verification runs, then each changed hunk is
+    /// explained as a finding), or `single` (one fix call, verified, no findings: the
+    /// baseline `refine-ls eval --mode single` measures against).
+    pub strategy: Strategy,
+}
+
+/// How the loop goes about a review (`loop.strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Critique, revise, verify, judge.
+    #[default]
+    CritiqueFirst,
+    /// Fix, verify, explain.
+    FixFirst,
+    /// One fix call, verified.
+    Single,
+}
+
+impl Strategy {
+    /// The name in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::CritiqueFirst => "critique-first",
+            Strategy::FixFirst => "fix-first",
+            Strategy::Single => "single",
+        }
+    }
 }
 
 impl Default for LoopConfig {
@@ -302,6 +331,7 @@ impl Default for LoopConfig {
             search_replace_min_lines: 80,
             max_findings: 20,
             prompt_profile: "auto".to_owned(),
+            strategy: Strategy::default(),
         }
     }
 }

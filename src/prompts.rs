@@ -32,6 +32,16 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../prompts/judge_system.md"),
     ),
     ("judge_user.md", include_str!("../prompts/judge_user.md")),
+    ("fix_system.md", include_str!("../prompts/fix_system.md")),
+    ("fix_user.md", include_str!("../prompts/fix_user.md")),
+    (
+        "explain_system.md",
+        include_str!("../prompts/explain_system.md"),
+    ),
+    (
+        "explain_user.md",
+        include_str!("../prompts/explain_user.md"),
+    ),
     (
         "reflect_system.md",
         include_str!("../prompts/reflect_system.md"),

@@ -742,3 +742,163 @@ async fn a_failing_judge_call_falls_back_and_the_review_still_ends() {
         "{notes}"
     );
 }
+
+fn requests_of(mock: &MockLlm, header: &str) -> Vec<String> {
+    mock.requests()
+        .into_iter()
+        .filter(|r| {
+            r["messages"][0]["content"]
+                .as_str()
+                .unwrap()
+                .contains(header)
+        })
+        .map(|r| r["messages"][1]["content"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_refused_revision_s_reason_goes_to_the_next_round() {
+    let broken = FIXED.replace("    s\n}", "    s )\n}");
+    let mut s = script(
+        vec![Reply::findings(json!([off_by_one("warning")]))],
+        vec![Reply::code(&broken), Reply::code(FIXED)],
+    );
+    s.judge = vec![verdict(1, true, "for i in 0..xs.len() { s += xs[i]; }")].into();
+    let mock = MockLlm::start(s).await;
+    let (_d, client, uri) = workspace(&mock, CODE, json!({})).await;
+    let done = review(&client, &uri).await;
+    assert_eq!(done["revision"], true, "{done}");
+    let revises = requests_of(&mock, "# refine-ls reviser");
+    assert_eq!(revises.len(), 2);
+    assert!(
+        !revises[0].contains("failed verification"),
+        "{}",
+        revises[0]
+    );
+    assert!(
+        revises[1].contains("failed verification") && revises[1].contains("does not parse"),
+        "the second round is told why the first was refused: {}",
+        revises[1]
+    );
+}
+
+fn explained(change: u64, message: &str, fixes: bool) -> Reply {
+    Reply::content(
+        json!({"changes": [{"change": change, "message": message, "principle": "correctness",
+               "severity": "error", "fixes_a_problem": fixes}]})
+        .to_string(),
+    )
+}
+
+#[tokio::test]
+async fn fix_first_offers_a_verified_fix_explained_on_the_original_lines() {
+    let mut s = script(vec![], vec![Reply::code(FIXED)]);
+    s.explain = vec![explained(1, "the loop starts at 1 and skips xs[0]", true)].into();
+    let mock = MockLlm::start(s).await;
+    let (_d, client, uri) =
+        workspace(&mock, CODE, json!({"loop": {"strategy": "fix-first"}})).await;
+    let done = review(&client, &uri).await;
+    assert_eq!(done["revision"], true, "{done}");
+    assert_eq!(done["findings"], 1, "{done}");
+    assert_eq!(calls_of(&mock, "critique"), 0, "no critique before the fix");
+    assert_eq!(calls_of(&mock, "judge"), 0);
+    let fixes = requests_of(&mock, "# refine-ls fixer");
+    assert_eq!(fixes.len(), 1);
+    assert!(fixes[0].contains("for i in 1..xs.len()"), "{}", fixes[0]);
+    let explain = requests_of(&mock, "# refine-ls explainer");
+    assert!(
+        explain[0].contains("-   3 |     for i in 1..xs.len()")
+            && explain[0].contains("+   3 |     for i in 0..xs.len()"),
+        "the explainer sees the hunk: {}",
+        explain[0]
+    );
+    // The finding sits on the original line the fix replaces, with the explainer's words.
+    let diags = client.diagnostics(&uri);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(diags[0]["range"]["start"]["line"], 2);
+    assert!(
+        diags[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("skips xs[0]"),
+        "{diags:?}"
+    );
+    let actions = client.code_actions(&uri, all()).await;
+    let apply = actions
+        .iter()
+        .find(|a| a["title"].as_str().unwrap().contains("apply revision"))
+        .expect("the fix is offered");
+    let edits = apply["edit"]["documentChanges"][0]["edits"]
+        .as_array()
+        .unwrap();
+    assert_eq!(apply_edits(CODE, edits, "utf-16"), FIXED);
+}
+
+#[tokio::test]
+async fn fix_first_leaves_code_it_finds_nothing_in_alone() {
+    // The model gives the code back with a trailing space: no fix, no finding.
+    let mock = MockLlm::start(script(
+        vec![],
+        vec![Reply::code(&CODE.replace("    s\n", "    s  \n"))],
+    ))
+    .await;
+    let (_d, client, uri) =
+        workspace(&mock, CODE, json!({"loop": {"strategy": "fix-first"}})).await;
+    let done = review(&client, &uri).await;
+    assert_eq!(done["revision"], false, "{done}");
+    assert_eq!(done["findings"], 0, "{done}");
+    assert_eq!(calls_of(&mock, "explain"), 0);
+    assert!(
+        done["notes"].to_string().contains("nothing to fix"),
+        "{done}"
+    );
+    assert!(client.diagnostics(&uri).is_empty());
+}
+
+#[tokio::test]
+async fn fix_first_sends_the_failing_check_back_and_tests_back_the_finding() {
+    // verify.command fails on the original (`1..xs`) and on the first fix (`BROKEN`).
+    let bad = FIXED.replace("    s\n}", "    s // BROKEN\n}");
+    let mut s = script(vec![], vec![Reply::code(&bad), Reply::code(FIXED)]);
+    s.explain = vec![explained(1, "xs[0] is never added", true)].into();
+    let mock = MockLlm::start(s).await;
+    let settings = json!({"loop": {"strategy": "fix-first"}, "verify": {"command":
+        "if grep -q '1\\.\\.xs' src/lib.rs; then echo 'assertion `left == right` failed: sum is 5' >&2; exit 1; fi; if grep -q BROKEN src/lib.rs; then echo 'error: found BROKEN' >&2; exit 1; fi"}});
+    let (_d, client, uri) = workspace(&mock, CODE, settings).await;
+    let done = review(&client, &uri).await;
+    assert_eq!(done["revision"], true, "{done}");
+    let fixes = requests_of(&mock, "# refine-ls fixer");
+    assert_eq!(fixes.len(), 2);
+    assert!(
+        fixes[0].contains("sum is 5"),
+        "the fixer knows what fails now: {}",
+        fixes[0]
+    );
+    assert!(
+        fixes[1].contains("failed verification") && fixes[1].contains("found BROKEN"),
+        "{}",
+        fixes[1]
+    );
+    // The failing command backs the finding: its severity is not capped.
+    let diags = client.diagnostics(&uri);
+    assert_eq!(diags[0]["severity"], 1, "{diags:?}");
+}
+
+#[tokio::test]
+async fn the_single_call_baseline_is_one_verified_fix_with_no_findings() {
+    let broken = FIXED.replace("    s\n}", "    s )\n}");
+    let mock = MockLlm::start(script(
+        vec![],
+        vec![Reply::code(&broken), Reply::code(FIXED)],
+    ))
+    .await;
+    let (_d, client, uri) = workspace(&mock, CODE, json!({"loop": {"strategy": "single"}})).await;
+    let done = review(&client, &uri).await;
+    assert_eq!(
+        done["revision"], false,
+        "a refused fix gets no second call: {done}"
+    );
+    assert_eq!(calls_of(&mock, "revise"), 1);
+    assert_eq!(calls_of(&mock, "explain"), 0);
+    assert_eq!(done["findings"], 0);
+}

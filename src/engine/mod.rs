@@ -6,13 +6,14 @@
 //! streaming, placement, severity cap, reflection) in [`critic`], the reply's schema and parser
 //! in [`critique`], where a finding is anchored in [`anchor`]; the reviser in [`reviser`] and its
 //! reply format in [`revision`]; how a revision is verified in [`verify`]; whether it resolves
-//! the findings in [`judge`]; the loop in
-//! [`refine`]; revision → minimal edits in [`edits`].
+//! the findings in [`judge`]; the loop in [`refine`], and its fix-first strategy in [`fix`];
+//! revision → minimal edits in [`edits`].
 
 pub mod anchor;
 pub mod critic;
 pub mod critique;
 pub mod edits;
+pub mod fix;
 pub mod judge;
 pub mod outcome;
 pub mod refine;
@@ -45,6 +46,9 @@ pub(crate) struct Run<'a> {
     pub(crate) fact_lines: Vec<usize>,
     /// verify.command fails on the original: any error finding is backed.
     pub(crate) command_failed: bool,
+    /// What matters of verify.command's output the last time it failed on a revision (the
+    /// first error, the failing assertion), for the reviser's next attempt.
+    pub(crate) last_failure: Option<String>,
 }
 
 /// Runs reviews with a critic, a reviser and the prompts.

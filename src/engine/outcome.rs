@@ -78,6 +78,11 @@ pub enum Stage {
         /// Which revision.
         round: u32,
     },
+    /// Explaining the verified fix `round` (fix-first) hunk by hunk.
+    Explain {
+        /// Which fix.
+        round: u32,
+    },
 }
 
 impl Stage {
@@ -87,6 +92,7 @@ impl Stage {
             Stage::Critique { round } => format!("critique {}/{}", round + 1, max_iterations + 1),
             Stage::Revise { round } => format!("revision {round}/{max_iterations}"),
             Stage::Judge { round } => format!("judging revision {round}/{max_iterations}"),
+            Stage::Explain { round } => format!("explaining fix {round}/{max_iterations}"),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The loop: critique the original, then revise the best version so far, verify each
-//! revision from outside the model (syntax, signatures, `verify.command`), critique it afresh,
-//! and keep the best verified version.
+//! revision from outside the model (syntax, signatures, `verify.command`), judge whether it
+//! resolves the findings, and keep the best verified version. A refused revision's reason goes
+//! to the next round's reviser. (`loop.strategy = "fix-first"` runs [`super::fix`] instead.)
 
 use ropey::Rope;
 use std::ops::Range;
@@ -15,6 +16,7 @@ use super::{
     Engine, EngineError, Event, Finding, ReviewInput, ReviewOutcome, Revision, Run, Stage, judge,
     verify,
 };
+use crate::config::Strategy;
 use crate::llm::ProviderError;
 use crate::secrets::Vault;
 
@@ -50,6 +52,7 @@ impl Engine<'_> {
                 .collect(),
             fact_lines: input.facts.iter().map(|f| f.line).collect(),
             command_failed: false,
+            last_failure: None,
         };
         let mut scratch = None;
         if let Some(check) = self.command {
@@ -67,6 +70,23 @@ impl Engine<'_> {
                     scratch = Some(s);
                 }
                 Err(e) => out.notes.push(format!("verify.command was not run: {e}")),
+            }
+        }
+        match self.config.strategy {
+            Strategy::CritiqueFirst => {}
+            Strategy::FixFirst | Strategy::Single => {
+                let single = self.config.strategy == Strategy::Single;
+                self.fix_first(
+                    input,
+                    original,
+                    &mut run,
+                    scratch.as_ref(),
+                    out,
+                    progress,
+                    single,
+                )
+                .await;
+                return;
             }
         }
 
@@ -142,6 +162,8 @@ impl Engine<'_> {
             resolved: 0,
         }];
         let mut best = 0;
+        // Why the last revision was refused (or what still fails on it), for the next one.
+        let mut feedback: Option<String> = None;
         for round in 1..=self.config.max_iterations {
             if cancel.is_cancelled() {
                 out.cancelled = true;
@@ -150,7 +172,17 @@ impl Engine<'_> {
             progress(Event::Stage(Stage::Revise { round }));
             out.iterations = round;
             let base = &candidates[best];
-            let revised = match self.revise(input, base, run.vault, out, cancel, None).await {
+            let revised = match self
+                .revise(
+                    input,
+                    base,
+                    run.vault,
+                    out,
+                    cancel,
+                    feedback.take().as_deref(),
+                )
+                .await
+            {
                 Ok(r) => r,
                 Err(EngineError::Provider(e)) => {
                     fail(out, EngineError::Provider(e));
@@ -158,11 +190,12 @@ impl Engine<'_> {
                 }
                 Err(e) => {
                     out.notes.push(format!("revision {round} rejected: {e}"));
+                    feedback = Some(e.to_string());
                     continue;
                 }
             };
             let (revised, tests_passed) = match self
-                .verify(
+                .verify_revision(
                     input,
                     original,
                     base,
@@ -171,6 +204,7 @@ impl Engine<'_> {
                     &mut run,
                     out,
                     round,
+                    true,
                 )
                 .await
             {
@@ -178,9 +212,15 @@ impl Engine<'_> {
                 Err(why) => {
                     out.rejected += 1;
                     out.notes.push(format!("revision {round} rejected: {why}"));
+                    feedback = Some(run.last_failure.take().unwrap_or(why));
                     continue;
                 }
             };
+            if tests_passed == Some(false) {
+                // The command failed on the original too: no regression, but what still
+                // fails goes to the next round.
+                feedback = run.last_failure.take();
+            }
             // Evidence, strongest first: tests that fail on the original and pass on the
             // revision decide alone; otherwise the judge, finding by finding.
             let judgement = if tests_passed == Some(true)
@@ -253,27 +293,15 @@ impl Engine<'_> {
             return;
         }
         let chosen = &candidates[best];
-        let edits = edits::minimal_edits(original, &chosen.text, region.start);
-        let per_finding: Vec<(usize, Vec<Edit>)> = out
-            .findings
-            .iter()
-            .filter_map(|f| {
-                let mine: Vec<Edit> = edits
-                    .iter()
-                    .filter(|e| touches_lines(&input.text, &f.range, &e.range))
-                    .cloned()
-                    .collect();
-                (!mine.is_empty()).then_some((f.id, mine))
-            })
-            .collect();
-        out.revision = Some(Revision {
-            text: chosen.text.clone(),
-            edits,
-            fixes: chosen.resolved,
-            remaining: chosen.critique.shown.len(),
-            round: chosen.round,
-            per_finding,
-        });
+        out.revision = Some(offered(
+            input,
+            original,
+            &chosen.text,
+            &out.findings,
+            chosen.resolved,
+            chosen.critique.shown.len(),
+            chosen.round,
+        ));
     }
 
     /// Copies the workspace and runs `verify.command` on the original.
@@ -290,10 +318,11 @@ impl Engine<'_> {
         Ok((scratch, result))
     }
 
-    /// Verifies a revision: cheap checks, syntax and intent, then `verify.command` with one
-    /// more attempt from the reviser when the command fails where the original passed.
+    /// Verifies a revision: cheap checks, syntax and intent, then `verify.command` with (when
+    /// `retry`) one more attempt from the reviser when the command fails where the original
+    /// passed. A failure's gist is left in `run.last_failure`.
     #[allow(clippy::too_many_arguments)]
-    async fn verify(
+    pub(crate) async fn verify_revision(
         &self,
         input: &ReviewInput,
         original: &str,
@@ -303,6 +332,7 @@ impl Engine<'_> {
         run: &mut Run<'_>,
         out: &mut ReviewOutcome,
         round: u32,
+        retry: bool,
     ) -> Result<(String, Option<bool>), String> {
         let findings: Vec<&RawFinding> = base.critique.shown.iter().map(|(f, _)| f).collect();
         let region = input.region();
@@ -329,8 +359,18 @@ impl Engine<'_> {
             return Ok((revised, None));
         };
         let result = check.run(scratch, &whole(&revised)).await?;
+        if !result.passed {
+            run.last_failure = Some(verify::gist(&result.output));
+        }
         if result.passed || out.command_passed_on_original != Some(true) {
             return Ok((revised, Some(result.passed)));
+        }
+        if !retry {
+            return Err(format!(
+                "`{}` passes on the original but fails on it: {}",
+                check.command,
+                verify::last_line(&result.output)
+            ));
         }
         // Self-debugging: the failure goes back to the reviser once.
         tracing::info!(
@@ -338,14 +378,7 @@ impl Engine<'_> {
             "verify.command failed on the revision; one more attempt"
         );
         let retry = self
-            .revise(
-                input,
-                base,
-                run.vault,
-                out,
-                run.cancel,
-                Some(&result.output),
-            )
+            .retry(input, base, run, out, &verify::gist(&result.output))
             .await
             .map_err(|e| {
                 format!(
@@ -358,18 +391,66 @@ impl Engine<'_> {
         if again.passed {
             Ok((retry, Some(true)))
         } else {
+            run.last_failure = Some(verify::gist(&again.output));
             Err(format!(
                 "`{}` passes on the original but fails on it (and on the retry): {}",
                 check.command,
-                again
-                    .output
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("")
-                    .trim()
+                verify::last_line(&again.output)
             ))
         }
+    }
+
+    /// The reviser's second attempt at the same base, told why the first failed: a revision
+    /// of the findings (critique-first), or a fresh fix (fix-first, whose base has none).
+    async fn retry(
+        &self,
+        input: &ReviewInput,
+        base: &Candidate,
+        run: &mut Run<'_>,
+        out: &mut ReviewOutcome,
+        why: &str,
+    ) -> Result<String, EngineError> {
+        if base.critique.shown.is_empty() {
+            self.propose_fix(input, &base.text, run, out, Some(why))
+                .await
+        } else {
+            self.revise(input, base, run.vault, out, run.cancel, Some(why))
+                .await
+        }
+    }
+}
+
+/// The chosen version as an offered revision: minimal edits against the document, and the
+/// edits that touch each finding's lines (to apply one finding's fix alone).
+pub(crate) fn offered(
+    input: &ReviewInput,
+    original: &str,
+    chosen: &str,
+    findings: &[Finding],
+    fixes: usize,
+    remaining: usize,
+    round: u32,
+) -> Revision {
+    let region = input.region();
+    let edits = edits::minimal_edits(original, chosen, region.start);
+    let per_finding: Vec<(usize, Vec<Edit>)> = findings
+        .iter()
+        .filter_map(|f| {
+            let mine: Vec<Edit> = edits
+                .iter()
+                .filter(|e| touches_lines(&input.text, &f.range, &e.range))
+                .cloned()
+                .collect();
+            (!mine.is_empty()).then_some((f.id, mine))
+        })
+        .collect();
+    Revision {
+        text: chosen.to_owned(),
+        edits,
+        fixes,
+        remaining,
+        round,
+        per_finding,
     }
 }
 

@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::anchor::Selection;
 use super::critique::RawFinding;
-use super::{Candidate, Engine, EngineError, ReviewInput, ReviewOutcome, revision};
+use super::{Candidate, Engine, EngineError, ReviewInput, ReviewOutcome, Run, revision};
 use crate::llm::{ChatRequest, Message};
 use crate::secrets::{Vault, has_placeholder};
 
@@ -26,11 +26,7 @@ impl Engine<'_> {
         let line_count = Selection::new(&base.text, input.first_line)
             .line_count()
             .max(1);
-        let sent_selection = if self.redact_secrets {
-            vault.redact(&base.text)
-        } else {
-            base.text.clone()
-        };
+        let sent_selection = redact(self.redact_secrets, vault, &base.text);
         let findings: Vec<RawFinding> = findings
             .into_iter()
             .map(|f| RawFinding {
@@ -42,18 +38,8 @@ impl Engine<'_> {
                 ..f.clone()
             })
             .collect();
-        let edit_format = if line_count >= self.config.search_replace_min_lines {
-            "search_replace"
-        } else {
-            "full"
-        };
-        let feedback = feedback.map(|f| {
-            if self.redact_secrets {
-                vault.redact(f)
-            } else {
-                f.to_owned()
-            }
-        });
+        let edit_format = self.edit_format(line_count);
+        let feedback = feedback.map(|f| redact(self.redact_secrets, vault, f));
         let system = self.prompts.render(
             "revise_system.md",
             json!({"language": input.language, "edit_format": edit_format}),
@@ -70,17 +56,102 @@ impl Engine<'_> {
                 "feedback": feedback,
             }),
         )?;
+        self.ask_for_code(&sent_selection, system, user, vault, out, cancel)
+            .await
+    }
+
+    /// Asks the reviser to fix `original` with no critique to go on (the fix-first strategy
+    /// and the single-call baseline): the facts outside tools report, and why the last fix was
+    /// refused. Returns the selection unchanged when the model finds nothing to fix.
+    pub(crate) async fn propose_fix(
+        &self,
+        input: &ReviewInput,
+        original: &str,
+        run: &mut Run<'_>,
+        out: &mut ReviewOutcome,
+        feedback: Option<&str>,
+    ) -> Result<String, EngineError> {
+        let Run {
+            vault,
+            cancel,
+            facts,
+            ..
+        } = run;
+        let line_count = Selection::new(original, input.first_line)
+            .line_count()
+            .max(1);
+        let redacting = self.redact_secrets;
+        let sent_selection = redact(redacting, vault, original);
+        let facts: Vec<String> = facts.iter().map(|f| redact(redacting, vault, f)).collect();
+        let feedback = feedback.map(|f| redact(redacting, vault, f));
+        let edit_format = self.edit_format(line_count);
+        let system = self.prompts.render(
+            "fix_system.md",
+            json!({"language": input.language, "edit_format": edit_format}),
+        )?;
+        let user = self.prompts.render(
+            "fix_user.md",
+            json!({
+                "path": input.path,
+                "language": input.language,
+                "selection": sent_selection.trim_end_matches(['\n', '\r']),
+                "first_line": input.first_line + 1,
+                "last_line": input.first_line + line_count,
+                "facts": facts,
+                "feedback": feedback,
+            }),
+        )?;
+        match self
+            .ask_for_code(&sent_selection, system, user, vault, out, cancel)
+            .await
+        {
+            // With search/replace blocks, "nothing to fix" is a reply with no block.
+            Err(EngineError::Revision(revision::RevisionError::NoCode))
+                if edit_format == "search_replace" =>
+            {
+                Ok(original.to_owned())
+            }
+            other => other,
+        }
+    }
+
+    fn edit_format(&self, line_count: usize) -> &'static str {
+        if line_count >= self.config.search_replace_min_lines {
+            "search_replace"
+        } else {
+            "full"
+        }
+    }
+
+    /// One reviser call: the reply parsed into the whole selection, secrets restored.
+    async fn ask_for_code(
+        &self,
+        sent_selection: &str,
+        system: String,
+        user: String,
+        vault: &mut Vault,
+        out: &mut ReviewOutcome,
+        cancel: &CancellationToken,
+    ) -> Result<String, EngineError> {
         let req = ChatRequest {
             messages: vec![Message::system(system), Message::user(user)],
             json_schema: None,
         };
         let resp = Self::call(self.reviser, &req, out, cancel, &mut |_| {}).await?;
         tracing::debug!(reply = %resp.content, "revision reply");
-        let revised = revision::apply_reply(&sent_selection, &resp.content)?;
+        let revised = revision::apply_reply(sent_selection, &resp.content)?;
         let restored = vault.restore(&revised);
         if has_placeholder(&restored) {
             return Err(EngineError::Placeholder);
         }
         Ok(restored)
+    }
+}
+
+fn redact(redacting: bool, vault: &mut Vault, text: &str) -> String {
+    if redacting {
+        vault.redact(text)
+    } else {
+        text.to_owned()
     }
 }

@@ -300,6 +300,66 @@ pub struct CommandResult {
     pub output: String,
 }
 
+/// What matters of a failing command's output, for the reviser: the first compiler error with
+/// its context, else the first failing assertion (a panic and the lines after it, a Python
+/// assertion), else the last lines. At most [`GIST_LINES`] lines and [`GIST_CHARS`] chars.
+pub fn gist(output: &str) -> String {
+    let lines: Vec<&str> = output.lines().collect();
+    let starts = |l: &str| {
+        let t = l.trim_start();
+        t.starts_with("error[") || t.starts_with("error:")
+    };
+    let failing = |l: &str| {
+        l.contains("panicked at")
+            || l.contains("AssertionError")
+            || l.contains("assertion")
+            || l.trim_start().starts_with("FAILED")
+            || l.trim_start().starts_with("E ")
+    };
+    let picked: Vec<&str> = if let Some(i) = lines.iter().position(|l| starts(l)) {
+        lines[i..]
+            .iter()
+            .take_while(|l| !l.trim().is_empty())
+            .take(GIST_LINES)
+            .copied()
+            .collect()
+    } else if let Some(i) = lines.iter().position(|l| failing(l)) {
+        lines[i..]
+            .iter()
+            .filter(|l| !l.trim().is_empty())
+            .take(GIST_LINES.min(6))
+            .copied()
+            .collect()
+    } else {
+        let kept: Vec<&str> = lines
+            .iter()
+            .filter(|l| !l.trim().is_empty())
+            .copied()
+            .collect();
+        kept[kept.len().saturating_sub(GIST_LINES)..].to_vec()
+    };
+    let text = picked.join("\n");
+    match text.char_indices().nth(GIST_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// At most this many lines of a failure go back to the reviser.
+const GIST_LINES: usize = 12;
+/// ... and at most this many chars.
+const GIST_CHARS: usize = 1_500;
+
+/// The last non-blank line of a command's output, trimmed.
+pub fn last_line(output: &str) -> &str {
+    output
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+}
+
 /// Folders never copied into the scratch workspace.
 const SKIP: &[&str] = &[
     ".git",
@@ -405,6 +465,22 @@ fn copy_tree(from: &Path, to: &Path, budget: &mut u64) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_gist_of_a_failure_is_its_first_error_or_failing_assertion() {
+        let rustc = "warning: unused\n\nerror[E0308]: mismatched types\n --> src/lib.rs:3:5\n  |\n3 |     x\n  |     ^ expected `i32`\n\nerror: aborting due to 1 previous error\n";
+        assert_eq!(
+            gist(rustc),
+            "error[E0308]: mismatched types\n --> src/lib.rs:3:5\n  |\n3 |     x\n  |     ^ expected `i32`"
+        );
+        let test = "running 1 test\ntest tests::t ... FAILED\n\nfailures:\n\n---- tests::t stdout ----\nthread 'tests::t' panicked at src/lib.rs:9:5:\nassertion `left == right` failed\n  left: 5\n right: 6\n\nfailures:\n    tests::t\n";
+        assert!(gist(test).starts_with("thread 'tests::t' panicked at src/lib.rs:9:5:\nassertion"));
+        assert!(gist(test).contains("right: 6"));
+        let long = "x\n".repeat(100);
+        assert_eq!(gist(&long).lines().count(), GIST_LINES);
+        assert_eq!(gist("").len(), 0);
+        assert!(gist(&"é".repeat(5000)).chars().count() <= GIST_CHARS + 1);
+    }
 
     #[test]
     fn syntax_is_checked_around_the_change_only() {

@@ -153,6 +153,10 @@ pub struct Script {
     /// revision changes its lines".
     #[serde(default)]
     pub judge: VecDeque<Reply>,
+    /// Answers to the fix-first explainer's calls (what each hunk of a fix fixes). Empty: a
+    /// reply with no explanations. (The fixer's calls take the `revise` queue.)
+    #[serde(default)]
+    pub explain: VecDeque<Reply>,
     /// Structured-output requests answered with HTTP 400 (like llama-cpp-python):
     /// `json_schema`, `json_object` (OpenAI `response_format.type`; for Ollama, a schema
     /// `format` counts as `json_schema` and `"json"` as `json_object`).
@@ -298,6 +302,8 @@ pub fn role_of(body: &Value) -> &'static str {
         "reflect"
     } else if text.contains("# refine-ls judge") {
         "judge"
+    } else if text.contains("# refine-ls explainer") {
+        "explain"
     } else if text.contains("# refine-ls reviser") {
         "revise"
     } else if text.contains("# refine-ls critic") || body.get("response_format").is_some() {
@@ -378,12 +384,13 @@ async fn chat(State(inner): State<Shared>, uri: Uri, headers: HeaderMap, body: S
             "critique" => &mut g.script.critique,
             "reflect" => &mut g.script.reflect,
             "judge" => &mut g.script.judge,
+            "explain" => &mut g.script.explain,
             _ => &mut g.script.revise,
         };
         if ruled.is_some() {
             ruled
-        } else if role == "judge" && queue.is_empty() {
-            Some(Reply::content("(the mock has no verdicts scripted)"))
+        } else if matches!(role, "judge" | "explain") && queue.is_empty() {
+            Some(Reply::content("(the mock has nothing scripted for this)"))
         } else if queue.len() > 1 {
             queue.pop_front()
         } else {
