@@ -1,18 +1,25 @@
 //! `refine-ls eval`: runs the loop over HumanEvalPack-style tasks (a declaration, a buggy and a
 //! correct solution, tests) and measures what matters for an aligned loop: does a shown finding
 //! land on the bug, does the offered revision pass the tests, does the loop leave correct code
-//! alone (drift), how many bad revisions verification caught, and what it cost.
+//! alone (drift), how many bad revisions verification caught, and what it cost; each mode
+//! (the loop with either strategy, the single-call baseline, the critique alone) on the same
+//! tasks in one run. Each task's result is appended to `--out` as it finishes, so an
+//! interrupted run resumes (`--resume`) and the summary is always computed from the file.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
+use futures::StreamExt;
 use ropey::Rope;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+
+use crate::config::Strategy;
 
 use crate::engine::verify::CommandCheck;
 use crate::engine::{ReviewInput, ReviewOutcome, edits};
@@ -34,13 +41,31 @@ pub struct EvalArgs {
     /// What verifies each revision inside the loop.
     #[arg(long, value_enum, default_value_t = VerifyMode::Tests)]
     pub verify: VerifyMode,
+    /// What to measure, comma-separated: `loop` (the loop, once per `--strategy`), `single`
+    /// (one "fix the bugs" call, then the same verification: the HumanEvalFix protocol),
+    /// `critique` (findings only: hit rate and false positives).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "loop")]
+    pub mode: Vec<Mode>,
+    /// The loop's strategies, comma-separated (default: `loop.strategy` as configured).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub strategy: Vec<LoopStrategy>,
+    /// Tasks reviewed at once (useful against a server that batches requests).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+    /// Append each task's result to this JSONL file as it finishes.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub out: Option<PathBuf>,
+    /// Skip the tasks `--out` already holds for this model, verification and mode (without
+    /// it, `--out` starts afresh).
+    #[arg(long, requires = "out")]
+    pub resume: bool,
     /// Which provider.
     #[command(flatten)]
     pub flags: crate::flags::ProviderFlags,
 }
 
 /// The loop's outside check during eval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VerifyMode {
     /// Compile and run the task's tests (the strongest feedback the loop can get).
@@ -49,6 +74,83 @@ pub enum VerifyMode {
     Compile,
     /// Syntax and signature checks only.
     None,
+}
+
+/// A measurement `eval` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// The loop.
+    Loop,
+    /// One fix call, verified.
+    Single,
+    /// The critique alone.
+    Critique,
+}
+
+/// A strategy of the loop, as `--strategy` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LoopStrategy {
+    /// Critique, revise, verify, judge.
+    CritiqueFirst,
+    /// Fix, verify, explain.
+    FixFirst,
+}
+
+impl From<LoopStrategy> for Strategy {
+    fn from(s: LoopStrategy) -> Self {
+        match s {
+            LoopStrategy::CritiqueFirst => Strategy::CritiqueFirst,
+            LoopStrategy::FixFirst => Strategy::FixFirst,
+        }
+    }
+}
+
+/// One mode as it runs: its name in the results, and how the loop is set for it.
+#[derive(Debug, Clone)]
+struct ModeSetup {
+    /// `loop/critique-first`, `loop/fix-first`, `single`, `critique`.
+    name: String,
+    strategy: Strategy,
+    /// `None`: as configured.
+    max_iterations: Option<u32>,
+}
+
+/// The modes `args` asks for, in order, without repeats.
+fn mode_setups(args: &EvalArgs, configured: Strategy) -> Vec<ModeSetup> {
+    let strategies: Vec<Strategy> = if args.strategy.is_empty() {
+        vec![configured]
+    } else {
+        args.strategy.iter().map(|s| Strategy::from(*s)).collect()
+    };
+    let mut out: Vec<ModeSetup> = Vec::new();
+    for mode in &args.mode {
+        let add: Vec<ModeSetup> = match mode {
+            Mode::Loop => strategies
+                .iter()
+                .map(|s| ModeSetup {
+                    name: format!("loop/{}", s.as_str()),
+                    strategy: *s,
+                    max_iterations: None,
+                })
+                .collect(),
+            Mode::Single => vec![ModeSetup {
+                name: "single".to_owned(),
+                strategy: Strategy::Single,
+                max_iterations: Some(1),
+            }],
+            Mode::Critique => vec![ModeSetup {
+                name: "critique".to_owned(),
+                strategy: Strategy::CritiqueFirst,
+                max_iterations: Some(0),
+            }],
+        };
+        for m in add {
+            if !out.iter().any(|o| o.name == m.name) {
+                out.push(m);
+            }
+        }
+    }
+    out
 }
 
 /// One task as the dataset states it.
@@ -70,7 +172,8 @@ pub struct Task {
 }
 
 /// What one review of one solution gave.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Run {
     /// Findings shown.
     pub findings: usize,
@@ -88,20 +191,34 @@ pub struct Run {
     pub tokens: u64,
     /// The review's error, if it failed.
     pub error: Option<String>,
+    /// Why each refused or set-aside revision was.
+    pub rejections: Vec<String>,
+    /// Wall time of the review, in milliseconds.
+    pub wall_ms: u64,
 }
 
-/// One task's result.
-#[derive(Debug, Clone, Serialize)]
+/// One task's result in one mode: a line of `--out`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TaskResult {
     /// `Rust/0`.
     pub task_id: String,
     /// Kind of bug.
+    #[serde(default)]
     pub bug_type: String,
+    /// `loop/critique-first`, `loop/fix-first`, `single` or `critique`.
+    pub mode: String,
+    /// What verified revisions inside the loop.
+    pub verify: VerifyMode,
+    /// The model (as the provider describes it).
+    pub model: String,
     /// The review of the buggy solution.
+    #[serde(default)]
     pub buggy: Run,
     /// The review of the correct solution (drift).
+    #[serde(default)]
     pub correct: Run,
     /// Why the task was skipped, if it was.
+    #[serde(default)]
     pub skipped: Option<String>,
 }
 
@@ -174,26 +291,43 @@ pub async fn eval(args: EvalArgs) -> u8 {
     }
 }
 
-async fn run_eval(args: &EvalArgs) -> Result<(), String> {
-    let text = std::fs::read_to_string(&args.dataset)
-        .map_err(|e| format!("cannot read {}: {e}", args.dataset.display()))?;
+fn read_tasks(path: &Path, limit: Option<usize>) -> Result<Vec<Task>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut tasks = Vec::new();
     for (i, line) in text
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
     {
-        let task: Task = serde_json::from_str(line).map_err(|e| {
-            format!(
-                "{} line {}: not a task ({e})",
-                args.dataset.display(),
-                i + 1
-            )
-        })?;
+        let task: Task = serde_json::from_str(line)
+            .map_err(|e| format!("{} line {}: not a task ({e})", path.display(), i + 1))?;
         tasks.push(task);
     }
-    tasks.truncate(args.limit.unwrap_or(usize::MAX));
+    tasks.truncate(limit.unwrap_or(usize::MAX));
+    Ok(tasks)
+}
 
+/// The results `--out` already holds (lines that cannot be read are skipped, and counted).
+fn read_results(path: &Path) -> (Vec<TaskResult>, usize) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return (Vec::new(), 0);
+    };
+    let mut bad = 0;
+    let results = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|l| {
+            let r = serde_json::from_str::<TaskResult>(l).ok();
+            bad += usize::from(r.is_none());
+            r
+        })
+        .collect();
+    (results, bad)
+}
+
+async fn run_eval(args: &EvalArgs) -> Result<(), String> {
+    let tasks = read_tasks(&args.dataset, args.limit)?;
     let mut layers = crate::config::Layers::default();
     layers.load_files(None);
     layers.set(crate::config::Source::CommandLine, args.flags.layer());
@@ -201,68 +335,188 @@ async fn run_eval(args: &EvalArgs) -> Result<(), String> {
     resolved.config.provider.use_every_core();
     // Every task is reviewed afresh: no cache; built-in prompts only.
     resolved.config.cache.enabled = false;
-    let service = ReviewService::new(resolved, None, Arc::new(Prompts::load_from(&[])), None);
-    service.providers()?;
-
-    let mut results = Vec::new();
-    for (n, task) in tasks.iter().enumerate() {
-        eprintln!(
-            "refine-ls: eval {}/{}: {}",
-            n + 1,
-            tasks.len(),
-            task.task_id
-        );
-        let (Some(buggy_file), Some(correct_file)) = (
-            task.file(&task.buggy_solution),
-            task.file(&task.canonical_solution),
-        ) else {
-            results.push(TaskResult {
-                task_id: task.task_id.clone(),
-                bug_type: task.bug_type.clone(),
-                buggy: Run::default(),
-                correct: Run::default(),
-                skipped: Some("needs crates (rand, regex, md5) a bare rustc lacks".to_owned()),
-            });
-            continue;
-        };
-        let bug_lines = task.bug_lines(&buggy_file);
-        let buggy = review_one(
-            task,
-            &buggy_file,
-            &task.buggy_solution,
-            args.verify,
-            &service,
-            &bug_lines,
-        )
-        .await;
-        let correct = review_one(
-            task,
-            &correct_file,
-            &task.canonical_solution,
-            args.verify,
-            &service,
-            &[],
-        )
-        .await;
-        results.push(TaskResult {
-            task_id: task.task_id.clone(),
-            bug_type: task.bug_type.clone(),
-            buggy,
-            correct,
-            skipped: None,
-        });
+    let prompts = Arc::new(Prompts::load_from(&[]));
+    let setups = mode_setups(args, resolved.config.refine_loop.strategy);
+    let mut services = Vec::new();
+    for m in &setups {
+        let mut r = resolved.clone();
+        r.config.refine_loop.strategy = m.strategy;
+        if let Some(n) = m.max_iterations {
+            r.config.refine_loop.max_iterations = n;
+        }
+        let service = ReviewService::new(r, None, prompts.clone(), None);
+        let model = service.providers()?.describe();
+        services.push((m.name.clone(), service, model));
     }
+    let model = services.first().map(|s| s.2.clone()).unwrap_or_default();
+
+    // What is already done (with --resume), and the file the new results go to.
+    let mut results: Vec<TaskResult> = Vec::new();
+    let mut out_file = None;
+    if let Some(path) = &args.out {
+        if args.resume {
+            let (old, bad) = read_results(path);
+            if bad > 0 {
+                eprintln!(
+                    "refine-ls: {bad} line(s) of {} could not be read and are ignored",
+                    path.display()
+                );
+            }
+            results = old
+                .into_iter()
+                .filter(|r| r.verify == args.verify && r.model == model)
+                .collect();
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(args.resume)
+            .write(true)
+            .truncate(!args.resume)
+            .open(path)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        out_file = Some(file);
+    }
+    let done = |task: &str, mode: &str| results.iter().any(|r| r.task_id == task && r.mode == mode);
+    // Task by task, every mode of a task before the next task: an interrupted run leaves
+    // whole tasks behind.
+    let work: Vec<(&Task, usize)> = tasks
+        .iter()
+        .flat_map(|t| (0..services.len()).map(move |m| (t, m)))
+        .filter(|(t, m)| !done(&t.task_id, &services[*m].0))
+        .collect();
+    if args.resume && work.len() < tasks.len() * services.len() {
+        eprintln!(
+            "refine-ls: resuming: {} of {} task runs already in the file",
+            tasks.len() * services.len() - work.len(),
+            tasks.len() * services.len()
+        );
+    }
+    let total = work.len();
+    let verify = args.verify;
+    let mut stream = futures::stream::iter(work.into_iter().map(|(task, m)| {
+        let (name, service, model) = &services[m];
+        async move { run_task(task, name, model, verify, service).await }
+    }))
+    .buffer_unordered(usize::from(args.jobs));
+    let mut n = 0;
+    while let Some(result) = stream.next().await {
+        n += 1;
+        eprintln!("refine-ls: eval {n}/{total}: {}", describe(&result));
+        if let Some(file) = out_file.as_mut() {
+            let line = serde_json::to_string(&result).map_err(|e| e.to_string())?;
+            writeln!(file, "{line}")
+                .and_then(|()| file.flush())
+                .map_err(|e| format!("cannot write the results: {e}"))?;
+        }
+        results.push(result);
+    }
+    drop(stream);
+
+    // The summary covers this run's tasks and modes, from the file's lines and the new ones.
+    let wanted: Vec<&str> = setups.iter().map(|m| m.name.as_str()).collect();
+    results.retain(|r| {
+        wanted.contains(&r.mode.as_str()) && tasks.iter().any(|t| t.task_id == r.task_id)
+    });
+    let order = |r: &TaskResult| {
+        (
+            tasks.iter().position(|t| t.task_id == r.task_id),
+            wanted.iter().position(|m| *m == r.mode),
+        )
+    };
+    results.sort_by_key(order);
+    results.dedup_by(|a, b| a.task_id == b.task_id && a.mode == b.mode);
+    let summaries = summaries(&results, &wanted);
     let mut out = std::io::stdout().lock();
     let written = match args.format {
         Format::Json => serde_json::to_writer_pretty(
             &mut out,
-            &json!({"verify": args.verify, "tasks": results, "summary": summary(&results)}),
+            &json!({
+                "verify": args.verify,
+                "model": model,
+                "modes": wanted,
+                "tasks": results,
+                // The first mode's summary (as before modes existed), then every mode's.
+                "summary": wanted.first().and_then(|m| summaries.get(*m)),
+                "summaries": summaries,
+            }),
         )
         .map_err(std::io::Error::other)
         .and_then(|()| writeln!(out)),
-        Format::Text => print_table(&mut out, &results),
+        Format::Text => print_table(&mut out, &results, &summaries),
     };
     written.map_err(|e| format!("cannot write the output: {e}"))
+}
+
+/// One line of progress for a finished task run.
+fn describe(r: &TaskResult) -> String {
+    if let Some(why) = &r.skipped {
+        return format!("{} {}: skipped ({why})", r.task_id, r.mode);
+    }
+    let revision = match r.buggy.revision_passes {
+        Some(true) => "revision passes the tests",
+        Some(false) => "revision fails the tests",
+        None => "no revision",
+    };
+    format!(
+        "{} {}: {} finding(s){}, {revision}; correct code: {} finding(s){} ({:.0} s)",
+        r.task_id,
+        r.mode,
+        r.buggy.findings,
+        if r.buggy.hit { " on the bug" } else { "" },
+        r.correct.findings,
+        if r.correct.revision {
+            ", a revision"
+        } else {
+            ""
+        },
+        (r.buggy.wall_ms + r.correct.wall_ms) as f64 / 1000.0
+    )
+}
+
+async fn run_task(
+    task: &Task,
+    mode: &str,
+    model: &str,
+    verify: VerifyMode,
+    service: &ReviewService,
+) -> TaskResult {
+    let mut result = TaskResult {
+        task_id: task.task_id.clone(),
+        bug_type: task.bug_type.clone(),
+        mode: mode.to_owned(),
+        verify,
+        model: model.to_owned(),
+        buggy: Run::default(),
+        correct: Run::default(),
+        skipped: None,
+    };
+    let (Some(buggy_file), Some(correct_file)) = (
+        task.file(&task.buggy_solution),
+        task.file(&task.canonical_solution),
+    ) else {
+        result.skipped = Some("needs crates (rand, regex, md5) a bare rustc lacks".to_owned());
+        return result;
+    };
+    let bug_lines = task.bug_lines(&buggy_file);
+    result.buggy = review_one(
+        task,
+        &buggy_file,
+        &task.buggy_solution,
+        verify,
+        service,
+        &bug_lines,
+    )
+    .await;
+    result.correct = review_one(
+        task,
+        &correct_file,
+        &task.canonical_solution,
+        verify,
+        service,
+        &[],
+    )
+    .await;
+    result
 }
 
 async fn review_one(
@@ -273,6 +527,7 @@ async fn review_one(
     service: &ReviewService,
     bug_lines: &[usize],
 ) -> Run {
+    let started = Instant::now();
     let Ok(dir) = tempfile::Builder::new().prefix("refine-eval-").tempdir() else {
         return Run {
             error: Some("cannot make a scratch folder".to_owned()),
@@ -289,15 +544,15 @@ async fn review_one(
             ..Run::default()
         };
     }
-    // The strongest check the code under review passes is the gate: the tests for correct
-    // code, compilation for buggy code (it fails its tests, so they cannot judge a revision).
+    // `tests`: the task's tests are the loop's check, on buggy code (where they fail, and
+    // their failure is a fact the loop starts from) as on correct code. `compile`: the tests
+    // are held out, and only judge the offered revision afterwards.
     const COMPILE: &str = "rustc --edition 2021 --crate-type lib -A warnings --emit=metadata --out-dir target src/lib.rs";
     const TESTS: &str = "mkdir -p target && rustc --edition 2021 --test -A warnings -o target/t src/lib.rs && ./target/t -q";
     let check = match mode {
         VerifyMode::None => None,
         VerifyMode::Compile => Some(command_check(dir.path(), COMPILE)),
-        VerifyMode::Tests if passes_tests(file).await => Some(command_check(dir.path(), TESTS)),
-        VerifyMode::Tests => Some(command_check(dir.path(), COMPILE)),
+        VerifyMode::Tests => Some(command_check(dir.path(), TESTS)),
     };
     let (first, last) = task.function_lines(file, solution);
     let input = ReviewInput {
@@ -337,6 +592,15 @@ async fn review_one(
         llm_calls: outcome.llm_calls,
         tokens: outcome.usage.input_tokens + outcome.usage.output_tokens,
         error: outcome.error,
+        rejections: outcome
+            .notes
+            .iter()
+            .filter(|n| {
+                n.contains("rejected") || n.contains("set aside") || n.contains("still fails")
+            })
+            .cloned()
+            .collect(),
+        wall_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     }
 }
 
@@ -375,22 +639,56 @@ async fn passes_tests(file: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn summary(results: &[TaskResult]) -> serde_json::Value {
-    let ran: Vec<&TaskResult> = results.iter().filter(|r| r.skipped.is_none()).collect();
+/// Why revisions were refused, in a few kinds (for the summary).
+fn rejection_kind(note: &str) -> &'static str {
+    if note.contains("does not parse") {
+        "does not parse"
+    } else if note.contains("signature") {
+        "changes a signature"
+    } else if note.contains("passes on the original but fails") {
+        "breaks the check"
+    } else if note.contains("still fails") {
+        "check still fails"
+    } else if note.contains("changes nothing") {
+        "changes nothing"
+    } else if note.contains("resolves none") {
+        "judged unresolved"
+    } else if note.contains("code block")
+        || note.contains("cut off")
+        || note.contains("search/replace")
+    {
+        "unreadable reply"
+    } else {
+        "other"
+    }
+}
+
+fn median(mut xs: Vec<f64>) -> Option<f64> {
+    if xs.is_empty() {
+        return None;
+    }
+    xs.sort_by(f64::total_cmp);
+    let m = xs.len() / 2;
+    Some(if xs.len() % 2 == 0 {
+        (xs[m - 1] + xs[m]) / 2.0
+    } else {
+        xs[m]
+    })
+}
+
+/// One mode's summary over its results.
+fn summary(results: &[&TaskResult], mode: &str) -> Value {
+    let ran: Vec<&&TaskResult> = results.iter().filter(|r| r.skipped.is_none()).collect();
     let n = ran.len().max(1) as f64;
-    let hits = ran.iter().filter(|r| r.buggy.hit).count();
-    let passing = ran
-        .iter()
-        .filter(|r| r.buggy.revision_passes == Some(true))
-        .count();
-    let offered = ran.iter().filter(|r| r.buggy.revision).count();
+    let count = |f: &dyn Fn(&TaskResult) -> bool| ran.iter().filter(|r| f(r)).count();
+    let finds = mode != "single";
+    let hits = count(&|r| r.buggy.hit);
+    let passing = count(&|r| r.buggy.revision_passes == Some(true));
+    let offered = count(&|r| r.buggy.revision);
+    let flagged = count(&|r| r.correct.findings > 0);
+    let drift_revisions = count(&|r| r.correct.revision);
+    let drift_broken = count(&|r| r.correct.revision_passes == Some(false));
     let drift_findings: usize = ran.iter().map(|r| r.correct.findings).sum();
-    let drift_tasks = ran.iter().filter(|r| r.correct.findings > 0).count();
-    let drift_revisions = ran.iter().filter(|r| r.correct.revision).count();
-    let drift_broken = ran
-        .iter()
-        .filter(|r| r.correct.revision_passes == Some(false))
-        .count();
     let rejected: u32 = ran
         .iter()
         .map(|r| r.buggy.rejected + r.correct.rejected)
@@ -400,39 +698,102 @@ fn summary(results: &[TaskResult]) -> serde_json::Value {
         .map(|r| r.buggy.llm_calls + r.correct.llm_calls)
         .sum();
     let tokens: u64 = ran.iter().map(|r| r.buggy.tokens + r.correct.tokens).sum();
+    let errors = count(&|r| r.buggy.error.is_some() || r.correct.error.is_some());
+    let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &ran {
+        for note in r.buggy.rejections.iter().chain(&r.correct.rejections) {
+            *reasons.entry(rejection_kind(note)).or_default() += 1;
+        }
+    }
+    let per_review: Vec<f64> = ran
+        .iter()
+        .flat_map(|r| {
+            [
+                r.buggy.wall_ms as f64 / 1000.0,
+                r.correct.wall_ms as f64 / 1000.0,
+            ]
+        })
+        .collect();
+    let wall: f64 = per_review.iter().sum();
     json!({
         "tasks": ran.len(),
         "skipped": results.len() - ran.len(),
-        "bug_line_hit_rate": hits as f64 / n,
+        "pass_at_1": passing as f64 / n,
+        "bug_line_hit_rate": finds.then_some(hits as f64 / n),
+        "false_positive_rate": finds.then_some(flagged as f64 / n),
         "revision_pass_rate": passing as f64 / n,
         "revisions_offered_on_buggy": offered,
         "offered_revisions_passing": passing,
-        "drift_tasks_with_findings_on_correct_code": drift_tasks,
+        "drift_tasks_with_findings_on_correct_code": flagged,
         "drift_findings_on_correct_code": drift_findings,
         "drift_revisions_offered_on_correct_code": drift_revisions,
         "drift_revisions_breaking_tests": drift_broken,
         "bad_revisions_rejected": rejected,
+        "rejection_reasons": reasons,
+        "reviews_with_errors": errors,
         "model_calls_per_task": calls as f64 / n,
         "tokens_per_task": tokens as f64 / n,
+        "median_review_secs": median(per_review),
+        "wall_secs": wall,
     })
 }
 
-fn print_table(out: &mut impl Write, results: &[TaskResult]) -> std::io::Result<()> {
+/// Every mode's summary, and each loop mode's gain in pass@1 over `single` (in points).
+fn summaries(results: &[TaskResult], modes: &[&str]) -> Value {
+    let mut out = serde_json::Map::new();
+    for mode in modes {
+        let mine: Vec<&TaskResult> = results.iter().filter(|r| r.mode == *mode).collect();
+        out.insert((*mode).to_owned(), summary(&mine, mode));
+    }
+    let single = out
+        .get("single")
+        .and_then(|s| s.get("pass_at_1"))
+        .and_then(Value::as_f64);
+    if let Some(single) = single {
+        for mode in modes.iter().filter(|m| m.starts_with("loop/")) {
+            if let Some(s) = out.get_mut(*mode).and_then(Value::as_object_mut) {
+                let p = s.get("pass_at_1").and_then(Value::as_f64).unwrap_or(0.0);
+                s.insert(
+                    "gain_over_single_points".to_owned(),
+                    json!(((p - single) * 1000.0).round() / 10.0),
+                );
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+fn print_table(
+    out: &mut impl Write,
+    results: &[TaskResult],
+    summaries: &Value,
+) -> std::io::Result<()> {
     writeln!(
         out,
-        "{:<10} {:<16} {:>5} {:>4} {:>9} {:>8} {:>6} {:>5} {:>7}",
-        "task", "bug", "found", "hit", "revision", "passes", "drift", "calls", "tokens"
+        "{:<10} {:<20} {:<16} {:>5} {:>4} {:>9} {:>8} {:>6} {:>5} {:>7} {:>6}",
+        "task",
+        "mode",
+        "bug",
+        "found",
+        "hit",
+        "revision",
+        "passes",
+        "drift",
+        "calls",
+        "tokens",
+        "secs"
     )?;
     for r in results {
         if let Some(why) = &r.skipped {
-            writeln!(out, "{:<10} skipped: {why}", r.task_id)?;
+            writeln!(out, "{:<10} {:<20} skipped: {why}", r.task_id, r.mode)?;
             continue;
         }
         let yn = |b: bool| if b { "yes" } else { "no" };
         writeln!(
             out,
-            "{:<10} {:<16} {:>5} {:>4} {:>9} {:>8} {:>6} {:>5} {:>7}",
+            "{:<10} {:<20} {:<16} {:>5} {:>4} {:>9} {:>8} {:>6} {:>5} {:>7} {:>6.0}",
             r.task_id,
+            r.mode,
             r.bug_type,
             r.buggy.findings,
             yn(r.buggy.hit),
@@ -440,16 +801,19 @@ fn print_table(out: &mut impl Write, results: &[TaskResult]) -> std::io::Result<
             r.buggy.revision_passes.map_or("-", yn),
             r.correct.findings,
             r.buggy.llm_calls + r.correct.llm_calls,
-            r.buggy.tokens + r.correct.tokens
+            r.buggy.tokens + r.correct.tokens,
+            (r.buggy.wall_ms + r.correct.wall_ms) as f64 / 1000.0
         )?;
         for e in [&r.buggy.error, &r.correct.error].into_iter().flatten() {
             writeln!(out, "           error: {e}")?;
         }
     }
-    let s = summary(results);
-    writeln!(out)?;
-    for (k, v) in s.as_object().into_iter().flatten() {
-        writeln!(out, "{k}: {v}")?;
+    for (mode, s) in summaries.as_object().into_iter().flatten() {
+        writeln!(out)?;
+        writeln!(out, "{mode}:")?;
+        for (k, v) in s.as_object().into_iter().flatten() {
+            writeln!(out, "  {k}: {v}")?;
+        }
     }
     Ok(())
 }

@@ -146,3 +146,168 @@ async fn eval_catches_every_bad_revision_and_measures_the_loop() {
     assert_eq!(s["bad_revisions_rejected"], 4);
     assert_eq!(s["drift_revisions_offered_on_correct_code"], 0);
 }
+
+fn eval_command(base_url: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_refine-ls"))
+        .args(["eval", "tests/data/humanevalpack-rust-sample.jsonl"])
+        .args(args)
+        .args(["--base-url", base_url])
+        .env_remove("OPENAI_API_KEY")
+        .env(
+            "REFINE_LS_CONFIG",
+            "/nonexistent/refine-ls-test-config.toml",
+        )
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn eval_measures_every_mode_on_the_same_tasks_and_resumes_from_its_file() {
+    let t = tasks();
+    let t0 = &t[0];
+    let fixed = function(t0, t0["canonical_solution"].as_str().unwrap());
+    let rule = |role: &str, contains: &str, reply: Reply| support::mock_llm::Rule {
+        role: role.to_owned(),
+        contains: contains.to_owned(),
+        reply,
+    };
+    let finding = json!([{"start_line": 15, "end_line": 15, "quote": "distance < threshold",
+        "severity": "error", "principle": "correctness",
+        "message": "compares a signed difference", "confidence": 0.9}]);
+    let script = Script {
+        // The buggy code gets a finding and a fix; the correct code neither (the fixer gives
+        // it back unchanged).
+        rules: vec![
+            rule("critique", "distance < threshold", Reply::findings(finding)),
+            rule("revise", "distance < threshold", Reply::code(&fixed)),
+        ],
+        critique: vec![Reply::findings(json!([]))].into(),
+        revise: vec![Reply::code(&fixed)].into(),
+        explain: vec![Reply::content(
+            json!({"changes": [{"change": 1, "message": "use distance.abs()",
+                "principle": "correctness", "severity": "error", "fixes_a_problem": true}]})
+            .to_string(),
+        )]
+        .into(),
+        ..Script::default()
+    };
+    let mock = MockLlm::start(script).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("results.jsonl");
+    let out_arg = out_path.display().to_string();
+    let base_url = mock.base_url.clone();
+    let args = move |resume: bool| {
+        let mut a: Vec<String> = [
+            "--limit",
+            "1",
+            "--format",
+            "json",
+            "--mode",
+            "loop,single,critique",
+            "--strategy",
+            "critique-first,fix-first",
+            "--jobs",
+            "2",
+            "--out",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        a.push(out_arg.clone());
+        if resume {
+            a.push("--resume".to_owned());
+        }
+        a
+    };
+    let (u, a) = (base_url.clone(), args(false));
+    let first = tokio::task::spawn_blocking(move || {
+        eval_command(&u, &a.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let report: Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(
+        report["modes"],
+        json!([
+            "loop/critique-first",
+            "loop/fix-first",
+            "single",
+            "critique"
+        ])
+    );
+    let s = &report["summaries"];
+    for mode in ["loop/critique-first", "loop/fix-first", "single"] {
+        assert_eq!(s[mode]["pass_at_1"], 1.0, "{mode}: {s}");
+        assert_eq!(
+            s[mode]["drift_revisions_offered_on_correct_code"], 0,
+            "{mode}"
+        );
+    }
+    assert_eq!(
+        s["critique"]["pass_at_1"], 0.0,
+        "the critique alone offers no revision"
+    );
+    assert_eq!(s["critique"]["bug_line_hit_rate"], 1.0);
+    assert_eq!(
+        s["loop/fix-first"]["bug_line_hit_rate"], 1.0,
+        "the explained hunk is on the bug"
+    );
+    assert_eq!(
+        s["single"]["bug_line_hit_rate"],
+        Value::Null,
+        "single shows no findings"
+    );
+    assert_eq!(s["loop/critique-first"]["gain_over_single_points"], 0.0);
+    assert_eq!(
+        report["summary"], s["loop/critique-first"],
+        "`summary` is the first mode's"
+    );
+    for task in report["tasks"].as_array().unwrap() {
+        for field in [
+            "task_id", "bug_type", "mode", "verify", "model", "buggy", "correct",
+        ] {
+            assert!(task.get(field).is_some(), "{field} in {task}");
+        }
+        for field in [
+            "findings",
+            "hit",
+            "revision",
+            "revision_passes",
+            "rejected",
+            "llm_calls",
+            "tokens",
+            "wall_ms",
+            "rejections",
+        ] {
+            assert!(task["buggy"].get(field).is_some(), "{field} in {task}");
+        }
+    }
+    let lines = std::fs::read_to_string(&out_path).unwrap();
+    assert_eq!(
+        lines.lines().count(),
+        4,
+        "one line per task and mode: {lines}"
+    );
+
+    // Resumed, the file already holds everything: no model call, the same summary. A line
+    // that cannot be read is skipped with a warning.
+    std::fs::write(&out_path, format!("{lines}{{not json\n")).unwrap();
+    let calls = mock.requests().len();
+    let (u, a) = (base_url.clone(), args(true));
+    let again = tokio::task::spawn_blocking(move || {
+        eval_command(&u, &a.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("could not be read"), "{stderr}");
+    assert_eq!(mock.requests().len(), calls, "nothing is reviewed twice");
+    let resumed: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(resumed["summaries"], report["summaries"]);
+}

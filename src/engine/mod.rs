@@ -49,6 +49,8 @@ pub(crate) struct Run<'a> {
     /// What matters of verify.command's output the last time it failed on a revision (the
     /// first error, the failing assertion), for the reviser's next attempt.
     pub(crate) last_failure: Option<String>,
+    /// verify.command's exit code on the original.
+    pub(crate) original_code: Option<i32>,
 }
 
 /// Runs reviews with a critic, a reviser and the prompts.

@@ -53,18 +53,20 @@ impl Engine<'_> {
             fact_lines: input.facts.iter().map(|f| f.line).collect(),
             command_failed: false,
             last_failure: None,
+            original_code: None,
         };
         let mut scratch = None;
         if let Some(check) = self.command {
             match self.baseline(check, input).await {
                 Ok((s, result)) => {
                     out.command_passed_on_original = Some(result.passed);
+                    run.original_code = result.code;
                     if !result.passed {
                         run.command_failed = true;
                         run.facts.push(format!(
                             "`{}` fails on the code as it is now:\n{}",
                             check.command,
-                            result.output.trim()
+                            verify::gist(&result.output)
                         ));
                     }
                     scratch = Some(s);
@@ -362,15 +364,16 @@ impl Engine<'_> {
         if !result.passed {
             run.last_failure = Some(verify::gist(&result.output));
         }
-        if result.passed || out.command_passed_on_original != Some(true) {
+        let Some(why) = regression(
+            check,
+            out.command_passed_on_original,
+            run.original_code,
+            &result,
+        ) else {
             return Ok((revised, Some(result.passed)));
-        }
+        };
         if !retry {
-            return Err(format!(
-                "`{}` passes on the original but fails on it: {}",
-                check.command,
-                verify::last_line(&result.output)
-            ));
+            return Err(why);
         }
         // Self-debugging: the failure goes back to the reviser once.
         tracing::info!(
@@ -388,15 +391,17 @@ impl Engine<'_> {
             })?;
         static_checks(&retry)?;
         let again = check.run(scratch, &whole(&retry)).await?;
-        if again.passed {
-            Ok((retry, Some(true)))
-        } else {
+        if !again.passed {
             run.last_failure = Some(verify::gist(&again.output));
-            Err(format!(
-                "`{}` passes on the original but fails on it (and on the retry): {}",
-                check.command,
-                verify::last_line(&again.output)
-            ))
+        }
+        match regression(
+            check,
+            out.command_passed_on_original,
+            run.original_code,
+            &again,
+        ) {
+            None => Ok((retry, Some(again.passed))),
+            Some(why) => Err(format!("{why} (and on the retry)")),
         }
     }
 
@@ -417,6 +422,37 @@ impl Engine<'_> {
             self.revise(input, base, run.vault, out, run.cancel, Some(why))
                 .await
         }
+    }
+}
+
+/// Why a command result on a revision is a regression, if it is: the command passes on the
+/// original and fails on it, or fails on both with different exit codes (the tests failed,
+/// now the code does not compile).
+fn regression(
+    check: &verify::CommandCheck,
+    passed_on_original: Option<bool>,
+    original_code: Option<i32>,
+    result: &verify::CommandResult,
+) -> Option<String> {
+    if result.passed {
+        return None;
+    }
+    match passed_on_original {
+        Some(true) => Some(format!(
+            "`{}` passes on the original but fails on it: {}",
+            check.command,
+            verify::last_line(&result.output)
+        )),
+        Some(false) if result.code != original_code => Some(format!(
+            "`{}` fails on it in a new way (exit {}, where the original's is {}): {}",
+            check.command,
+            result
+                .code
+                .map_or_else(|| "signal".to_owned(), |c| c.to_string()),
+            original_code.map_or_else(|| "signal".to_owned(), |c| c.to_string()),
+            verify::last_line(&result.output)
+        )),
+        _ => None,
     }
 }
 

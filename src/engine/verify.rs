@@ -296,6 +296,10 @@ pub struct Scratch {
 pub struct CommandResult {
     /// Exit status 0.
     pub passed: bool,
+    /// The exit code (`None`: killed by a signal, or timed out). When the command fails on
+    /// the original too, a revision on which it fails with another code fails in a new way
+    /// (the tests failed; now the code does not compile).
+    pub code: Option<i32>,
     /// The end of stdout and stderr (at most 4,000 chars), for the reviser and the critic.
     pub output: String,
 }
@@ -412,6 +416,7 @@ impl CommandCheck {
             Err(_) => {
                 return Ok(CommandResult {
                     passed: false,
+                    code: None,
                     output: format!(
                         "verify.command timed out after {} s",
                         self.timeout.as_secs()
@@ -431,6 +436,7 @@ impl CommandCheck {
         let tail = tail.replace(&scratch.dir.path().display().to_string(), ".");
         Ok(CommandResult {
             passed: output.status.success(),
+            code: output.status.code(),
             output: tail,
         })
     }
