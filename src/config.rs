@@ -292,6 +292,11 @@ pub struct LoopConfig {
     /// explained as a finding), or `single` (one fix call, verified, no findings: the
     /// baseline `refine-ls eval --mode single` measures against).
     pub strategy: Strategy,
+    /// Self-consistency: this many critiques at `sample_temperature`, a finding kept when at
+    /// least half of them (rounded up) place one on the same lines. 1: one greedy critique.
+    pub samples: u32,
+    /// The temperature of each sample when `samples` > 1.
+    pub sample_temperature: f64,
 }
 
 /// How the loop goes about a review (`loop.strategy`).
@@ -332,6 +337,8 @@ impl Default for LoopConfig {
             max_findings: 20,
             prompt_profile: "auto".to_owned(),
             strategy: Strategy::default(),
+            samples: 1,
+            sample_temperature: 0.7,
         }
     }
 }

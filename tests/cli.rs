@@ -518,3 +518,58 @@ async fn a_finding_claiming_lines_far_outside_is_not_placed_on_lookalike_code() 
     assert_eq!(report["findings"], json!([]), "{report}");
     assert_eq!(report["out_of_selection"], 2, "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_samples_a_finding_is_shown_only_when_most_samples_agree() {
+    let at = |line: u64, quote: &str, message: &str| {
+        json!({"start_line": line, "end_line": line, "quote": quote, "severity": "warning",
+               "principle": "correctness", "message": message, "confidence": 0.9})
+    };
+    let skip = at(3, "1..xs.len()", "the loop skips xs[0]");
+    let mock = MockLlm::start(Script {
+        critique: vec![
+            Reply::findings(json!([
+                skip.clone(),
+                at(2, "let mut s = 0;", "s may overflow")
+            ])),
+            Reply::findings(json!([at(3, "xs[i]", "starts at the second element")])),
+            Reply::findings(json!([at(4, "s", "returns s")])),
+        ]
+        .into(),
+        ..Script::default()
+    })
+    .await;
+    let (dir, path) = file_with(CODE);
+    std::fs::write(
+        dir.path().join(".refine.toml"),
+        "[loop]\nmax_iterations = 0\nsamples = 3\nsample_temperature = 0.8\n",
+    )
+    .unwrap();
+    let out = run(
+        vec!["review".into(), path, "--format".into(), "json".into()],
+        &mock.base_url,
+    )
+    .await;
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{report}");
+    assert_eq!(findings[0]["line"], 3);
+    assert_eq!(findings[0]["message"], "the loop skips xs[0]");
+    assert_eq!(report["not_agreed"], 2, "{report}");
+    assert!(
+        report["not_shown"].to_string().contains(
+            "2 findings not shown: fewer than half of the loop.samples critiques agree on them"
+        ),
+        "{report}"
+    );
+    let critiques: Vec<Value> = mock
+        .requests()
+        .into_iter()
+        .filter(|r| support::mock_llm::role_of(r) == "critique")
+        .collect();
+    assert_eq!(critiques.len(), 3);
+    assert!(
+        critiques.iter().all(|r| r["temperature"] == 0.8),
+        "{critiques:?}"
+    );
+}

@@ -523,3 +523,90 @@ fn the_default_model_finds_a_real_bug_in_the_readme_example() {
         report["notes"]
     );
 }
+
+#[test]
+fn eval_on_the_default_model_completes_and_reports_every_field() {
+    // Three sample tasks, the loop: the run must end and its JSON carry every field; the
+    // numbers are printed for the record, not asserted (EVAL.md holds the measured ones).
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_refine-ls"))
+        .args([
+            "eval",
+            "tests/data/humanevalpack-rust-sample.jsonl",
+            "--limit",
+            "3",
+        ])
+        .args([
+            "--mode",
+            "loop",
+            "--format",
+            "json",
+            "--provider",
+            "local",
+            "--model-path",
+        ])
+        .arg(default_model_path())
+        .arg("--out")
+        .arg(dir.path().join("eval.jsonl"))
+        .env("REFINE_LS_CONFIG", dir.path().join("none.toml"))
+        .env("REFINE_LS_CACHE_DIR", dir.path().join("cache"))
+        .env_remove("OPENAI_API_KEY")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run refine-ls");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    eprintln!(
+        "eval of 3 tasks on the default model: {:.0} s\n{}",
+        started.elapsed().as_secs_f64(),
+        serde_json::to_string_pretty(&report["summary"]).unwrap_or_default()
+    );
+    let tasks = report["tasks"].as_array().expect("tasks");
+    assert_eq!(tasks.len(), 3);
+    for t in tasks {
+        for field in [
+            "task_id", "bug_type", "mode", "verify", "model", "buggy", "correct",
+        ] {
+            assert!(t.get(field).is_some(), "{field} missing in {t}");
+        }
+        for run in [&t["buggy"], &t["correct"]] {
+            for field in [
+                "findings",
+                "hit",
+                "revision",
+                "revision_passes",
+                "rejected",
+                "llm_calls",
+                "tokens",
+                "wall_ms",
+                "rejections",
+                "error",
+            ] {
+                assert!(run.get(field).is_some(), "{field} missing in {run}");
+            }
+            assert!(run["error"].is_null(), "the review failed: {run}");
+            assert!(run["llm_calls"].as_u64().unwrap_or(0) >= 1, "{run}");
+        }
+    }
+    for field in [
+        "tasks",
+        "pass_at_1",
+        "bug_line_hit_rate",
+        "false_positive_rate",
+        "drift_revisions_breaking_tests",
+        "rejection_reasons",
+        "model_calls_per_task",
+        "tokens_per_task",
+        "median_review_secs",
+        "wall_secs",
+    ] {
+        assert!(
+            report["summary"].get(field).is_some(),
+            "{field} missing in the summary"
+        );
+    }
+    let lines = std::fs::read_to_string(dir.path().join("eval.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 3, "one line per task as it finished");
+}

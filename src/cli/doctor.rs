@@ -149,6 +149,7 @@ async fn probe_structured(provider: &Provider) -> Result<crate::llm::StructuredM
             name: "critique",
             schema: crate::engine::critique::schema(),
         }),
+        temperature: None,
     };
     provider
         .chat(&req, &CancellationToken::new(), &mut |_| {})

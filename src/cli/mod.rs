@@ -425,6 +425,7 @@ fn write_json(
         "quote_is_message": outcome.quote_is_message,
         "repeated": outcome.repeated,
         "over_limit": outcome.over_limit,
+        "not_agreed": outcome.not_agreed,
         "not_shown": outcome.not_shown(),
         "iterations": outcome.iterations,
         "llm_calls": outcome.llm_calls,

@@ -15,6 +15,48 @@ use crate::document::line_span;
 use crate::llm::{ChatRequest, JsonSchema, Message};
 use crate::secrets::Vault;
 
+/// At most this many self-consistency samples per critique.
+const MAX_SAMPLES: u32 = 9;
+
+/// Self-consistency: the findings at least `need` samples place on overlapping lines, each
+/// once (the first sample's wording), in the order the samples gave them. The other counts
+/// are the first sample's.
+pub(crate) fn vote(samples: Vec<Critiqued>, sel: &Selection<'_>, need: usize) -> Critiqued {
+    let lines: Vec<Vec<(usize, usize)>> = samples
+        .iter()
+        .map(|c| c.shown.iter().map(|(_, r)| sel.lines_of(r)).collect())
+        .collect();
+    let overlap = |a: (usize, usize), b: (usize, usize)| a.0 <= b.1 && b.0 <= a.1;
+    let mut kept: Vec<(RawFinding, Range<usize>)> = Vec::new();
+    let mut kept_lines: Vec<(usize, usize)> = Vec::new();
+    let mut rejected_lines: Vec<(usize, usize)> = Vec::new();
+    for (c, ls) in samples.iter().zip(&lines) {
+        for ((f, r), l) in c.shown.iter().zip(ls) {
+            if kept_lines.iter().any(|k| overlap(*k, *l)) {
+                continue;
+            }
+            let votes = lines
+                .iter()
+                .filter(|other| other.iter().any(|o| overlap(*o, *l)))
+                .count();
+            if votes >= need {
+                kept.push((f.clone(), r.clone()));
+                kept_lines.push(*l);
+            } else if !rejected_lines.iter().any(|k| overlap(*k, *l)) {
+                rejected_lines.push(*l);
+            }
+        }
+    }
+    let not_agreed = rejected_lines
+        .iter()
+        .filter(|l| !kept_lines.iter().any(|k| overlap(*k, **l)))
+        .count();
+    let mut first = samples.into_iter().next().unwrap_or_default();
+    first.shown = kept;
+    first.not_agreed = not_agreed;
+    first
+}
+
 /// One version's critique, anchored in that version's selection text.
 #[derive(Default)]
 pub(crate) struct Critiqued {
@@ -29,6 +71,8 @@ pub(crate) struct Critiqued {
     pub(crate) repeated: usize,
     /// Findings over `loop.max_findings`.
     pub(crate) over_limit: usize,
+    /// Findings too few self-consistency samples agreed on.
+    pub(crate) not_agreed: usize,
 }
 
 impl Engine<'_> {
@@ -95,6 +139,7 @@ impl Engine<'_> {
         stream_base: Option<usize>,
     ) -> Result<Critiqued, EngineError> {
         let run_fact_lines = run.fact_lines.clone();
+        let run_temperature = run.temperature;
         let command_failed = run.command_failed;
         let Run {
             vault,
@@ -137,6 +182,7 @@ impl Engine<'_> {
                 name: "critique",
                 schema,
             }),
+            temperature: run_temperature,
         };
         let mut scanner = critique::FindingScanner::default();
         let vault_view: &Vault = vault;
@@ -229,7 +275,7 @@ impl Engine<'_> {
             low_confidence: Vec::new(),
             quote_is_message: 0,
             repeated,
-            over_limit: 0,
+            ..Critiqued::default()
         };
         for mut f in raw {
             if !self.prompts.principle_ids().contains(&f.principle) {
@@ -261,6 +307,47 @@ impl Engine<'_> {
             c.shown.truncate(cap);
         }
         Ok(c)
+    }
+
+    /// The critique of the original: one greedy call, or with `loop.samples = k` > 1, `k`
+    /// calls at `loop.sample_temperature` and a vote (see [`vote`]). Samples are not streamed:
+    /// a finding is known to be kept only once every sample is in.
+    pub(crate) async fn critique_voted(
+        &self,
+        input: &ReviewInput,
+        selection: &str,
+        run: &mut Run<'_>,
+        out: &mut ReviewOutcome,
+        progress: &mut (dyn FnMut(Event) + Send),
+        stream_base: Option<usize>,
+    ) -> Result<Critiqued, EngineError> {
+        let k = self.config.samples.clamp(1, MAX_SAMPLES);
+        if k == 1 {
+            return self
+                .critique(input, selection, run, out, progress, stream_base)
+                .await;
+        }
+        let mut samples = Vec::new();
+        run.temperature = Some(self.config.sample_temperature.clamp(0.0, 2.0));
+        for _ in 0..k {
+            let sample = self
+                .critique(input, selection, run, out, progress, None)
+                .await;
+            match sample {
+                Ok(c) => samples.push(c),
+                Err(e) => {
+                    run.temperature = None;
+                    return Err(e);
+                }
+            }
+        }
+        run.temperature = None;
+        let sel = Selection::new(selection, input.first_line);
+        Ok(vote(
+            samples,
+            &sel,
+            usize::try_from(k.div_ceil(2)).unwrap_or(1),
+        ))
     }
 
     /// An error the model asserts stays an error only when something outside the model backs
@@ -346,6 +433,7 @@ impl Engine<'_> {
                 name: "scores",
                 schema: json!({"type": "object", "properties": {"scores": {"type": "array", "items": {"type": "object", "properties": {"index": {"type": "integer"}, "validity": {"type": "integer"}, "importance": {"type": "integer"}}, "required": ["index", "validity", "importance"]}}}, "required": ["scores"]}),
             }),
+            temperature: None,
         };
         let resp = Self::call(self.critic, &req, out, run.cancel, &mut |_| {}).await?;
         let scores = critique::parse_scores(&resp.content)?;

@@ -313,6 +313,7 @@ impl Engine<'_> {
                 name: "explanations",
                 schema,
             }),
+            temperature: None,
         };
         let said = match Self::call(self.critic, &req, out, run.cancel, &mut |_| {}).await {
             Ok(r) => {

@@ -199,6 +199,7 @@ impl Engine<'_> {
                 name: "verdicts",
                 schema: schema(findings.len(), quotes.as_deref()),
             }),
+            temperature: None,
         };
         let resp = match Self::call(self.critic, &req, out, run.cancel, &mut |_| {}).await {
             Ok(r) => r,

@@ -51,6 +51,8 @@ pub(crate) struct Run<'a> {
     pub(crate) last_failure: Option<String>,
     /// verify.command's exit code on the original.
     pub(crate) original_code: Option<i32>,
+    /// The critic's temperature for this call (self-consistency samples), over the provider's.
+    pub(crate) temperature: Option<f64>,
 }
 
 /// Runs reviews with a critic, a reviser and the prompts.

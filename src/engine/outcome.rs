@@ -154,6 +154,9 @@ pub struct ReviewOutcome {
     /// Findings over `loop.max_findings` (the least severe are not shown).
     #[serde(default)]
     pub over_limit: usize,
+    /// Findings too few of the `loop.samples` critiques agreed on.
+    #[serde(default)]
+    pub not_agreed: usize,
     /// Revisions asked for.
     pub iterations: u32,
     /// Model calls made.
@@ -246,6 +249,13 @@ impl ReviewOutcome {
             out.push(format!(
                 "{}: over loop.max_findings (the least severe)",
                 n(self.over_limit)
+            ));
+        }
+        if self.not_agreed > 0 {
+            out.push(format!(
+                "{}: fewer than half of the loop.samples critiques agree on {}",
+                n(self.not_agreed),
+                their(self.not_agreed, "it", "them")
             ));
         }
         out

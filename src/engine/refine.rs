@@ -54,6 +54,7 @@ impl Engine<'_> {
             command_failed: false,
             last_failure: None,
             original_code: None,
+            temperature: None,
         };
         let mut scratch = None;
         if let Some(check) = self.command {
@@ -94,7 +95,7 @@ impl Engine<'_> {
 
         progress(Event::Stage(Stage::Critique { round: 0 }));
         let first = match self
-            .critique(
+            .critique_voted(
                 input,
                 original,
                 &mut run,
@@ -143,6 +144,7 @@ impl Engine<'_> {
         out.quote_is_message = first.quote_is_message;
         out.repeated = first.repeated;
         out.over_limit = first.over_limit;
+        out.not_agreed = first.not_agreed;
         out.findings = first
             .shown
             .iter()

@@ -136,6 +136,7 @@ impl Engine<'_> {
         let req = ChatRequest {
             messages: vec![Message::system(system), Message::user(user)],
             json_schema: None,
+            temperature: None,
         };
         let resp = Self::call(self.reviser, &req, out, cancel, &mut |_| {}).await?;
         tracing::debug!(reply = %resp.content, "revision reply");

@@ -233,10 +233,11 @@ impl HttpProvider {
 
     fn request_body(&self, req: &ChatRequest, mode: StructuredMode) -> Value {
         let schema = req.json_schema.as_ref().map(|s| (s, mode));
+        let temperature = req.temperature.or(self.temperature);
         let mut body = match self.kind {
-            Kind::OpenAi => openai::body(&self.model, req, schema, self.temperature),
-            Kind::Anthropic => anthropic::body(&self.model, req, self.temperature),
-            Kind::Ollama | Kind::Local => ollama::body(&self.model, req, schema, self.temperature),
+            Kind::OpenAi => openai::body(&self.model, req, schema, temperature),
+            Kind::Anthropic => anthropic::body(&self.model, req, temperature),
+            Kind::Ollama | Kind::Local => ollama::body(&self.model, req, schema, temperature),
         };
         if let Value::Object(map) = &mut body {
             for (k, v) in &self.extra_body {

@@ -78,6 +78,9 @@ pub struct ChatRequest {
     pub messages: Vec<Message>,
     /// Ask for structured output following this schema.
     pub json_schema: Option<JsonSchema>,
+    /// Sampling temperature for this call, over the provider's `temperature` (self-consistency
+    /// samples ask for one above 0).
+    pub temperature: Option<f64>,
 }
 
 /// Tokens used by one call or a whole review.

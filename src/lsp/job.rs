@@ -75,6 +75,9 @@ pub struct ReviewFinishedParams {
     /// Findings over `loop.max_findings`.
     #[serde(default)]
     pub over_limit: usize,
+    /// Findings too few of the `loop.samples` critiques agreed on.
+    #[serde(default)]
+    pub not_agreed: usize,
     /// Why the review failed or stopped, as a sentence.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -253,6 +256,7 @@ impl Job {
                 quote_is_message: outcome.quote_is_message,
                 repeated: outcome.repeated,
                 over_limit: outcome.over_limit,
+                not_agreed: outcome.not_agreed,
                 error,
             })
             .await;

@@ -113,7 +113,10 @@ impl LocalProvider {
         let model = self.loaded().await?;
         let prompt = model.prompt(&roles(&req.messages));
         let schema = req.json_schema.as_ref().map(|s| s.schema.clone());
-        let (max_tokens, temperature) = (self.max_tokens, self.temperature.unwrap_or(0.0));
+        let (max_tokens, temperature) = (
+            self.max_tokens,
+            req.temperature.or(self.temperature).unwrap_or(0.0),
+        );
         let child = cancel.child_token();
         let stop = child.clone();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
