@@ -902,3 +902,66 @@ async fn the_single_call_baseline_is_one_verified_fix_with_no_findings() {
     assert_eq!(calls_of(&mock, "explain"), 0);
     assert_eq!(done["findings"], 0);
 }
+
+#[tokio::test]
+async fn cancelling_the_progress_stops_verify_command_and_everything_it_started() {
+    // The command (on the original, before any model call) would run for 97 s, in a child
+    // of `sh` and in a grandchild in the background.
+    let mock = MockLlm::start(script(vec![Reply::findings(json!([]))], vec![])).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    let file = dir.path().join("src").join("lib.rs");
+    std::fs::write(&file, CODE).unwrap();
+    let client = LspClient::start(&[("OPENAI_BASE_URL", &mock.base_url)]);
+    let root = format!("file://{}", dir.path().display());
+    client
+        .request(
+            "initialize",
+            json!({"processId": null, "rootUri": root,
+                   "capabilities": {"window": {"workDoneProgress": true}},
+                   "initializationOptions": {"refine": {"verify": {"command":
+                       "(sleep 97.31; true) & sleep 97.31; true"}}}}),
+        )
+        .await
+        .unwrap();
+    client.notify("initialized", json!({})).await;
+    let uri = format!("file://{}", file.display());
+    client.open(&uri, "rust", CODE).await;
+    let id = client.review(&uri, all()).await;
+    let begin = client
+        .wait_for("$/progress", |p| p["value"]["kind"] == "begin")
+        .await;
+    assert_eq!(begin["value"]["cancellable"], true, "{begin}");
+    let running = || {
+        std::process::Command::new("pgrep")
+            .args(["-f", "sleep 97.31"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).lines().count())
+            .unwrap_or(0)
+    };
+    let t0 = std::time::Instant::now();
+    while running() < 2 && t0.elapsed() < std::time::Duration::from_secs(10) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(running() >= 2, "the command is running");
+    let asked = std::time::Instant::now();
+    client
+        .notify(
+            "window/workDoneProgress/cancel",
+            json!({"token": begin["token"]}),
+        )
+        .await;
+    let done = client
+        .finished_within(&id, std::time::Duration::from_secs(5))
+        .await;
+    let took = asked.elapsed();
+    eprintln!("cancelled during verify.command in {took:?}");
+    assert_eq!(done["error"], "the review was cancelled", "{done}");
+    let end = client
+        .wait_for("$/progress", |p| p["value"]["kind"] == "end")
+        .await;
+    assert_eq!(end["token"], begin["token"]);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(running(), 0, "the whole process group was killed");
+    assert_eq!(calls_of(&mock, "critique"), 0);
+}

@@ -193,6 +193,10 @@ impl Engine<'_> {
                     chosen = Some((fixed, round));
                     break;
                 }
+                Err(_) if run.cancel.is_cancelled() => {
+                    out.cancelled = true;
+                    return;
+                }
                 Err(why) => {
                     out.rejected += 1;
                     out.notes.push(format!("fix {round} rejected: {why}"));

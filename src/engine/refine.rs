@@ -58,7 +58,7 @@ impl Engine<'_> {
         };
         let mut scratch = None;
         if let Some(check) = self.command {
-            match self.baseline(check, input).await {
+            match self.baseline(check, input, cancel).await {
                 Ok((s, result)) => {
                     out.command_passed_on_original = Some(result.passed);
                     run.original_code = result.code;
@@ -71,6 +71,10 @@ impl Engine<'_> {
                         ));
                     }
                     scratch = Some(s);
+                }
+                Err(e) if e == verify::CANCELLED => {
+                    out.cancelled = true;
+                    return;
                 }
                 Err(e) => out.notes.push(format!("verify.command was not run: {e}")),
             }
@@ -213,6 +217,10 @@ impl Engine<'_> {
                 .await
             {
                 Ok(r) => r,
+                Err(_) if cancel.is_cancelled() => {
+                    out.cancelled = true;
+                    return;
+                }
                 Err(why) => {
                     out.rejected += 1;
                     out.notes.push(format!("revision {round} rejected: {why}"));
@@ -313,12 +321,16 @@ impl Engine<'_> {
         &self,
         check: &verify::CommandCheck,
         input: &ReviewInput,
+        cancel: &CancellationToken,
     ) -> Result<(verify::Scratch, verify::CommandResult), String> {
         let owned = check.clone();
-        let scratch = tokio::task::spawn_blocking(move || owned.scratch())
+        let token = cancel.clone();
+        let scratch = tokio::task::spawn_blocking(move || owned.scratch(&token))
             .await
             .map_err(|e| format!("the copy failed: {e}"))??;
-        let result = check.run(&scratch, &input.text.to_string()).await?;
+        let result = check
+            .run(&scratch, &input.text.to_string(), cancel)
+            .await?;
         Ok((scratch, result))
     }
 
@@ -362,7 +374,7 @@ impl Engine<'_> {
         let (Some(check), Some(scratch)) = (self.command, scratch) else {
             return Ok((revised, None));
         };
-        let result = check.run(scratch, &whole(&revised)).await?;
+        let result = check.run(scratch, &whole(&revised), run.cancel).await?;
         if !result.passed {
             run.last_failure = Some(verify::gist(&result.output));
         }
@@ -392,7 +404,7 @@ impl Engine<'_> {
                 )
             })?;
         static_checks(&retry)?;
-        let again = check.run(scratch, &whole(&retry)).await?;
+        let again = check.run(scratch, &whole(&retry), run.cancel).await?;
         if !again.passed {
             run.last_failure = Some(verify::gist(&again.output));
         }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
 use tree_sitter::{InputEdit, Node, Parser, Point, Tree};
 
 use crate::lang::{INTERFACE_CONTAINERS, grammar, interface_kinds};
@@ -194,6 +195,14 @@ fn signatures_in(language: &str, tree: &Tree, text: &str) -> BTreeMap<String, St
     out
 }
 
+/// Two signatures written alike but for whitespace (`numbers:Vec<f32>` and
+/// `numbers: Vec<f32>`: a reviser that reformats a signature has not changed it).
+fn same_tokens(a: &str, b: &str) -> bool {
+    a.chars()
+        .filter(|c| !c.is_whitespace())
+        .eq(b.chars().filter(|c| !c.is_whitespace()))
+}
+
 fn item_name(node: &Node<'_>, text: &str) -> Option<String> {
     let name = node.child_by_field_name("name").or_else(|| {
         // Go's type_declaration holds a type_spec with the name.
@@ -254,7 +263,7 @@ pub fn check(
         let after = signatures_in(language, &after_tree, revised_selection);
         for (name, sig) in &before {
             match after.get(name) {
-                Some(new) if new == sig => {}
+                Some(new) if same_tokens(new, sig) => {}
                 _ if asked_for(findings, name) => {}
                 Some(new) => {
                     return Err(format!(
@@ -381,27 +390,38 @@ const SKIP: &[&str] = &[
 const MAX_COPY_BYTES: u64 = 512 << 20;
 
 impl CommandCheck {
-    /// Copies the workspace (without build output and VCS data) to a scratch folder.
-    pub fn scratch(&self) -> Result<Scratch, String> {
+    /// Copies the workspace (without build output and VCS data) to a scratch folder; stops
+    /// between files once `cancel` fires.
+    pub fn scratch(&self, cancel: &CancellationToken) -> Result<Scratch, String> {
         let dir = tempfile::Builder::new()
             .prefix("refine-verify-")
             .tempdir()
             .map_err(|e| format!("cannot make a scratch folder: {e}"))?;
         let mut budget = MAX_COPY_BYTES;
-        copy_tree(&self.root, dir.path(), &mut budget).map_err(|e| {
+        copy_tree(&self.root, dir.path(), &mut budget, cancel).map_err(|e| {
             format!(
                 "cannot copy the workspace {} for verify.command: {e}",
                 self.root.display()
             )
         })?;
+        if cancel.is_cancelled() {
+            return Err(CANCELLED.to_owned());
+        }
         Ok(Scratch {
             file: dir.path().join(&self.file),
             dir,
         })
     }
 
-    /// Writes `text` as the reviewed file in the scratch copy and runs the command there.
-    pub async fn run(&self, scratch: &Scratch, text: &str) -> Result<CommandResult, String> {
+    /// Writes `text` as the reviewed file in the scratch copy and runs the command there, in
+    /// a process group of its own: on timeout or `cancel` the whole group is killed (what `sh`
+    /// started too), within a few milliseconds.
+    pub async fn run(
+        &self,
+        scratch: &Scratch,
+        text: &str,
+        cancel: &CancellationToken,
+    ) -> Result<CommandResult, String> {
         tokio::fs::write(&scratch.file, text)
             .await
             .map_err(|e| format!("cannot write {}: {e}", scratch.file.display()))?;
@@ -410,10 +430,24 @@ impl CommandCheck {
             .arg(&self.command)
             .current_dir(scratch.dir.path())
             .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
-        let run = cmd.output();
-        let output = match tokio::time::timeout(self.timeout, run).await {
-            Err(_) => {
+        #[cfg(unix)]
+        cmd.process_group(0);
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot run verify.command `{}`: {e}", self.command))?;
+        let group = child.id();
+        let stopped = |why: &str| {
+            kill_group(group);
+            why.to_owned()
+        };
+        let output = tokio::select! {
+            o = child.wait_with_output() => o,
+            () = cancel.cancelled() => return Err(stopped(CANCELLED)),
+            () = tokio::time::sleep(self.timeout) => {
+                kill_group(group);
                 return Ok(CommandResult {
                     passed: false,
                     code: None,
@@ -423,9 +457,11 @@ impl CommandCheck {
                     ),
                 });
             }
-            Ok(Err(e)) => return Err(format!("cannot run verify.command `{}`: {e}", self.command)),
-            Ok(Ok(o)) => o,
         };
+        // Whatever the command left running in its group goes with it.
+        kill_group(group);
+        let output =
+            output.map_err(|e| format!("cannot run verify.command `{}`: {e}", self.command))?;
         let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
         text.push_str(&String::from_utf8_lossy(&output.stderr));
         let tail: String = {
@@ -442,8 +478,39 @@ impl CommandCheck {
     }
 }
 
-fn copy_tree(from: &Path, to: &Path, budget: &mut u64) -> std::io::Result<()> {
+/// What a cancelled verification says.
+pub const CANCELLED: &str = "cancelled";
+
+/// Kills the process group `pid` leads (the command's shell and all it started).
+#[cfg(unix)]
+fn kill_group(pid: Option<u32>) {
+    let Some(pid) = pid.and_then(|p| libc::pid_t::try_from(p).ok()) else {
+        return;
+    };
+    if pid <= 1 {
+        return;
+    }
+    // SAFETY: killpg only sends a signal; the group is the one spawned above (its leader is
+    // our child, not yet reaped when this runs on cancel or timeout; after a normal exit the
+    // group id can only name processes the command left behind).
+    unsafe {
+        libc::killpg(pid, libc::SIGKILL);
+    }
+}
+
+#[cfg(not(unix))]
+fn kill_group(_pid: Option<u32>) {}
+
+fn copy_tree(
+    from: &Path,
+    to: &Path,
+    budget: &mut u64,
+    cancel: &CancellationToken,
+) -> std::io::Result<()> {
     for entry in std::fs::read_dir(from)? {
+        if cancel.is_cancelled() {
+            return Ok(());
+        }
         let entry = entry?;
         let name = entry.file_name();
         let kind = entry.file_type()?;
@@ -453,7 +520,7 @@ fn copy_tree(from: &Path, to: &Path, budget: &mut u64) -> std::io::Result<()> {
                 continue;
             }
             std::fs::create_dir_all(&target)?;
-            copy_tree(&entry.path(), &target, budget)?;
+            copy_tree(&entry.path(), &target, budget, cancel)?;
         } else if kind.is_file() {
             let len = entry.metadata()?.len();
             if len > *budget {
@@ -567,6 +634,15 @@ mod tests {
         .unwrap();
         assert_eq!(py["m"], "def m(self, x) -> int:");
         assert!(py.contains_key("A"));
+    }
+
+    #[test]
+    fn a_reformatted_signature_is_not_a_changed_one() {
+        let orig = "fn has_close_elements(numbers:Vec<f32>, threshold: f32) -> bool{\n    true\n}\n";
+        let rev = "fn has_close_elements(numbers: Vec<f32>, threshold: f32) -> bool {\n    false\n}\n";
+        assert_eq!(check("rust", orig, rev, orig, rev, &[]), Ok(()));
+        let changed = rev.replace("Vec<f32>", "&[f32]");
+        assert!(check("rust", orig, &changed, orig, &changed, &[]).is_err());
     }
 
     #[test]

@@ -83,6 +83,11 @@ pub struct ReviewFinishedParams {
     pub error: Option<String>,
 }
 
+/// A progress token as the key of [`super::state::State::progress_reviews`].
+pub fn progress_key(token: &ProgressToken) -> String {
+    serde_json::to_string(token).unwrap_or_default()
+}
+
 /// A request to publish a document's diagnostics, acknowledged once sent.
 pub type PublishRequest = (String, Option<oneshot::Sender<()>>);
 
@@ -118,12 +123,19 @@ impl Job {
     /// Runs the review to its end.
     pub async fn run(self) {
         let token = self.progress_token().await;
+        let token_key = token.as_ref().map(progress_key);
+        if let Some(k) = &token_key {
+            lock(&self.state)
+                .progress_reviews
+                .insert(k.clone(), self.id.clone());
+        }
         let max = self.service.config().refine_loop.max_iterations;
         self.report(
             &token,
             WorkDoneProgress::Begin(WorkDoneProgressBegin {
                 title: "Refine".to_owned(),
-                cancellable: Some(false),
+                // `window/workDoneProgress/cancel` cancels the review.
+                cancellable: Some(true),
                 message: Some("critique 1".to_owned()),
                 percentage: None,
             }),
@@ -205,7 +217,13 @@ impl Job {
         drop(tx);
         let _ = forward.await;
 
-        let stored = lock(&self.state).finish_review(&uri_key, &self.id, &outcome);
+        let stored = {
+            let mut st = lock(&self.state);
+            if let Some(k) = &token_key {
+                st.progress_reviews.remove(k);
+            }
+            st.finish_review(&uri_key, &self.id, &outcome)
+        };
         let cancelled = outcome.cancelled || (!stored && outcome.error.is_none());
         let (done_tx, done_rx) = oneshot::channel();
         if self.publish.send((uri_key.clone(), Some(done_tx))).is_ok() {

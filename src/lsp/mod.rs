@@ -39,6 +39,8 @@ use state::{ChangeEffects, DocState, State, lock};
 pub async fn serve_stdio() {
     let (service, socket) = LspService::build(Backend::new)
         .custom_method(transport::MALFORMED_METHOD, Backend::malformed)
+        // (tower-lsp-server has no handler for this notification of LSP 3.15.)
+        .custom_method("window/workDoneProgress/cancel", Backend::progress_cancel)
         .finish();
     let stdin = transport::guard(tokio::io::stdin());
     LspTransport::new(stdin, tokio::io::stdout(), socket)
@@ -68,6 +70,20 @@ impl Backend {
     }
 
     /// Answers a malformed frame (see [`transport`]) with the error the client should get.
+    /// `window/workDoneProgress/cancel`: the user pressed cancel on a review's progress.
+    async fn progress_cancel(&self, params: lsp::WorkDoneProgressCancelParams) {
+        let key = job::progress_key(&params.token);
+        let uri = {
+            let mut st = lock(&self.state);
+            let id = st.progress_reviews.get(&key).cloned();
+            id.and_then(|id| st.cancel(&id))
+        };
+        match uri {
+            Some(uri) => self.republish(&uri),
+            None => tracing::debug!("no running review has progress token {key}"),
+        }
+    }
+
     async fn malformed(&self, params: Value) -> RpcResult<Value> {
         let code = params.get("code").and_then(Value::as_i64).unwrap_or(-32700);
         let reason = params

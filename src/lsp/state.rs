@@ -110,6 +110,9 @@ pub struct State {
     pub supports_progress: bool,
     /// What the client can do.
     pub caps: ClientCaps,
+    /// Running reviews by their `$/progress` token (as JSON text), for
+    /// `window/workDoneProgress/cancel`.
+    pub progress_reviews: HashMap<String, String>,
     next_review: u64,
 }
 
@@ -124,6 +127,7 @@ impl Default for State {
             root: None,
             supports_progress: false,
             caps: ClientCaps::default(),
+            progress_reviews: HashMap::new(),
             next_review: 0,
         }
     }
