@@ -398,6 +398,22 @@ impl Layers {
         self.layers.insert(source, value);
     }
 
+    /// One layer as it stands.
+    pub fn get(&self, source: Source) -> Option<&Value> {
+        self.layers.get(&source)
+    }
+
+    /// Merges changed settings into one layer, key by key: objects merge, other values
+    /// replace, `null` removes the key. (An editor that sends only what changed must not drop
+    /// the rest, least of all the provider, which decides where code is sent.)
+    pub fn merge(&mut self, source: Source, value: Value) {
+        let slot = self
+            .layers
+            .entry(source)
+            .or_insert_with(|| Value::Object(Map::new()));
+        merge_into(slot, value);
+    }
+
     /// Loads a TOML file into a layer; a missing file is no layer, an unreadable one a warning.
     pub fn load_toml(&mut self, source: Source, path: &Path) {
         let text = match std::fs::read_to_string(path) {
@@ -474,6 +490,21 @@ impl Layers {
     }
 }
 
+fn merge_into(into: &mut Value, from: Value) {
+    match (into, from) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                if v.is_null() {
+                    a.remove(&k);
+                } else {
+                    merge_into(a.entry(k).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
 /// The user's config file: `$REFINE_LS_CONFIG`, else `<config dir>/refine-ls/config.toml`.
 pub fn user_config_path() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("REFINE_LS_CONFIG") {
@@ -537,6 +568,23 @@ fn set_path(root: &mut Value, path: &str, value: Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn changed_settings_merge_into_their_layer() {
+        let mut l = Layers::default();
+        l.set(
+            Source::Editor,
+            serde_json::json!({"provider": {"kind": "ollama", "model": "m"}, "hints": {"enabled": true}}),
+        );
+        l.merge(
+            Source::Editor,
+            serde_json::json!({"hints": {"enabled": false}, "provider": {"model": null}}),
+        );
+        assert_eq!(
+            l.get(Source::Editor),
+            Some(&serde_json::json!({"provider": {"kind": "ollama"}, "hints": {"enabled": false}}))
+        );
+    }
     use serde_json::json;
 
     #[test]

@@ -327,3 +327,64 @@ async fn secrets_files_are_not_reviewed_unless_configured() {
         "still redacted"
     );
 }
+
+#[tokio::test]
+async fn a_settings_change_that_names_only_hints_keeps_the_provider_it_was_given() {
+    // The environment points elsewhere (where `auto` would send code): it must never be used.
+    let chosen = MockLlm::start(Script {
+        critique: vec![Reply::findings(json!([]))].into(),
+        ..Script::default()
+    })
+    .await;
+    let elsewhere = MockLlm::start(Script {
+        critique: vec![Reply::findings(json!([]))].into(),
+        ..Script::default()
+    })
+    .await;
+    let client = LspClient::start(&[("OPENAI_BASE_URL", &elsewhere.base_url)]);
+    client
+        .initialize(
+            json!({}),
+            json!({"refine": {"provider": {"kind": "openai", "base_url": chosen.base_url,
+                                           "model": "chosen-model"}}}),
+        )
+        .await;
+    let uri = "file:///work/demo/src/lib.rs";
+    client
+        .open(uri, "rust", "fn f() -> i32 {\n    1\n}\n")
+        .await;
+    let all = json!({"start": {"line": 0, "character": 0}, "end": {"line": 3, "character": 0}});
+    let id = client.review(uri, all.clone()).await;
+    client.finished(&id).await;
+    client
+        .notify(
+            "workspace/didChangeConfiguration",
+            json!({"settings": {"refine": {"hints": {"inlay": "all"}}}}),
+        )
+        .await;
+    let id = client.review_forced(uri, all.clone()).await;
+    client.finished(&id).await;
+    // And a change to one provider key keeps the others.
+    client
+        .notify(
+            "workspace/didChangeConfiguration",
+            json!({"settings": {"refine": {"provider": {"model": "renamed-model"}}}}),
+        )
+        .await;
+    let id = client.review_forced(uri, all).await;
+    client.finished(&id).await;
+    assert!(elsewhere.requests().is_empty(), "no code went elsewhere");
+    let models: Vec<Value> = chosen
+        .requests()
+        .iter()
+        .map(|r| r["model"].clone())
+        .collect();
+    assert_eq!(
+        models,
+        vec![
+            json!("chosen-model"),
+            json!("chosen-model"),
+            json!("renamed-model")
+        ]
+    );
+}

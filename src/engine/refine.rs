@@ -328,9 +328,7 @@ impl Engine<'_> {
         let scratch = tokio::task::spawn_blocking(move || owned.scratch(&token))
             .await
             .map_err(|e| format!("the copy failed: {e}"))??;
-        let result = check
-            .run(&scratch, &input.text.to_string(), cancel)
-            .await?;
+        let result = check.run(&scratch, &input.text.to_string(), cancel).await?;
         Ok((scratch, result))
     }
 

@@ -638,8 +638,10 @@ mod tests {
 
     #[test]
     fn a_reformatted_signature_is_not_a_changed_one() {
-        let orig = "fn has_close_elements(numbers:Vec<f32>, threshold: f32) -> bool{\n    true\n}\n";
-        let rev = "fn has_close_elements(numbers: Vec<f32>, threshold: f32) -> bool {\n    false\n}\n";
+        let orig =
+            "fn has_close_elements(numbers:Vec<f32>, threshold: f32) -> bool{\n    true\n}\n";
+        let rev =
+            "fn has_close_elements(numbers: Vec<f32>, threshold: f32) -> bool {\n    false\n}\n";
         assert_eq!(check("rust", orig, rev, orig, rev, &[]), Ok(()));
         let changed = rev.replace("Vec<f32>", "&[f32]");
         assert!(check("rust", orig, &changed, orig, &changed, &[]).is_err());

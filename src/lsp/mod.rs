@@ -458,9 +458,18 @@ impl LanguageServer for Backend {
         let warnings = {
             let mut st = lock(&self.state);
             let root = st.root.clone();
+            // The files are read again; the editor's layer keeps what it had, and what changed
+            // merges in (a client may send only the changed section).
+            let editor = st.layers.get(Source::Editor).cloned();
             st.layers = Default::default();
             st.layers.load_files(root.as_deref());
-            st.reload_config(editor_settings(Some(params.settings)));
+            if let Some(e) = editor {
+                st.layers.set(Source::Editor, e);
+            }
+            if let Some(changed) = editor_settings(Some(params.settings)) {
+                st.layers.merge(Source::Editor, changed);
+            }
+            st.reload_config(None);
             st.config_warnings()
         };
         for w in warnings {
