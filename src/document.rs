@@ -71,6 +71,14 @@ pub enum DocError {
         /// The end as sent.
         end: TextPos,
     },
+    /// The change names a line the document does not have.
+    #[error("invalid range: line {line} is past the end of the document ({lines} lines)")]
+    PastTheEnd {
+        /// The line as sent.
+        line: u32,
+        /// Lines in the document.
+        lines: usize,
+    },
 }
 
 /// Where a change landed, in char offsets, so that anything anchored in the text can be moved.
@@ -140,6 +148,19 @@ impl Document {
         let (start, end) = match range {
             None => (0, self.rope.len_chars()),
             Some((s, e)) => {
+                // Columns past a line's end are clamped to it (as LSP says); a line past the
+                // document's end means the client holds another text (one past the last
+                // line, at column 0, is the end of the document).
+                let lines = self.rope.len_lines();
+                for p in [s, e] {
+                    let line = p.line as usize;
+                    if line > lines || (line == lines && p.col > 0) {
+                        return Err(DocError::PastTheEnd {
+                            line: p.line,
+                            lines,
+                        });
+                    }
+                }
                 let start = to_char(&self.rope, s, enc);
                 let end = to_char(&self.rope, e, enc);
                 if start > end {

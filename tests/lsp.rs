@@ -687,7 +687,8 @@ async fn bad_requests_get_errors_and_malformed_input_is_survived() {
         .wait_for("$/nullIdResponse", |r| r["error"]["code"] == -32600)
         .await;
     client.open(URI, "rust", CODE).await;
-    // An inverted and out-of-bounds change is rejected without harm.
+    // An inverted change is rejected without harm: the document is out of sync (no reviews)
+    // until the client sends it whole.
     client
         .notify(
             "textDocument/didChange",
@@ -695,7 +696,21 @@ async fn bad_requests_get_errors_and_malformed_input_is_survived() {
                    "contentChanges": [{"range": range(5, 0, 2, 0), "text": "x"}]}),
         )
         .await;
-    // A range far past the end is clamped to the file.
+    let err = client
+        .command("refine.review", json!([{"uri": URI, "range": all()}]))
+        .await
+        .unwrap_err();
+    assert!(
+        err["message"].as_str().unwrap().contains("out of sync"),
+        "{err}"
+    );
+    client
+        .notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": URI, "version": 3}, "contentChanges": [{"text": CODE}]}),
+        )
+        .await;
+    // A review range far past the end is clamped to the file.
     let id = client.review(URI, range(2, 0, 9999, 9999)).await;
     let done = client.finished(&id).await;
     assert!(done.get("error").is_none(), "{done}");
@@ -778,4 +793,81 @@ async fn configuration_comes_from_the_workspace_file_and_the_editor() {
     let id = client.review(URI, all()).await;
     client.finished(&id).await;
     assert_eq!(mock.requests()[1]["model"], "from-editor");
+}
+
+#[tokio::test]
+async fn a_change_the_server_cannot_apply_puts_the_document_out_of_sync_until_resent() {
+    let (_mock, client) = fixed_flow().await;
+    let id = client.review(URI, all()).await;
+    client.finished(&id).await;
+    assert_eq!(client.diagnostics(URI).len(), 1);
+    let change = |version: i64, change: Value| json!({"textDocument": {"uri": URI, "version": version}, "contentChanges": [change]});
+    // Line 40 does not exist: the server cannot know what the client now holds.
+    client
+        .notify(
+            "textDocument/didChange",
+            change(2, json!({"range": range(40, 0, 40, 1), "text": "x"})),
+        )
+        .await;
+    client
+        .wait_for("textDocument/publishDiagnostics", |p| {
+            p["uri"] == URI && p["diagnostics"] == json!([])
+        })
+        .await;
+    let msg = client
+        .wait_for("window/showMessage", |p| {
+            p["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("could not be applied")
+        })
+        .await;
+    assert_eq!(msg["type"], 1, "{msg}");
+    // No edits, no reviews; further edits are not applied to a text that may be wrong, and
+    // the user is told once.
+    let actions = client.code_actions(URI, all()).await;
+    assert!(
+        !actions
+            .iter()
+            .any(|a| a["title"].as_str().unwrap_or("").contains("apply revision")),
+        "{actions:?}"
+    );
+    let err = client
+        .command("refine.review", json!([{"uri": URI, "range": all()}]))
+        .await
+        .unwrap_err();
+    assert!(
+        err["message"].as_str().unwrap().contains("out of sync"),
+        "{err}"
+    );
+    client
+        .notify(
+            "textDocument/didChange",
+            change(3, json!({"range": range(0, 0, 0, 0), "text": "// hi\n"})),
+        )
+        .await;
+    client
+        .notify(
+            "textDocument/didChange",
+            change(4, json!({"range": range(9, 5, 2, 0), "text": ""})),
+        )
+        .await;
+    // A full-text change resyncs it.
+    client
+        .notify("textDocument/didChange", change(5, json!({"text": CODE})))
+        .await;
+    let id = client.review(URI, all()).await;
+    let done = client.finished(&id).await;
+    assert!(done["error"].is_null(), "{done}");
+    let told = client
+        .notifications("window/showMessage")
+        .iter()
+        .filter(|p| {
+            p["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("could not be applied")
+        })
+        .count();
+    assert_eq!(told, 1, "told once");
 }

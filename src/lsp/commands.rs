@@ -217,6 +217,11 @@ fn start_review(
             "{key} is not open: send textDocument/didOpen first"
         )));
     };
+    if ds.out_of_sync {
+        return Err(invalid_params(format!(
+            "{key} is out of sync (an edit could not be applied): reopen the file first"
+        )));
+    }
     let rope = ds.doc.rope().clone();
     let (first, last) = widen_to_lines(
         &rope,

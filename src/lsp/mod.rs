@@ -405,6 +405,7 @@ impl LanguageServer for Backend {
             DocState {
                 doc: Document::new(&td.text, td.version, &td.language_id),
                 reviews: Vec::new(),
+                out_of_sync: false,
             },
         );
     }
@@ -412,6 +413,7 @@ impl LanguageServer for Backend {
     async fn did_change(&self, params: DidChangeTextDocumentParams) {
         let key = params.text_document.uri.as_str().to_owned();
         let mut effects = ChangeEffects::default();
+        let mut lost: Option<String> = None;
         {
             let mut st = lock(&self.state);
             let enc = st.encoding;
@@ -423,9 +425,27 @@ impl LanguageServer for Backend {
                     tracing::warn!(uri = %key, "didChange for a document that is not open");
                     return;
                 };
+                if ds.out_of_sync && range.is_some() {
+                    // Applied to a text that may not be the client's, it would only be wrong.
+                    continue;
+                }
+                let was_out = ds.out_of_sync;
                 match ds.doc.apply_change(range, &change.text, enc) {
-                    Ok(span) => st.on_change(&key, span, &mut effects),
-                    Err(e) => tracing::error!(uri = %key, "change rejected: {e}"),
+                    Ok(span) => {
+                        if was_out {
+                            // A full-text change: the client's text again.
+                            ds.out_of_sync = false;
+                            tracing::info!(uri = %key, "document in sync again");
+                        }
+                        st.on_change(&key, span, &mut effects);
+                    }
+                    Err(e) => {
+                        tracing::error!(uri = %key, "change rejected: {e}; the document is out of sync");
+                        ds.out_of_sync = true;
+                        lost = Some(e.to_string());
+                        st.clear(&key);
+                        effects.republish = true;
+                    }
                 }
             }
             if let Some(ds) = st.docs.get_mut(&key) {
@@ -435,6 +455,16 @@ impl LanguageServer for Backend {
         }
         if effects.republish {
             self.republish(&key);
+        }
+        if let Some(why) = lost {
+            self.client
+                .show_message(
+                    MessageType::ERROR,
+                    format!(
+                        "refine: an edit to {key} could not be applied ({why}); its reviews are cleared and none will run until the file is reopened or sent whole"
+                    ),
+                )
+                .await;
         }
     }
 

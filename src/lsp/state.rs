@@ -90,6 +90,10 @@ pub struct DocState {
     pub doc: Document,
     /// Reviews, oldest first.
     pub reviews: Vec<ReviewEntry>,
+    /// A change could not be applied: the text may differ from the client's. Until a
+    /// `didOpen` or a full-text change resyncs it, the document gets no reviews, diagnostics
+    /// or edits.
+    pub out_of_sync: bool,
 }
 
 /// Everything the handlers share.
