@@ -965,3 +965,45 @@ async fn cancelling_the_progress_stops_verify_command_and_everything_it_started(
     assert_eq!(running(), 0, "the whole process group was killed");
     assert_eq!(calls_of(&mock, "critique"), 0);
 }
+
+#[tokio::test]
+async fn a_judged_fix_the_failing_tests_still_fail_on_goes_back_with_their_output() {
+    // The command fails while `1..xs` or `PARTIAL` is in the file. Revision 1 is judged to
+    // fix the finding but the tests still fail; revision 2 passes them and is offered.
+    let partial = FIXED.replace("    s\n}", "    s // PARTIAL\n}");
+    let mut s = script(
+        vec![Reply::findings(json!([off_by_one("warning")]))],
+        vec![Reply::code(&partial), Reply::code(FIXED)],
+    );
+    s.judge = vec![verdict(1, true, "for i in 0..xs.len() { s += xs[i]; }")].into();
+    let mock = MockLlm::start(s).await;
+    let settings = json!({"verify": {"command":
+        "if grep -q -e '1\\.\\.xs' -e PARTIAL src/lib.rs; then echo 'assertion failed: sum(&[1,2]) == 3' >&2; exit 1; fi"}});
+    let (_d, client, uri) = workspace(&mock, CODE, settings).await;
+    let done = review(&client, &uri).await;
+    assert_eq!(done["revision"], true, "{done}");
+    let revises = requests_of(&mock, "# refine-ls reviser");
+    assert_eq!(
+        revises.len(),
+        2,
+        "the loop went on although the judge was satisfied"
+    );
+    assert!(
+        revises[1].contains("assertion failed: sum(&[1,2]) == 3"),
+        "{}",
+        revises[1]
+    );
+    let actions = client.code_actions(&uri, all()).await;
+    let apply = actions
+        .iter()
+        .find(|a| a["title"].as_str().unwrap().contains("apply revision"))
+        .expect("offered");
+    let edits = apply["edit"]["documentChanges"][0]["edits"]
+        .as_array()
+        .unwrap();
+    assert_eq!(
+        apply_edits(CODE, edits, "utf-16"),
+        FIXED,
+        "the version the tests pass"
+    );
+}

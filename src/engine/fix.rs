@@ -138,6 +138,7 @@ impl Engine<'_> {
             critique: Critiqued::default(),
             round: 0,
             resolved: 0,
+            passes: false,
         };
         let mut feedback: Option<String> = None;
         // A fix that verification let through while the failing command still fails on it:

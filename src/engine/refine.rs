@@ -28,6 +28,9 @@ pub(crate) struct Candidate {
     pub(crate) round: u32,
     /// Findings of the original this version resolves, by the judge's evidence.
     pub(crate) resolved: usize,
+    /// verify.command passes on this version (a version that passes beats one that resolves
+    /// more findings by the judge's word).
+    pub(crate) passes: bool,
 }
 
 impl Engine<'_> {
@@ -168,6 +171,7 @@ impl Engine<'_> {
             critique: first,
             round: 0,
             resolved: 0,
+            passes: out.command_passed_on_original == Some(true),
         }];
         let mut best = 0;
         // Why the last revision was refused (or what still fails on it), for the next one.
@@ -235,9 +239,9 @@ impl Engine<'_> {
             }
             // Evidence, strongest first: tests that fail on the original and pass on the
             // revision decide alone; otherwise the judge, finding by finding.
-            let judgement = if tests_passed == Some(true)
-                && out.command_passed_on_original == Some(false)
-            {
+            let tests_decide =
+                tests_passed == Some(true) && out.command_passed_on_original == Some(false);
+            let judgement = if tests_decide {
                 out.notes.push(format!(
                     "revision {round}: verify.command fails on the original and passes on it; accepted on that alone"
                 ));
@@ -245,6 +249,13 @@ impl Engine<'_> {
                     resolved: vec![true; base.critique.shown.len()],
                     fallback: None,
                 }
+            } else if base.critique.shown.is_empty() {
+                // Nothing left to judge: only the failing command was to be fixed, and it
+                // still fails.
+                out.notes.push(format!(
+                    "revision {round} set aside: the failing verify.command still fails on it"
+                ));
+                continue;
             } else {
                 progress(Event::Stage(Stage::Judge { round }));
                 match self.judge(input, base, &revised, &mut run, out).await {
@@ -265,7 +276,7 @@ impl Engine<'_> {
                 ));
             }
             let fixed = judgement.resolved.iter().filter(|r| **r).count();
-            if fixed == 0 {
+            if fixed == 0 && !tests_decide {
                 out.notes.push(format!(
                     "revision {round} set aside: it resolves none of the {} finding(s) it was asked to fix",
                     base.critique.shown.len()
@@ -274,8 +285,11 @@ impl Engine<'_> {
             }
             let remaining = carry_over(input, base, &revised, &judgement.resolved);
             let resolved = base.resolved + fixed;
-            let done = remaining.is_empty();
-            if resolved > candidates[best].resolved {
+            // A failing command that still fails keeps the loop going, with its output as
+            // the next round's feedback, even when the judge finds every finding resolved.
+            let done = remaining.is_empty() && tests_passed != Some(false);
+            let passes = tests_passed == Some(true);
+            if (passes, resolved) > (candidates[best].passes, candidates[best].resolved) {
                 best = candidates.len();
             }
             candidates.push(Candidate {
@@ -286,6 +300,7 @@ impl Engine<'_> {
                 },
                 round,
                 resolved,
+                passes,
             });
             if done {
                 break;
