@@ -1007,3 +1007,41 @@ async fn a_judged_fix_the_failing_tests_still_fail_on_goes_back_with_their_outpu
         "the version the tests pass"
     );
 }
+
+#[tokio::test]
+async fn a_revision_holding_a_doc_test_fence_is_read_whole() {
+    let doc = "/// Sums.\n///\n/// ```\n/// assert_eq!(sum(&[1]), 1);\n/// ```\n";
+    let (code, fixed) = (format!("{doc}{CODE}"), format!("{doc}{FIXED}"));
+    let mut finding = off_by_one("warning");
+    finding["start_line"] = json!(8);
+    finding["end_line"] = json!(8);
+    let mut s = script(
+        vec![Reply::findings(json!([finding]))],
+        vec![Reply::code(&fixed)],
+    );
+    s.judge = vec![verdict(1, true, "for i in 0..xs.len() { s += xs[i]; }")].into();
+    let mock = MockLlm::start(s).await;
+    let (_d, client, uri) = workspace(&mock, &code, json!({})).await;
+    let id = client
+        .review(
+            &uri,
+            json!({"start": {"line": 0, "character": 0}, "end": {"line": 10, "character": 0}}),
+        )
+        .await;
+    let done = client.finished(&id).await;
+    assert_eq!(done["revision"], true, "{done}");
+    let actions = client
+        .code_actions(
+            &uri,
+            json!({"start": {"line": 0, "character": 0}, "end": {"line": 10, "character": 0}}),
+        )
+        .await;
+    let apply = actions
+        .iter()
+        .find(|a| a["title"].as_str().unwrap().contains("apply revision"))
+        .expect("offered");
+    let edits = apply["edit"]["documentChanges"][0]["edits"]
+        .as_array()
+        .unwrap();
+    assert_eq!(apply_edits(&code, edits, "utf-16"), fixed);
+}

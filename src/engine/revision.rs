@@ -33,37 +33,63 @@ pub fn apply_reply(original: &str, reply: &str) -> Result<String, RevisionError>
     Ok(normalize(original, &strip_line_numbers(&revised)))
 }
 
-/// The body of the first fenced block (its language tag dropped).
+/// The body of the first fenced block (its info string dropped), fenced as CommonMark says:
+/// an opening fence of three or more backticks (or tildes) indented at most three spaces; the
+/// closing fence is a line of at least as many of the same character and nothing else, so a
+/// doc comment's `/// ```` inside the code does not end it. Only when no such line follows is
+/// a fence glued to the end of the last code line (`}````, as small models write) taken as
+/// the close.
 fn full_block(reply: &str) -> Result<String, RevisionError> {
-    let mut lines = reply.lines();
-    let mut body = Vec::new();
-    let mut fence = None;
-    for line in lines.by_ref() {
-        let t = line.trim_start();
-        if t.starts_with("```") || t.starts_with("~~~") {
-            fence = Some(&t[..3]);
-            break;
-        }
-    }
-    let Some(fence) = fence else {
+    let lines: Vec<&str> = reply.lines().collect();
+    let Some((open, ch, len)) = lines
+        .iter()
+        .enumerate()
+        .find_map(|(i, l)| opening_fence(l).map(|(ch, len)| (i, ch, len)))
+    else {
         return Err(RevisionError::NoCode);
     };
-    for line in lines {
-        if line.trim() == fence {
-            let mut text = body.join("\n");
-            text.push('\n');
-            return Ok(text);
+    let body = &lines[open + 1..];
+    let finish = |code: &[&str]| {
+        let mut text = code.join("\n");
+        text.push('\n');
+        text
+    };
+    if let Some(close) = body.iter().position(|l| is_closing_fence(l, ch, len)) {
+        return Ok(finish(&body[..close]));
+    }
+    let fence: String = std::iter::repeat_n(ch, len).collect();
+    for (i, line) in body.iter().enumerate() {
+        if let Some(code) = line.trim_end().strip_suffix(fence.as_str()) {
+            let mut kept = body[..i].to_vec();
+            kept.push(code);
+            return Ok(finish(&kept));
         }
-        // A closing fence glued to the last code line (`}````) still closes the block.
-        if let Some(code) = line.trim_end().strip_suffix(fence) {
-            body.push(code);
-            let mut text = body.join("\n");
-            text.push('\n');
-            return Ok(text);
-        }
-        body.push(line);
     }
     Err(RevisionError::Truncated("code block"))
+}
+
+/// `(fence char, fence length)` when `line` opens a fenced block.
+fn opening_fence(line: &str) -> Option<(char, usize)> {
+    let indent = line.len() - line.trim_start_matches(' ').len();
+    if indent > 3 {
+        return None;
+    }
+    let t = &line[indent..];
+    let ch = t.chars().next().filter(|c| *c == '`' || *c == '~')?;
+    let len = t.chars().take_while(|c| *c == ch).count();
+    // A backtick fence's info string holds no backtick.
+    let info = &t[len..];
+    (len >= 3 && !(ch == '`' && info.contains('`'))).then_some((ch, len))
+}
+
+fn is_closing_fence(line: &str, ch: char, len: usize) -> bool {
+    let indent = line.len() - line.trim_start_matches(' ').len();
+    if indent > 3 {
+        return false;
+    }
+    let t = line.trim();
+    let n = t.chars().take_while(|c| *c == ch).count();
+    n >= len && n == t.chars().count()
 }
 
 /// Parses `<<<<<<< SEARCH … ======= … >>>>>>> REPLACE` blocks.
@@ -278,6 +304,27 @@ mod tests {
         let orig = "a\r\nb\r\n";
         let reply = "```\n   10 | a\n   11 | c\n```";
         assert_eq!(apply_reply(orig, reply).unwrap(), "a\r\nc\r\n");
+    }
+
+    #[test]
+    fn a_doc_test_fence_inside_the_code_does_not_close_the_block() {
+        let code = "/// Adds.\n///\n/// ```\n/// assert_eq!(add(1, 2), 3);\n/// ```\nfn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n";
+        let reply = format!("```rust\n{code}```\n");
+        assert_eq!(full_block(&reply).unwrap(), code);
+        // A longer opening fence needs a closing one as long.
+        let inner = "x = 1\n```\ny = 2\n";
+        assert_eq!(
+            full_block(&format!("````python\n{inner}````\n")).unwrap(),
+            inner
+        );
+        // A docstring with a fenced example, tildes outside.
+        let py = "def f():\n    \"\"\"\n    ```\n    f()\n    ```\n    \"\"\"\n";
+        assert_eq!(full_block(&format!("~~~\n{py}~~~\n")).unwrap(), py);
+        assert_eq!(
+            full_block("```rust\nfn f() {}\n/// ```\n"),
+            Ok("fn f() {}\n/// \n".to_owned()),
+            "with no closing line, the glued fence closes (what small models write)"
+        );
     }
 
     #[test]
