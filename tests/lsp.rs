@@ -871,3 +871,34 @@ async fn a_change_the_server_cannot_apply_puts_the_document_out_of_sync_until_re
         .count();
     assert_eq!(told, 1, "told once");
 }
+
+#[tokio::test]
+async fn a_frame_whose_length_counts_characters_does_not_desynchronise_the_session() {
+    let mock = MockLlm::start(script(vec![Reply::findings(json!([]))], vec![])).await;
+    let client = start(&mock, json!({})).await;
+    let uri = "file:///work/demo/src/accent.rs";
+    let body = json!({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params":
+        {"textDocument": {"uri": uri, "languageId": "rust", "version": 1,
+                          "text": "// café\nfn f() -> i32 {\n    1\n}\n"}}})
+    .to_string();
+    let frame = format!("Content-Length: {}\r\n\r\n{body}", body.chars().count());
+    client.send_raw(frame.as_bytes()).await;
+    // The next requests are all answered, and the document was opened as sent.
+    for _ in 0..3 {
+        let actions = client.code_actions(uri, range(0, 0, 1, 0)).await;
+        assert!(
+            actions
+                .iter()
+                .any(|a| a["title"].as_str().unwrap_or("").contains("review")),
+            "{actions:?}"
+        );
+    }
+    let id = client.review(uri, range(0, 0, 4, 0)).await;
+    let done = client.finished(&id).await;
+    assert!(done["error"].is_null(), "{done}");
+    let sent = mock.requests()[0]["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(sent.contains("// café"), "{sent}");
+}

@@ -41,7 +41,17 @@ async fn next_frame<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) -> Option<V
             return None;
         }
         let text = String::from_utf8_lossy(&line);
-        let text = text.trim_end_matches(['\r', '\n']);
+        let mut text = text.trim_end_matches(['\r', '\n']);
+        // A client that counted characters instead of bytes leaves the end of its last body in
+        // front of the next header: resynchronise at the `Content-Length` header.
+        if let Some(at) = text.to_ascii_lowercase().find("content-length:") {
+            if at > 0 {
+                tracing::warn!(
+                    "{at} stray byte(s) before a header (a Content-Length counted in characters?)"
+                );
+                text = &text[at..];
+            }
+        }
         if text.is_empty() {
             if saw_header {
                 break;
@@ -72,7 +82,37 @@ async fn next_frame<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) -> Option<V
     }
     let mut body = vec![0; len];
     reader.read_exact(&mut body).await.ok()?;
+    if serde_json::from_slice::<Value>(&body).is_err() {
+        // Too short by the bytes a character count misses: the rest of the body is what
+        // stands before the next header (or all that is read in, when the next frame has not
+        // come yet).
+        // (Only what is already read in: waiting for more would hold back the error reply to
+        // a body that is simply not JSON.)
+        {
+            let buffered = reader.buffer();
+            let upto = find_header(buffered).unwrap_or(buffered.len());
+            if upto > 0 && upto <= MAX_SHORTFALL {
+                let mut longer = body.clone();
+                longer.extend_from_slice(&buffered[..upto]);
+                if serde_json::from_slice::<Value>(&longer).is_ok() {
+                    reader.consume(upto);
+                    return Some(check(longer));
+                }
+            }
+        }
+    }
     Some(check(body))
+}
+
+/// A body is repaired by at most this many bytes (one per multi-byte character counted).
+const MAX_SHORTFALL: usize = 4096;
+
+/// Where the next `Content-Length` header starts in `bytes`.
+fn find_header(bytes: &[u8]) -> Option<usize> {
+    const NAME: &[u8] = b"content-length:";
+    bytes
+        .windows(NAME.len())
+        .position(|w| w.eq_ignore_ascii_case(NAME))
 }
 
 /// Keeps a well-formed body as it is, or replaces it.
@@ -141,6 +181,23 @@ mod tests {
             out.push(serde_json::from_slice(&body).unwrap());
         }
         out
+    }
+
+    #[tokio::test]
+    async fn a_length_counted_in_characters_loses_nothing() {
+        // `é` is two bytes; the client counted one.
+        let body = "{\"jsonrpc\":\"2.0\",\"method\":\"x\",\"params\":{\"t\":\"é\"}}";
+        let chars = body.chars().count();
+        let next = "{\"jsonrpc\":\"2.0\",\"method\":\"initialized\"}";
+        let input = format!(
+            "Content-Length: {chars}\r\n\r\n{body}Content-Length: {}\r\n\r\n{next}",
+            next.len()
+        );
+        let input: &'static [u8] = Box::leak(input.into_bytes().into_boxed_slice());
+        let got = frames(input).await;
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0]["params"]["t"], "é");
+        assert_eq!(got[1]["method"], "initialized");
     }
 
     #[tokio::test]
