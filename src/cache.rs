@@ -40,7 +40,10 @@ impl Cache {
     pub fn open(path: &Path) -> Option<Self> {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
+            crate::secrets::private(dir, true);
         }
+        // Reviews hold the user's code: readable by the user alone.
+        crate::secrets::create_private(path);
         match Database::create(path) {
             Ok(db) => Some(Self { db }),
             Err(e) => {

@@ -99,6 +99,8 @@ fn init_logging(file: Option<&std::path::Path>, default_level: &str) -> std::io:
         .with_ansi(false);
     match file {
         Some(path) => {
+            // Logs hold code (redacted) and model output: the user's alone.
+            refine_ls::secrets::create_private(path);
             let f = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)

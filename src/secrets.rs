@@ -234,6 +234,37 @@ pub fn is_sensitive_path(path: &str) -> bool {
         || name.starts_with("id_ecdsa")
 }
 
+/// Makes `path` (a file, or with `dir` a folder) readable and writable by its owner alone
+/// (`0600`, folders `0700`). Does nothing off Unix, or when it cannot.
+pub fn private(path: &std::path::Path, dir: bool) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = if dir { 0o700 } else { 0o600 };
+        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+            tracing::debug!("cannot restrict {}: {e}", path.display());
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, dir);
+}
+
+/// Creates `path` if it is missing, private from the start (`0600`: never world-readable,
+/// not even for a moment), or makes an existing file private.
+pub fn create_private(path: &std::path::Path) {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    if let Err(e) = options.open(path) {
+        tracing::debug!("cannot create {}: {e}", path.display());
+    }
+    private(path, false);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

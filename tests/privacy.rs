@@ -138,11 +138,13 @@ async fn no_secret_of_the_corpus_reaches_the_model_and_revisions_get_them_back()
     .await;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("refine.log");
+    let cache = dir.path().join("cache");
     let client = LspClient::start(&[
         ("OPENAI_BASE_URL", &mock.base_url),
         ("OPENAI_API_KEY", "sk-test-KEYSHOULDNEVERBELOGGED0123456789"),
         ("RUST_LOG", "debug"),
         ("REFINE_LS_LOG_FILE", log.to_str().unwrap()),
+        ("REFINE_LS_CACHE_DIR", cache.to_str().unwrap()),
     ]);
     client.initialize(json!({}), json!({})).await;
     client.open(URI, "python", &text).await;
@@ -275,6 +277,30 @@ async fn no_secret_of_the_corpus_reaches_the_model_and_revisions_get_them_back()
             !logged.contains(&secret_part(&entry)),
             "{kind} secret in the log"
         );
+    }
+    // Nothing in the cache folder holds a secret (the offered revision had them restored),
+    // and the cache and the log are the user's alone.
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(&cache).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            stored.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    let stored = String::from_utf8_lossy(&stored);
+    for (kind, entry) in corpus() {
+        assert!(
+            !stored.contains(&secret_part(&entry)),
+            "{kind} secret in the cache folder"
+        );
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&log), 0o600, "the log file");
+        assert_eq!(mode(&cache.join("reviews.redb")), 0o600, "the review cache");
+        assert_eq!(mode(&cache), 0o700, "the cache folder");
     }
 }
 

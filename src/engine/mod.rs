@@ -119,7 +119,14 @@ impl Engine<'_> {
         self.refine(input, &original, &mut vault, &mut out, cancel, progress)
             .await;
         out.redacted = vault.secrets().iter().map(|s| s.kind.to_owned()).collect();
-        if let (Some(cache), None, false) = (self.cache, &out.error, out.cancelled) {
+        // A review of code that holds secrets is not stored: its revision has them restored,
+        // and nothing secret is written to disk.
+        if let (Some(cache), None, false, true) = (
+            self.cache,
+            &out.error,
+            out.cancelled,
+            vault.secrets().is_empty(),
+        ) {
             let mut stored = out.clone();
             relocate(&mut stored, -(region.start as isize));
             cache.put(&key, &stored);
