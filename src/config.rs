@@ -148,6 +148,10 @@ pub struct ProviderOverride {
     pub max_retries: Option<u32>,
     /// See [`ProviderConfig::stall_timeout_secs`].
     pub stall_timeout_secs: Option<u64>,
+    /// See [`ProviderConfig::first_token_timeout_secs`].
+    pub first_token_timeout_secs: Option<u64>,
+    /// See [`ProviderConfig::max_tokens`].
+    pub max_tokens: Option<u32>,
     /// See [`ProviderConfig::model_path`].
     pub model_path: Option<String>,
 }
@@ -184,6 +188,12 @@ impl ProviderOverride {
         if let Some(v) = self.stall_timeout_secs {
             out.stall_timeout_secs = v;
         }
+        if let Some(v) = self.first_token_timeout_secs {
+            out.first_token_timeout_secs = v;
+        }
+        if let Some(v) = self.max_tokens {
+            out.max_tokens = Some(v);
+        }
         out
     }
 }
@@ -207,8 +217,12 @@ pub struct ProviderConfig {
     pub api_key_env: Option<String>,
     /// Timeout for one model call, in seconds (the whole reply).
     pub timeout_secs: u64,
-    /// A stream that sends nothing for this long is aborted, in seconds.
+    /// A stream that sends nothing for this long once the answer has begun is aborted, in
+    /// seconds.
     pub stall_timeout_secs: u64,
+    /// How long to wait for the answer's first token, in seconds: a server sends nothing
+    /// while it reads the prompt (32 s for 1,181 tokens of a 1.5B model on 2 cores).
+    pub first_token_timeout_secs: u64,
     /// Retries after a connection error, HTTP 429 or 5xx.
     pub max_retries: u32,
     /// Sampling temperature; unset leaves it to the server.
@@ -219,8 +233,9 @@ pub struct ProviderConfig {
     pub extra_body: Map<String, Value>,
     /// `kind = "local"`: the GGUF model file run in-process.
     pub model_path: Option<String>,
-    /// `kind = "local"`: most tokens one answer may have.
-    pub max_tokens: u32,
+    /// Most tokens one answer may have. Unset: 512 for `local`, 4096 for `anthropic` (which
+    /// requires a value), and the server's own limit for `openai` and `ollama`.
+    pub max_tokens: Option<u32>,
     /// `kind = "local"`: inference threads (0: all cores but one in the language server, every
     /// core on the command line).
     pub threads: usize,
@@ -248,12 +263,13 @@ impl Default for ProviderConfig {
             api_key_env: None,
             timeout_secs: 120,
             stall_timeout_secs: 30,
+            first_token_timeout_secs: 110,
             max_retries: 3,
             temperature: Some(0.0),
             headers: BTreeMap::new(),
             extra_body: Map::new(),
             model_path: None,
-            max_tokens: 512,
+            max_tokens: None,
             threads: 0,
             gpu_layers: 0,
         }

@@ -159,6 +159,9 @@ async fn ollama_streams_ndjson_with_the_schema_as_format() {
         reqs[1].body.get("format").is_none(),
         "revisions ask for no format"
     );
+    // Room for the prompt and the answer: Ollama's 2,048-token default would cut the front.
+    let num_ctx = reqs[0].body["options"]["num_ctx"].as_u64().unwrap();
+    assert!(num_ctx >= 4096 && num_ctx.is_power_of_two(), "{num_ctx}");
     assert_eq!(done["inputTokens"], 300);
 }
 
@@ -524,4 +527,112 @@ async fn gateway_headers_and_extra_body_are_sent() {
     );
     assert_eq!(r.body["top_k"], 5);
     assert_eq!(r.body["user"], "ci");
+}
+
+#[tokio::test]
+async fn a_slow_first_token_has_its_own_bound_and_its_own_advice() {
+    // A server reading a long prompt sends nothing for 2.5 s: more than the stall timeout.
+    let script = || Script {
+        critique: vec![Reply::findings(one_finding()).delayed(2500)].into(),
+        revise: vec![Reply::code(FIXED)].into(),
+        ..Script::default()
+    };
+    let mock = MockLlm::start(script()).await;
+    let client = server(
+        json!({"provider": {"base_url": mock.base_url, "stall_timeout_secs": 1,
+        "first_token_timeout_secs": 20}, "loop": {"max_iterations": 0}}),
+    )
+    .await;
+    let done = review(&client).await;
+    assert!(done["error"].is_null(), "{done}");
+    assert_eq!(done["findings"], 1);
+    let mock = MockLlm::start(script()).await;
+    let client = server(
+        json!({"provider": {"base_url": mock.base_url, "max_retries": 0,
+        "first_token_timeout_secs": 1}, "loop": {"max_iterations": 0}}),
+    )
+    .await;
+    let done = review(&client).await;
+    let err = done["error"].as_str().unwrap();
+    assert!(
+        err.contains("sent no token within 1 s") && err.contains("first_token_timeout_secs"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_400_about_the_context_size_costs_one_request_and_no_fallback() {
+    let mock = MockLlm::start(Script {
+        critique: vec![Reply::status(
+            400,
+            r#"{"error": {"code": 400, "message": "the request exceeds the available context size, try increasing it", "type": "exceed_context_size_error"}}"#,
+        )]
+        .into(),
+        ..Script::default()
+    })
+    .await;
+    let client = server(json!({"provider": {"base_url": mock.base_url}})).await;
+    let done = review(&client).await;
+    let err = done["error"].as_str().unwrap();
+    assert!(err.contains("exceeds the available context size"), "{err}");
+    assert_eq!(mock.requests().len(), 1, "no structured-output fallback");
+    // The next review still asks for the schema: nothing was remembered.
+    mock.set_script(Script {
+        critique: vec![Reply::findings(json!([]))].into(),
+        ..Script::default()
+    });
+    let done = review(&client).await;
+    assert!(done["error"].is_null(), "{done}");
+    assert_eq!(
+        mock.requests()[1]["response_format"]["type"],
+        "json_schema",
+        "{:?}",
+        mock.requests()[1]
+    );
+}
+
+#[tokio::test]
+async fn provider_max_tokens_applies_to_every_kind() {
+    let mock = MockLlm::start(Script {
+        critique: vec![Reply::findings(json!([]))].into(),
+        ..Script::default()
+    })
+    .await;
+    let client = server(json!({"provider": {"base_url": mock.base_url, "max_tokens": 321}})).await;
+    review(&client).await;
+    assert_eq!(mock.requests()[0]["max_tokens"], 321);
+
+    let mock = MockLlm::start(Script {
+        critique: vec![Reply::findings(json!([]))].into(),
+        ..Script::default()
+    })
+    .await;
+    let client = LspClient::start(&[("ANTHROPIC_API_KEY", "sk-ant-test-0123456789abcdefghij")]);
+    client
+        .initialize(
+            json!({}),
+            json!({"refine": {"provider": {"kind": "anthropic",
+            "base_url": mock.root_url, "model": "claude-test", "max_tokens": 777}}}),
+        )
+        .await;
+    client.open(URI, "rust", CODE).await;
+    review(&client).await;
+    assert_eq!(mock.recorded()[0].body["max_tokens"], 777);
+
+    let mock = MockLlm::start(Script {
+        critique: vec![Reply::findings(json!([]))].into(),
+        ..Script::default()
+    })
+    .await;
+    let client = LspClient::start(&[("OLLAMA_HOST", mock.root_url.trim_start_matches("http://"))]);
+    client
+        .initialize(
+            json!({}),
+            json!({"refine": {"provider": {"kind": "ollama", "model": "m",
+            "max_tokens": 555}}}),
+        )
+        .await;
+    client.open(URI, "rust", CODE).await;
+    review(&client).await;
+    assert_eq!(mock.recorded()[0].body["options"]["num_predict"], 555);
 }

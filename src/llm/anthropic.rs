@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::http::Sampling;
 use super::stream::{Accumulator, SseEvent};
 use super::{ChatRequest, Role};
 use crate::config::ProviderConfig;
@@ -15,7 +16,7 @@ pub fn base_url(cfg: &ProviderConfig) -> String {
 }
 
 /// The request body: system messages go to `system`, the rest to `messages`.
-pub fn body(model: &str, req: &ChatRequest, temperature: Option<f64>) -> Value {
+pub fn body(model: &str, req: &ChatRequest, sampling: Sampling) -> Value {
     let system: Vec<&str> = req
         .messages
         .iter()
@@ -30,12 +31,13 @@ pub fn body(model: &str, req: &ChatRequest, temperature: Option<f64>) -> Value {
         .collect();
     let mut body = json!({
         "model": model,
-        "max_tokens": 4096,
+        // The Messages API requires a limit.
+        "max_tokens": sampling.max_tokens.unwrap_or(4096),
         "system": system.join("\n\n"),
         "messages": messages,
         "stream": true,
     });
-    if let Some(t) = temperature {
+    if let Some(t) = sampling.temperature {
         body["temperature"] = json!(t);
     }
     body

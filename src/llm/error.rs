@@ -79,6 +79,18 @@ pub enum ProviderError {
         /// The stall timeout.
         secs: u64,
     },
+    /// No token came before the first-token timeout.
+    #[error(
+        "{provider} at {url} sent no token within {secs} s (a server reads the whole prompt before answering, and a long prompt on a slow machine takes long); raise provider.first_token_timeout_secs, or review fewer lines"
+    )]
+    NoFirstToken {
+        /// Provider kind.
+        provider: &'static str,
+        /// Endpoint.
+        url: String,
+        /// The first-token timeout.
+        secs: u64,
+    },
     /// Rate limited and out of retries.
     #[error(
         "{provider} at {url} is rate-limiting requests (HTTP 429) and still was after {retries} retries; wait a little and try again"

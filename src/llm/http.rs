@@ -90,8 +90,12 @@ pub struct HttpProvider {
     headers: Vec<(String, String)>,
     extra_body: serde_json::Map<String, Value>,
     temperature: Option<f64>,
+    /// `provider.max_tokens`.
+    max_tokens: Option<u32>,
     timeout: Duration,
     stall: Duration,
+    /// The wait for the first token (the server reads the prompt meanwhile).
+    first_token: Duration,
     max_retries: u32,
     /// Why `auto` chose this kind.
     chosen_because: Option<String>,
@@ -171,8 +175,10 @@ impl HttpProvider {
                 .collect(),
             extra_body: cfg.extra_body.clone(),
             temperature: cfg.temperature,
+            max_tokens: cfg.max_tokens,
             timeout: Duration::from_secs(cfg.timeout_secs.max(1)),
             stall: Duration::from_secs(cfg.stall_timeout_secs.max(1)),
+            first_token: Duration::from_secs(cfg.first_token_timeout_secs.max(1)),
             max_retries: cfg.max_retries,
             chosen_because,
         })
@@ -233,11 +239,14 @@ impl HttpProvider {
 
     fn request_body(&self, req: &ChatRequest, mode: StructuredMode) -> Value {
         let schema = req.json_schema.as_ref().map(|s| (s, mode));
-        let temperature = req.temperature.or(self.temperature);
+        let sampling = Sampling {
+            temperature: req.temperature.or(self.temperature),
+            max_tokens: self.max_tokens,
+        };
         let mut body = match self.kind {
-            Kind::OpenAi => openai::body(&self.model, req, schema, temperature),
-            Kind::Anthropic => anthropic::body(&self.model, req, temperature),
-            Kind::Ollama | Kind::Local => ollama::body(&self.model, req, schema, temperature),
+            Kind::OpenAi => openai::body(&self.model, req, schema, sampling),
+            Kind::Anthropic => anthropic::body(&self.model, req, sampling),
+            Kind::Ollama | Kind::Local => ollama::body(&self.model, req, schema, sampling),
         };
         if let Value::Object(map) = &mut body {
             for (k, v) in &self.extra_body {
@@ -353,17 +362,18 @@ impl HttpProvider {
         if self.kind == Kind::Anthropic {
             builder = builder.header("anthropic-version", "2023-06-01");
         }
-        let send = tokio::time::timeout(self.stall, builder.send());
+        // Until the first token, the server may be reading a long prompt: that wait has a
+        // bound of its own; then the stream may pause for at most the stall timeout.
+        let no_first_token = || {
+            Failure::retryable(self.error(|provider, url| ProviderError::NoFirstToken {
+                provider,
+                url,
+                secs: self.first_token.as_secs(),
+            }))
+        };
+        let send = tokio::time::timeout(self.first_token, builder.send());
         let resp = match send.await {
-            Err(_) => {
-                return Err(Failure::retryable(self.error(|provider, url| {
-                    ProviderError::Stalled {
-                        provider,
-                        url,
-                        secs: self.stall.as_secs(),
-                    }
-                })));
-            }
+            Err(_) => return Err(no_first_token()),
             Ok(Err(e)) => {
                 return Err(Failure::retryable(self.error(|provider, url| {
                     ProviderError::Connect {
@@ -389,7 +399,13 @@ impl HttpProvider {
         // sends one plain JSON reply, and garbage is quoted in the error.
         let mut raw = Vec::new();
         loop {
-            let chunk = match tokio::time::timeout(self.stall, bytes.next()).await {
+            let wait = if *delivered {
+                self.stall
+            } else {
+                self.first_token
+            };
+            let chunk = match tokio::time::timeout(wait, bytes.next()).await {
+                Err(_) if !*delivered => return Err(no_first_token()),
                 Err(_) => {
                     return Err(Failure::retryable(self.error(|provider, url| {
                         ProviderError::Stalled {
@@ -562,7 +578,7 @@ impl HttpProvider {
             error,
             retry,
             retry_after,
-            structured_rejected: status == 400 || status == 422,
+            structured_rejected: matches!(status, 400 | 422) && about_structured_output(&text),
         }
     }
 
@@ -623,6 +639,35 @@ impl HttpProvider {
             .map(str::to_owned)
             .collect())
     }
+}
+
+/// Whether a 400/422 body is about structured output (so that a weaker mode may work), and
+/// not about something else a weaker mode would fail on as well (a prompt longer than the
+/// context, an unknown model). A body that says nothing is taken as about it.
+fn about_structured_output(body: &str) -> bool {
+    let b = body.to_ascii_lowercase();
+    const FORMAT: &[&str] = &[
+        "response_format",
+        "json_schema",
+        "json_object",
+        "format",
+        "schema",
+        "grammar",
+        "structured",
+    ];
+    const OTHER: &[&str] = &[
+        "context", "token", "too long", "exceeds", "model", "messages", "key",
+    ];
+    FORMAT.iter().any(|w| b.contains(w)) || !OTHER.iter().any(|w| b.contains(w))
+}
+
+/// How a reply is sampled, as each wire format says it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sampling {
+    /// Sampling temperature (unset: the server's).
+    pub temperature: Option<f64>,
+    /// Most tokens in the reply (unset: the kind's default).
+    pub max_tokens: Option<u32>,
 }
 
 /// The longest `Retry-After` taken as it is; a server asking for more gets this (and the call

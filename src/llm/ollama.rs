@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::http::Sampling;
 use super::stream::{Accumulator, SseEvent};
 use super::{ChatRequest, JsonSchema, StructuredMode};
 use crate::config::ProviderConfig;
@@ -27,16 +28,41 @@ pub fn body(
     model: &str,
     req: &ChatRequest,
     schema: Option<(&JsonSchema, StructuredMode)>,
-    temperature: Option<f64>,
+    sampling: Sampling,
 ) -> Value {
     let mut body = json!({
         "model": model,
         "messages": req.messages,
         "stream": true,
     });
-    if let Some(t) = temperature {
-        body["options"] = json!({"temperature": t});
+    let mut options = serde_json::Map::new();
+    if let Some(t) = sampling.temperature {
+        options.insert("temperature".to_owned(), json!(t));
     }
+    if let Some(n) = sampling.max_tokens {
+        options.insert("num_predict".to_owned(), json!(n));
+    }
+    // Ollama's default context (2,048 tokens) silently drops the front of a longer prompt:
+    // the system prompt and the schema first. Ask for room for the prompt and the answer, in
+    // powers of two so that the model is not reloaded for every size.
+    let prompt: u64 = req
+        .messages
+        .iter()
+        .map(|m| super::estimate_tokens(&m.content))
+        .sum::<u64>()
+        + schema.map_or(0, |(s, _)| super::estimate_tokens(&s.schema.to_string()));
+    let answer = u64::from(sampling.max_tokens.unwrap_or(1024));
+    let needed = prompt.saturating_add(answer).saturating_add(256);
+    options.insert(
+        "num_ctx".to_owned(),
+        json!(
+            needed
+                .max(4096)
+                .checked_next_power_of_two()
+                .unwrap_or(u64::MAX)
+        ),
+    );
+    body["options"] = Value::Object(options);
     match schema {
         Some((s, StructuredMode::JsonSchema)) => body["format"] = s.schema.clone(),
         Some((_, StructuredMode::JsonObject)) => body["format"] = json!("json"),

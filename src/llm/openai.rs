@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::http::Sampling;
 use super::stream::{Accumulator, SseEvent};
 use super::{ChatRequest, JsonSchema, StructuredMode};
 use crate::config::ProviderConfig;
@@ -24,7 +25,7 @@ pub fn body(
     model: &str,
     req: &ChatRequest,
     schema: Option<(&JsonSchema, StructuredMode)>,
-    temperature: Option<f64>,
+    sampling: Sampling,
 ) -> Value {
     let mut body = json!({
         "model": model,
@@ -32,8 +33,11 @@ pub fn body(
         "stream": true,
         "stream_options": {"include_usage": true},
     });
-    if let Some(t) = temperature {
+    if let Some(t) = sampling.temperature {
         body["temperature"] = json!(t);
+    }
+    if let Some(n) = sampling.max_tokens {
+        body["max_tokens"] = json!(n);
     }
     match schema {
         Some((s, StructuredMode::JsonSchema)) => {

@@ -50,7 +50,7 @@ impl LocalProvider {
             model,
             temperature: cfg.temperature,
             timeout: Duration::from_secs(cfg.timeout_secs.max(1)),
-            max_tokens: cfg.max_tokens.max(16) as usize,
+            max_tokens: cfg.max_tokens.unwrap_or(512).max(16) as usize,
             threads: cfg.threads,
             gpu_layers: cfg.gpu_layers,
             chosen_because,
