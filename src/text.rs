@@ -16,16 +16,26 @@ pub fn common_affixes<T: PartialEq>(a: &[T], b: &[T]) -> (usize, usize) {
     (prefix, suffix)
 }
 
-/// The first `max` chars of `text` (with `…` when cut), or `None` when it is blank.
+/// Outside text (a model's reply, a server's body) for a message: on one line, control
+/// characters escaped (a newline shows as `\n`, an escape sequence cannot reach a terminal),
+/// at most `max` chars of it (with `…` when cut); `None` when it is blank.
 pub fn excerpt(text: &str, max: usize) -> Option<String> {
-    let t: String = text.chars().take(max).collect();
-    if t.trim().is_empty() {
-        None
-    } else if t.len() < text.len() {
-        Some(format!("{t}…"))
-    } else {
-        Some(t)
+    if text.trim().is_empty() {
+        return None;
     }
+    let mut out = String::new();
+    for (shown, c) in text.trim().chars().enumerate() {
+        if shown >= max {
+            out.push('…');
+            return Some(out);
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -37,6 +47,16 @@ mod tests {
         assert_eq!(common_affixes(b"abcab", b"ab"), (2, 0));
         assert_eq!(common_affixes(b"xay", b"xby"), (1, 1));
         assert_eq!(common_affixes(b"", b"a"), (0, 0));
+    }
+
+    #[test]
+    fn excerpts_are_one_line_with_control_characters_escaped() {
+        assert_eq!(
+            excerpt("{\"findings\": [\n  {\u{1b}[31m", 80).as_deref(),
+            Some("{\"findings\": [\\n  {\\u{1b}[31m")
+        );
+        let long = "é".repeat(500);
+        assert_eq!(excerpt(&long, 80).unwrap().chars().count(), 81);
     }
 
     #[test]

@@ -573,3 +573,38 @@ async fn with_samples_a_finding_is_shown_only_when_most_samples_agree() {
         "{critiques:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_reply_is_quoted_briefly_on_one_line() {
+    let garbage = format!(
+        "Sure!\n\nHere is my review \u{1b}[31mof the code:\n{}",
+        "blah ".repeat(200)
+    );
+    let mock = MockLlm::start(Script {
+        critique: vec![Reply::content(garbage)].into(),
+        ..Script::default()
+    })
+    .await;
+    let (_dir, path) = file_with(CODE);
+    let out = run(vec!["review".into(), path], &mock.base_url).await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("holds no JSON"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no control character reaches the terminal"
+    );
+    assert!(
+        line.contains(r"Sure!\n\nHere is my review \u{1b}[31m"),
+        "{line}"
+    );
+    let quoted = line.split('`').nth(1).unwrap_or("");
+    assert!(
+        quoted.chars().count() <= 81,
+        "{} chars: {line}",
+        quoted.chars().count()
+    );
+}

@@ -416,7 +416,7 @@ pub(crate) fn fenced_blocks(text: &str) -> Vec<&str> {
 }
 
 fn snippet(text: &str) -> String {
-    crate::text::excerpt(text, 120).map_or_else(|| "(empty reply)".to_owned(), |t| format!("`{t}`"))
+    crate::text::excerpt(text, 80).map_or_else(|| "(empty reply)".to_owned(), |t| format!("`{t}`"))
 }
 
 #[cfg(test)]

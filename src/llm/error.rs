@@ -164,10 +164,11 @@ pub(crate) fn error_detail(body: &str) -> String {
                 .and_then(Value::as_str)
                 .map(str::to_owned)
         })
+        .and_then(|m| crate::text::excerpt(&m, 200))
         .unwrap_or_else(|| snippet(body))
 }
 
 /// The start of some outside text, for a message.
 pub(crate) fn snippet(text: &str) -> String {
-    crate::text::excerpt(text, 200).unwrap_or_else(|| "(empty body)".to_owned())
+    crate::text::excerpt(text, 80).unwrap_or_else(|| "(empty body)".to_owned())
 }
