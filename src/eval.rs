@@ -35,6 +35,9 @@ pub struct EvalArgs {
     /// Run at most this many tasks.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Run only these tasks (ids, comma-separated: `Rust/16,Rust/48`).
+    #[arg(long, value_delimiter = ',', value_name = "ID")]
+    pub task: Vec<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -292,6 +295,7 @@ pub async fn eval(args: EvalArgs) -> u8 {
 }
 
 fn read_tasks(path: &Path, limit: Option<usize>) -> Result<Vec<Task>, String> {
+    // (`limit` None: all of them.)
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut tasks = Vec::new();
@@ -327,7 +331,18 @@ fn read_results(path: &Path) -> (Vec<TaskResult>, usize) {
 }
 
 async fn run_eval(args: &EvalArgs) -> Result<(), String> {
-    let tasks = read_tasks(&args.dataset, args.limit)?;
+    let mut tasks = read_tasks(&args.dataset, None)?;
+    if !args.task.is_empty() {
+        if let Some(missing) = args
+            .task
+            .iter()
+            .find(|id| !tasks.iter().any(|t| &t.task_id == *id))
+        {
+            return Err(format!("{} has no task {missing}", args.dataset.display()));
+        }
+        tasks.retain(|t| args.task.contains(&t.task_id));
+    }
+    tasks.truncate(args.limit.unwrap_or(usize::MAX));
     let mut layers = crate::config::Layers::default();
     layers.load_files(None);
     layers.set(crate::config::Source::CommandLine, args.flags.layer());

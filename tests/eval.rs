@@ -311,3 +311,49 @@ async fn eval_measures_every_mode_on_the_same_tasks_and_resumes_from_its_file() 
     let resumed: Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(resumed["summaries"], report["summaries"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn eval_runs_the_tasks_it_is_named_and_refuses_an_unknown_one() {
+    let mock = MockLlm::start(Script {
+        critique: vec![Reply::findings(json!([]))].into(),
+        revise: vec![Reply::content("no change")].into(),
+        ..Script::default()
+    })
+    .await;
+    let u = mock.base_url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        eval_command(
+            &u,
+            &[
+                "--task",
+                "Rust/48,Rust/16",
+                "--format",
+                "json",
+                "--mode",
+                "critique",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["Rust/16", "Rust/48"], "in the dataset's order");
+    let u = mock.base_url.clone();
+    let out = tokio::task::spawn_blocking(move || eval_command(&u, &["--task", "Rust/9999"]))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no task Rust/9999"));
+}

@@ -526,8 +526,9 @@ fn the_default_model_finds_a_real_bug_in_the_readme_example() {
 
 #[test]
 fn eval_on_the_default_model_completes_and_reports_every_field() {
-    // Three sample tasks, the loop: the run must end and its JSON carry every field; the
-    // numbers are printed for the record, not asserted (EVAL.md holds the measured ones).
+    // Three sample tasks (the shortest three, for CI time), the loop: the run must end and
+    // its JSON carry every field; the numbers are printed for the record, not asserted
+    // (EVAL.md holds the measured ones).
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_refine-ls"))
