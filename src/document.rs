@@ -275,6 +275,51 @@ pub fn widen_to_lines(rope: &Rope, start: TextPos, end: TextPos) -> (usize, usiz
 }
 
 #[cfg(test)]
+mod props {
+    use super::*;
+    use crate::text::text_strategy::text;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn positions_round_trip_in_every_encoding(t in text()) {
+            let rope = Rope::from_str(&t);
+            for enc in [PositionEncoding::Utf8, PositionEncoding::Utf16, PositionEncoding::Utf32] {
+                for c in 0..=rope.len_chars() {
+                    // The point between `\r` and `\n` is inside a line break: no position
+                    // names it.
+                    let inside_crlf = c > 0
+                        && rope.get_char(c - 1) == Some('\r')
+                        && rope.get_char(c) == Some('\n');
+                    if inside_crlf {
+                        continue;
+                    }
+                    let p = from_char(&rope, c, enc);
+                    prop_assert_eq!(to_char(&rope, p, enc), c, "{:?} at {}", enc, c);
+                    prop_assert_eq!(from_char(&rope, to_char(&rope, p, enc), enc), p);
+                }
+            }
+        }
+
+        #[test]
+        fn any_change_either_applies_or_is_refused_and_never_panics(
+            t in text(), new in text(), l0 in 0u32..12, c0 in 0u32..12, l1 in 0u32..12, c1 in 0u32..12,
+        ) {
+            let mut doc = Document::new(&t, 1, "rust");
+            let r = doc.apply_change(
+                Some((TextPos { line: l0, col: c0 }, TextPos { line: l1, col: c1 })),
+                &new,
+                PositionEncoding::Utf16,
+            );
+            if r.is_err() {
+                prop_assert_eq!(doc.rope().to_string(), t, "a refused change changes nothing");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use PositionEncoding::*;

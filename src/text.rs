@@ -39,6 +39,33 @@ pub fn excerpt(text: &str, max: usize) -> Option<String> {
 }
 
 #[cfg(test)]
+pub(crate) mod text_strategy {
+    use proptest::prelude::*;
+
+    /// Texts built of the pieces that break position code: line breaks of every kind,
+    /// multi-byte and astral chars, empty lines.
+    pub(crate) fn text() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just("a"),
+                Just("bc"),
+                Just(" "),
+                Just("\n"),
+                Just("\r\n"),
+                Just("\r"),
+                Just("é"),
+                Just("😀"),
+                Just("合"),
+                Just("\t"),
+                Just("}"),
+            ],
+            0..40,
+        )
+        .prop_map(|v| v.concat())
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -420,6 +420,44 @@ fn snippet(text: &str) -> String {
 }
 
 #[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    const REPLY: &str = r#"{"findings":[{"message":"skips xs[0] é","quote":"1..xs.len()","start_line":3,"end_line":3,"severity":"error","principle":"correctness","confidence":0.9},{"message":"second","quote":"s","start_line":4,"end_line":4,"severity":"hint","principle":"readability","confidence":0.6}]}"#;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        /// Any text and any prefix of a good reply, fed in any pieces: nothing panics, a cut
+        /// reply's findings are the complete ones, in order.
+        #[test]
+        fn the_parser_and_the_scanner_survive_anything(
+            garbage in ".{0,200}",
+            cut in 0usize..400,
+            piece in 1usize..30,
+        ) {
+            let _ = parse(&garbage);
+            let _ = parse_scores(&garbage);
+            let full = parse(REPLY).unwrap().0;
+            let cut_at = REPLY.char_indices().map(|(i, _)| i).chain([REPLY.len()])
+                .take_while(|i| *i <= cut).last().unwrap_or(0);
+            let prefix = &REPLY[..cut_at];
+            let mut scanner = FindingScanner::default();
+            let mut seen = Vec::new();
+            let chars: Vec<char> = prefix.chars().collect();
+            for chunk in chars.chunks(piece) {
+                seen.extend(scanner.push(&chunk.iter().collect::<String>()));
+            }
+            prop_assert!(seen.len() <= full.len());
+            prop_assert_eq!(&full[..seen.len()], &seen[..]);
+            let _ = parse(prefix);
+            let mut noisy = FindingScanner::default();
+            let _ = noisy.push(&garbage);
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use similar::{DiffOp, TextDiff};
+use similar::DiffOp;
 
 /// Replace the chars `range` (offsets in the document) with `new_text`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -17,13 +17,14 @@ pub struct Edit {
 
 /// Edits that turn `original` (which starts at char `base` of the document) into `revised`.
 pub fn minimal_edits(original: &str, revised: &str, base: usize) -> Vec<Edit> {
-    let diff = TextDiff::from_lines(original, revised);
-    let old_lines = diff.old_slices();
-    let new_lines = diff.new_slices();
+    // Lines as the editor counts them (`\r\n`, `\n` and a lone `\r` each end one).
+    let old_lines = split_lines(original);
+    let new_lines = split_lines(revised);
+    let ops = line_ops(&old_lines, &new_lines);
     // Char offset of each old line's start.
     let mut old_starts = Vec::with_capacity(old_lines.len() + 1);
     let mut acc = 0;
-    for l in old_lines {
+    for l in &old_lines {
         old_starts.push(acc);
         acc += l.chars().count();
     }
@@ -31,7 +32,7 @@ pub fn minimal_edits(original: &str, revised: &str, base: usize) -> Vec<Edit> {
 
     // Merge adjacent changed ops into hunks of (old line range, new line range).
     let mut hunks: Vec<(Range<usize>, Range<usize>)> = Vec::new();
-    for op in diff.ops() {
+    for op in &ops {
         if let DiffOp::Equal { .. } = op {
             continue;
         }
@@ -61,6 +62,49 @@ pub fn minimal_edits(original: &str, revised: &str, base: usize) -> Vec<Edit> {
         .collect()
 }
 
+/// The diff of two line lists, in order. (Myers without `similar`'s compaction pass: in
+/// `similar` 2.7 that pass can emit ops whose new-side indexes run backwards, found by the
+/// property test below; edits built from them overlapped and slicing panicked.)
+pub(crate) fn line_ops(old: &[&str], new: &[&str]) -> Vec<DiffOp> {
+    let mut capture = similar::algorithms::Replace::new(similar::algorithms::Capture::new());
+    match similar::algorithms::myers::diff(&mut capture, old, 0..old.len(), new, 0..new.len()) {
+        Ok(()) => capture.into_inner().into_ops(),
+        // (The capture hook never fails; were it to, the whole text is one change.)
+        Err(_) => vec![DiffOp::Replace {
+            old_index: 0,
+            old_len: old.len(),
+            new_index: 0,
+            new_len: new.len(),
+        }],
+    }
+}
+
+/// `text`'s lines, each with its line break (`\r\n`, `\n` or `\r`).
+pub(crate) fn split_lines(text: &str) -> Vec<&str> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let end = match bytes[i] {
+            b'\n' => i + 1,
+            b'\r' if bytes.get(i + 1) == Some(&b'\n') => i + 2,
+            b'\r' => i + 1,
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.push(&text[start..end]);
+        start = end;
+        i = end;
+    }
+    if start < text.len() {
+        out.push(&text[start..]);
+    }
+    out
+}
+
 /// The char range of `old` that differs from `new` once their common prefix and suffix are
 /// dropped, and the replacement for it.
 fn trim_common(old: &str, new: &str) -> (Range<usize>, String) {
@@ -84,6 +128,26 @@ pub fn apply(text: &str, edits: &[Edit], base: usize) -> String {
     }
     out.extend(&chars[at..]);
     out
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::text::text_strategy::text;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        #[test]
+        fn the_minimal_edits_give_the_revision(a in text(), b in text(), pre in text(), post in text()) {
+            // Inside a document: offsets start after `pre`, `post` is left alone.
+            let base = pre.chars().count();
+            let doc = format!("{pre}{a}{post}");
+            let edits = minimal_edits(&a, &b, base);
+            prop_assert_eq!(apply(&doc, &edits, 0), format!("{pre}{b}{post}"));
+            prop_assert_eq!(apply(&a, &minimal_edits(&a, &b, 0), 0), b);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 use std::ops::Range;
 
 use serde_json::{Value, json};
-use similar::{DiffOp, TextDiff};
+use similar::DiffOp;
 
 use super::anchor::Selection;
 use super::critic::Critiqued;
@@ -26,9 +26,12 @@ pub(crate) struct Hunk {
 
 /// The hunks that turn `original` into `revised`, adjacent changes merged.
 pub(crate) fn hunks(original: &str, revised: &str) -> Vec<Hunk> {
-    let diff = TextDiff::from_lines(original, revised);
+    let (old, new) = (
+        super::edits::split_lines(original),
+        super::edits::split_lines(revised),
+    );
     let mut out: Vec<Hunk> = Vec::new();
-    for op in diff.ops() {
+    for op in &super::edits::line_ops(&old, &new) {
         if let DiffOp::Equal { .. } = op {
             continue;
         }
@@ -276,8 +279,8 @@ impl Engine<'_> {
         run: &mut Run<'_>,
         out: &mut ReviewOutcome,
     ) -> Result<Vec<(RawFinding, Range<usize>)>, EngineError> {
-        let old_lines: Vec<&str> = original.split_inclusive('\n').collect();
-        let new_lines: Vec<&str> = fixed.split_inclusive('\n').collect();
+        let old_lines = super::edits::split_lines(original);
+        let new_lines = super::edits::split_lines(fixed);
         let mut views: Vec<String> = hunks
             .iter()
             .map(|h| hunk_view(&old_lines, &new_lines, h, input.first_line))

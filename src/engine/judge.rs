@@ -34,8 +34,11 @@ pub(crate) struct Changed {
 }
 
 pub(crate) fn changed_lines(base: &str, revised: &str) -> Changed {
-    let diff = TextDiff::from_lines(base, revised);
-    let (n_old, n_new) = (diff.old_slices().len(), diff.new_slices().len());
+    let (old, new) = (
+        super::edits::split_lines(base),
+        super::edits::split_lines(revised),
+    );
+    let (n_old, n_new) = (old.len(), new.len());
     let mut out = Changed {
         base: BTreeSet::new(),
         revised: BTreeSet::new(),
@@ -47,7 +50,7 @@ pub(crate) fn changed_lines(base: &str, revised: &str) -> Changed {
             set.insert(r.start.min(n - 1));
         }
     };
-    for op in diff.ops() {
+    for op in &super::edits::line_ops(&old, &new) {
         if let DiffOp::Equal { .. } = op {
             continue;
         }

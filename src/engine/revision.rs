@@ -246,6 +246,22 @@ fn normalize(original: &str, revised: &str) -> String {
 }
 
 #[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        #[test]
+        fn any_reply_is_a_revision_or_an_error_never_a_panic(
+            reply in "(```|~~~|<<<<<<< SEARCH\n|=======\n|>>>>>>> REPLACE\n|fn f\\(\\) \\{\n|\n| |x|`){0,40}",
+        ) {
+            let _ = apply_reply("fn f() {\n    1\n}\n", &reply);
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

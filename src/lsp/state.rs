@@ -406,6 +406,57 @@ fn shift(r: &mut Range<usize>, d: isize) {
 }
 
 #[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// The move/drop rule against the simplest reference: a review that is kept still
+        /// covers exactly the text it reviewed, whole lines of it; an edit that lands inside
+        /// it always drops it.
+        #[test]
+        fn a_kept_review_covers_exactly_the_lines_it_reviewed(
+            first in 0usize..6, count in 1usize..4,
+            edits in proptest::collection::vec((0usize..60, 0usize..6, prop_oneof![
+                Just(""), Just("x"), Just("\n"), Just("ab\n"), Just("😀"), Just("\r\n")]), 1..8),
+        ) {
+            let lines: Vec<String> = (0..10).map(|i| format!("line {i} é\n")).collect();
+            let text: String = lines.concat();
+            let mut rope = Rope::from_str(&text);
+            let start = rope.line_to_char(first);
+            let end = rope.line_to_char(first + count);
+            let reviewed = rope.slice(start..end).to_string();
+            let mut region = Some(start..end);
+            for (at, len, new) in edits {
+                let total = rope.len_chars();
+                let a = at.min(total);
+                let b = (a + len).min(total);
+                rope.remove(a..b);
+                rope.insert(a, new);
+                let span = ChangeSpan { start: a, old_end: b, new_len: new.chars().count() };
+                let Some(r) = region.clone() else { break };
+                let inside = a < r.end && b > r.start;
+                if overlaps(&span, &r, &rope) {
+                    region = None;
+                } else {
+                    prop_assert!(!inside, "an edit inside {:?} ({}..{}) kept it", r, a, b);
+                    let mut moved = r.clone();
+                    if span.old_end <= r.start {
+                        shift(&mut moved, span.delta());
+                    }
+                    region = Some(moved);
+                }
+                if let Some(r) = &region {
+                    prop_assert_eq!(rope.slice(r.clone()).to_string(), reviewed.clone());
+                    prop_assert!(r.start == 0 || rope.char(r.start - 1) == '\n', "starts a line");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -171,6 +171,61 @@ fn malformed(code: i64, reason: &str) -> Vec<u8> {
 }
 
 #[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn frame(body: &str) -> Vec<u8> {
+        format!("Content-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Random bytes, and good frames cut short or spliced with garbage: reading ends, never
+        /// panics, and everything it yields is a JSON-RPC message (the stand-in for a malformed
+        /// frame is one too).
+        #[test]
+        fn any_input_yields_json_rpc_messages_and_ends(
+            noise in proptest::collection::vec(any::<u8>(), 0..300),
+            cut in 0usize..200,
+            splice in 0usize..3,
+        ) {
+            let good = frame(r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"t":"é"}}"#);
+            let mut input = Vec::new();
+            match splice {
+                0 => input.extend_from_slice(&noise),
+                1 => {
+                    input.extend_from_slice(&good[..cut.min(good.len())]);
+                    input.extend_from_slice(&noise);
+                }
+                _ => {
+                    input.extend_from_slice(&noise);
+                    input.extend_from_slice(&good);
+                    input.extend_from_slice(&good[..cut.min(good.len())]);
+                }
+            }
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let got = rt.block_on(async {
+                let mut reader = BufReader::new(&input[..]);
+                let mut out = Vec::new();
+                while let Some(body) = next_frame(&mut reader).await {
+                    out.push(body);
+                    if out.len() > 1000 {
+                        break;
+                    }
+                }
+                out
+            });
+            prop_assert!(got.len() <= 1000);
+            for body in got {
+                let v: Value = serde_json::from_slice(&body).expect("JSON");
+                prop_assert!(problem(&v).is_none(), "{}", v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
