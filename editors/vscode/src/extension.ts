@@ -27,7 +27,6 @@ let ctx: vscode.ExtensionContext;
 /** Reviews started from this window and not finished yet: id → document URI. */
 const running = new Map<string, string>();
 /** Reviews started with "Refine Selection": open the preview when they finish. */
-const refineAfter = new Set<string>();
 /** Revised texts shown in diff editors, by virtual URI. */
 const revisions = new Map<string, string>();
 const revisionChanged = new vscode.EventEmitter<vscode.Uri>();
@@ -247,9 +246,6 @@ async function review(refine: boolean): Promise<void> {
     return;
   }
   running.set(id, doc.uri.toString());
-  if (refine) {
-    refineAfter.add(id);
-  }
   progressDisposables.set(id, disposable);
   setStatus("$(sync~spin) Refine: reviewing…", "Click to cancel the review", "refineVsc.cancel");
 }
@@ -279,9 +275,8 @@ function onFinished(p: ReviewFinished): void {
       p.revision ? "refineVsc.showRevisionDiff" : "workbench.actions.view.problems",
     );
   }
-  if (refineAfter.delete(p.reviewId) && p.revision) {
-    void applyRevision(p.uri);
-  }
+  // (`refine.refine` has the server apply the revision itself, through workspace/applyEdit:
+  // the extension applies nothing more, or a second preview would follow the first.)
 }
 
 function targetUri(uri?: string): string | undefined {

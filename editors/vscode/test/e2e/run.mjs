@@ -370,7 +370,16 @@ async function main() {
   );
   await page.screenshot({ path: path.join(OUT, "refine-preview.png") });
   await discard.click();
-  await page.waitForTimeout(1000);
+  // One apply per command: no second preview after Discard, and no "no revision to apply".
+  await page.waitForTimeout(3000);
+  check(
+    (await page.locator(".monaco-button", { hasText: /^Discard$/ }).count()) === 0,
+    "Refine Selection opens one preview, not a second one after Discard",
+  );
+  check(
+    (await page.locator(".notifications-toasts", { hasText: "no revision to apply" }).count()) === 0,
+    "no 'no revision to apply here' message after Refine Selection",
+  );
   await editor.click();
   await page.keyboard.press("Control+S");
   await page.waitForTimeout(500);
