@@ -154,3 +154,15 @@ async fn cancel_and_edit_during_a_review() {
 async fn zero_config_and_checkhealth() {
     run("zero_config.lua", findings()).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commands_act_on_the_cursor_and_the_current_buffer() {
+    let mut script = findings();
+    script.critique = vec![
+        script.critique[0].clone(),
+        script.critique[0].clone().delayed(3000),
+        script.critique[0].clone(),
+    ]
+    .into();
+    run("cursor_and_buffers.lua", script).await;
+}

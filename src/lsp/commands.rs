@@ -102,8 +102,21 @@ struct Shown {
 fn find_revision(server: &Backend, target: &ReviewTarget) -> Option<Shown> {
     let st = lock(&server.state);
     let ds = st.docs.get(&target.uri)?;
+    let rope = ds.doc.rope();
+    let holds = |e: &super::state::ReviewEntry, line: usize| {
+        let first = rope.char_to_line(e.region.start.min(rope.len_chars()));
+        let last = rope.char_to_line(
+            e.region
+                .end
+                .saturating_sub(1)
+                .max(e.region.start)
+                .min(rope.len_chars()),
+        );
+        (first..=last).contains(&line)
+    };
     let entry = ds.reviews.iter().rev().find(|e| {
         target.review_id.as_ref().is_none_or(|id| *id == e.id)
+            && target.line.is_none_or(|l| holds(e, l))
             && matches!(&e.status, ReviewStatus::Done(d) if d.revision.is_some())
     })?;
     let ReviewStatus::Done(done) = &entry.status else {
@@ -312,10 +325,13 @@ fn start_review(
     Ok(id)
 }
 
-/// `[{"uri", "reviewId"?}]` of the review commands.
+/// `[{"uri", "reviewId"?, "position"?}]` of the review commands: with `position`, the review
+/// whose lines hold it (what "under the cursor" means).
 struct ReviewTarget {
     uri: String,
     review_id: Option<String>,
+    /// Zero-based line of the position.
+    line: Option<usize>,
 }
 
 impl ReviewTarget {
@@ -329,6 +345,10 @@ impl ReviewTarget {
                 .get("reviewId")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            line: arg
+                .pointer("/position/line")
+                .and_then(Value::as_u64)
+                .and_then(|l| usize::try_from(l).ok()),
         })
     }
 }

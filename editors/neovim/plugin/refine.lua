@@ -22,7 +22,7 @@ local commands = {
   RefineNow = { "now", "Review, then show the revision inline to accept or reject" },
   RefineApply = { "apply", "Apply the revision of the review under the cursor" },
   RefineDiff = { "diff", "Show the revision as a diff in a float" },
-  RefineCancel = { "cancel", "Cancel the running review" },
+  RefineCancel = { "cancel", "Cancel the review running in this buffer" },
   RefineClear = { "clear", "Remove refine's findings from the buffer" },
 }
 for name, spec in pairs(commands) do

@@ -12,8 +12,8 @@ local M = {}
 local state = {
   ---@type table<string, refine.Review>
   reviews = {},
-  ---@type string|nil the last review started
-  last_id = nil,
+  ---@type table<integer, string> the last review started, per buffer
+  last_by_buf = {},
   ---@type {buf: integer, review_id: string}|nil the inline diff shown
   preview = nil,
   status = "",
@@ -37,16 +37,23 @@ local function fire(pattern, data)
   vim.api.nvim_exec_autocmds("User", { pattern = pattern, data = data, modeline = false })
 end
 
----Runs a server command for a buffer.
-local function exec(buf, command, args, on_result)
+---Runs a server command for a buffer; `on_error(message)` runs when it fails.
+local function exec(buf, command, args, on_result, on_error)
   local client = client_for(buf)
   if not client then
-    vim.notify("refine: no refine-ls client on this buffer; call vim.lsp.enable('refine')", vim.log.levels.ERROR)
+    local msg = "no refine-ls client on this buffer; call vim.lsp.enable('refine')"
+    vim.notify("refine: " .. msg, vim.log.levels.ERROR)
+    if on_error then
+      on_error(msg)
+    end
     return
   end
   client:request("workspace/executeCommand", { command = command, arguments = args }, function(err, result)
     if err then
       vim.notify("refine: " .. err.message, vim.log.levels.ERROR)
+      if on_error then
+        on_error(err.message)
+      end
     elseif on_result then
       on_result(result, client)
     end
@@ -66,7 +73,10 @@ function M.review(opts, now)
   state.status = "refine: reviewing…"
   exec(buf, "refine.review", args, function(result)
     state.reviews[result.reviewId] = { buf = buf, now = now == true }
-    state.last_id = result.reviewId
+    state.last_by_buf[buf] = result.reviewId
+  end, function(message)
+    -- The review never started: the status says why, not "reviewing…".
+    state.status = "refine: " .. message
   end)
 end
 
@@ -90,6 +100,18 @@ function M.diff(opts)
     if opts.inline then
       diff.render(buf, diff.parse(result.diff))
       state.preview = { buf = buf, review_id = result.reviewId }
+      -- An edit makes the shown revision stale (the server will not apply it): the inline
+      -- diff goes with it.
+      vim.api.nvim_create_autocmd({ "TextChanged", "TextChangedI" }, {
+        buffer = buf,
+        once = true,
+        callback = function()
+          if state.preview and state.preview.buf == buf then
+            diff.clear(buf)
+            state.preview = nil
+          end
+        end,
+      })
       vim.notify("refine: revision shown inline; accept with <Plug>(RefineAccept), reject with <Plug>(RefineReject)")
     else
       diff.float(result.diff, config.options.diff_float_border)
@@ -97,13 +119,21 @@ function M.diff(opts)
   end)
 end
 
----Applies the revision (the one previewed, else the latest of the buffer).
+---Applies a revision: the one shown inline, else that of the review under the cursor.
 function M.apply()
   local buf = vim.api.nvim_get_current_buf()
-  local review_id = state.preview and state.preview.buf == buf and state.preview.review_id or nil
-  exec(buf, "refine.applyRevision", { { uri = vim.uri_from_bufnr(buf), reviewId = review_id } }, function(result)
+  local previewed = state.preview and state.preview.buf == buf and state.preview.review_id or nil
+  local arg = { uri = vim.uri_from_bufnr(buf), reviewId = previewed }
+  if not previewed then
+    local cursor = vim.api.nvim_win_get_cursor(0)
+    arg.position = { line = cursor[1] - 1, character = 0 }
+  end
+  exec(buf, "refine.applyRevision", { arg }, function(result)
     if result == nil or result == vim.NIL then
-      vim.notify("refine: no revision to apply", vim.log.levels.INFO)
+      vim.notify(
+        previewed and "refine: no revision to apply" or "refine: no revision under the cursor",
+        vim.log.levels.INFO
+      )
       return
     end
     diff.clear(buf)
@@ -128,11 +158,13 @@ function M.reject()
   fire("RefineRejected", { buf = preview.buf, review_id = preview.review_id })
 end
 
----Cancels the running review.
+---Cancels the review last started in the current buffer, if it is still running.
 function M.cancel()
-  local id = state.last_id
+  local buf = vim.api.nvim_get_current_buf()
+  local id = state.last_by_buf[buf]
   local review = id and state.reviews[id]
   if not review then
+    vim.notify("refine: no review running in this buffer", vim.log.levels.INFO)
     return
   end
   exec(review.buf, "refine.cancel", { { reviewId = id } })
