@@ -253,6 +253,12 @@ impl ReviewService {
         progress: &mut (dyn FnMut(Event) + Send),
     ) -> ReviewOutcome {
         let command = file.and_then(|f| self.command_for(f));
+        // Fault injection for the supervision test (debug builds only): a review that panics
+        // must still end, as an error, with its progress closed.
+        #[cfg(debug_assertions)]
+        if std::env::var("REFINE_LS_FAULT").is_ok_and(|f| f == "panic-in-review") {
+            panic!("injected by REFINE_LS_FAULT=panic-in-review");
+        }
         self.review_with(input, command.as_ref(), true, cancel, progress)
             .await
     }

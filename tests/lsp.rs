@@ -902,3 +902,38 @@ async fn a_frame_whose_length_counts_characters_does_not_desynchronise_the_sessi
         .to_owned();
     assert!(sent.contains("// café"), "{sent}");
 }
+
+#[tokio::test]
+async fn a_review_that_panics_still_ends_as_an_error_and_the_server_goes_on() {
+    // (REFINE_LS_FAULT exists in debug builds only.)
+    let mock = MockLlm::start(script(vec![Reply::findings(off_by_one(4))], vec![])).await;
+    let mut client = LspClient::start(&[
+        ("OPENAI_BASE_URL", &mock.base_url),
+        ("REFINE_LS_FAULT", "panic-in-review"),
+    ]);
+    client
+        .initialize(json!({"window": {"workDoneProgress": true}}), json!({}))
+        .await;
+    client.open(URI, "rust", CODE).await;
+    for round in 0..2 {
+        let id = client.review(URI, all()).await;
+        let done = client.finished(&id).await;
+        let err = done["error"].as_str().unwrap_or_default();
+        assert!(
+            err.contains("internal error") && err.contains("injected"),
+            "round {round}: {done}"
+        );
+    }
+    let progress = client.notifications("$/progress");
+    let ends = progress
+        .iter()
+        .filter(|p| p["value"]["kind"] == "end")
+        .count();
+    assert_eq!(ends, 2, "every progress is closed: {progress:?}");
+    let res = client
+        .command("refine.cancel", json!([{"reviewId": "review-1"}]))
+        .await
+        .unwrap();
+    assert_eq!(res["cancelled"], false, "nothing is left running");
+    assert!(client.is_alive());
+}
