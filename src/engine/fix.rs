@@ -13,7 +13,7 @@ use super::anchor::Selection;
 use super::critic::Critiqued;
 use super::critique::{self, RawFinding, Severity};
 use super::refine::Candidate;
-use super::{Engine, EngineError, Event, Finding, ReviewInput, ReviewOutcome, Run, Stage, verify};
+use super::{Engine, EngineError, Event, ReviewInput, ReviewOutcome, Run, Stage, verify};
 use crate::llm::{ChatRequest, JsonSchema, Message, ProviderError};
 
 /// One changed stretch of the original: its lines (zero-based, selection-relative; empty for
@@ -243,15 +243,7 @@ impl Engine<'_> {
                 }
             }
         };
-        out.findings = findings
-            .iter()
-            .enumerate()
-            .map(|(id, (raw, r))| Finding {
-                id,
-                raw: raw.clone(),
-                range: region.start + r.start..region.start + r.end,
-            })
-            .collect();
+        out.findings = super::refine::document_findings(&findings, region.start);
         for f in &out.findings {
             progress(Event::Finding(f.clone()));
         }

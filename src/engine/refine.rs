@@ -152,16 +152,7 @@ impl Engine<'_> {
         out.repeated = first.repeated;
         out.over_limit = first.over_limit;
         out.not_agreed = first.not_agreed;
-        out.findings = first
-            .shown
-            .iter()
-            .enumerate()
-            .map(|(id, (raw, r))| Finding {
-                id,
-                raw: raw.clone(),
-                range: region.start + r.start..region.start + r.end,
-            })
-            .collect();
+        out.findings = document_findings(&first.shown, region.start);
         if first.shown.is_empty() {
             return;
         }
@@ -481,6 +472,23 @@ fn regression(
         )),
         _ => None,
     }
+}
+
+/// Findings placed in the selection, numbered and moved to document offsets (the selection
+/// starts at char `start`).
+pub(crate) fn document_findings(
+    shown: &[(RawFinding, Range<usize>)],
+    start: usize,
+) -> Vec<Finding> {
+    shown
+        .iter()
+        .enumerate()
+        .map(|(id, (raw, r))| Finding {
+            id,
+            raw: raw.clone(),
+            range: start + r.start..start + r.end,
+        })
+        .collect()
 }
 
 /// The chosen version as an offered revision: minimal edits against the document, and the

@@ -40,21 +40,13 @@ impl Engine<'_> {
             .collect();
         let edit_format = self.edit_format(line_count);
         let feedback = feedback.map(|f| redact(self.redact_secrets, vault, f));
-        let system = self.prompts.render(
-            "revise_system.md",
-            json!({"language": input.language, "edit_format": edit_format}),
-        )?;
-        let user = self.prompts.render(
-            "revise_user.md",
-            json!({
-                "path": input.path,
-                "language": input.language,
-                "selection": sent_selection.trim_end_matches(['\n', '\r']),
-                "first_line": input.first_line + 1,
-                "last_line": input.first_line + line_count,
-                "findings": findings,
-                "feedback": feedback,
-            }),
+        let (system, user) = self.code_prompts(
+            ("revise_system.md", "revise_user.md"),
+            input,
+            &sent_selection,
+            (edit_format, line_count),
+            ("findings", json!(findings)),
+            feedback.as_deref(),
         )?;
         self.ask_for_code(&sent_selection, system, user, vault, out, cancel)
             .await
@@ -85,21 +77,13 @@ impl Engine<'_> {
         let facts: Vec<String> = facts.iter().map(|f| redact(redacting, vault, f)).collect();
         let feedback = feedback.map(|f| redact(redacting, vault, f));
         let edit_format = self.edit_format(line_count);
-        let system = self.prompts.render(
-            "fix_system.md",
-            json!({"language": input.language, "edit_format": edit_format}),
-        )?;
-        let user = self.prompts.render(
-            "fix_user.md",
-            json!({
-                "path": input.path,
-                "language": input.language,
-                "selection": sent_selection.trim_end_matches(['\n', '\r']),
-                "first_line": input.first_line + 1,
-                "last_line": input.first_line + line_count,
-                "facts": facts,
-                "feedback": feedback,
-            }),
+        let (system, user) = self.code_prompts(
+            ("fix_system.md", "fix_user.md"),
+            input,
+            &sent_selection,
+            (edit_format, line_count),
+            ("facts", json!(facts)),
+            feedback.as_deref(),
         )?;
         match self
             .ask_for_code(&sent_selection, system, user, vault, out, cancel)
@@ -113,6 +97,35 @@ impl Engine<'_> {
             }
             other => other,
         }
+    }
+
+    /// The system and user prompts of a call that answers with code (the reviser's or the fixer's):
+    /// the selection as sent, its lines, what to act on (`findings` or `facts`), and why the
+    /// last attempt was refused.
+    fn code_prompts(
+        &self,
+        (system_template, user_template): (&'static str, &'static str),
+        input: &ReviewInput,
+        sent_selection: &str,
+        (edit_format, line_count): (&str, usize),
+        (key, value): (&str, serde_json::Value),
+        feedback: Option<&str>,
+    ) -> Result<(String, String), EngineError> {
+        let system = self.prompts.render(
+            system_template,
+            json!({"language": input.language, "edit_format": edit_format}),
+        )?;
+        let mut values = json!({
+            "path": input.path,
+            "language": input.language,
+            "selection": sent_selection.trim_end_matches(['\n', '\r']),
+            "first_line": input.first_line + 1,
+            "last_line": input.first_line + line_count,
+            "feedback": feedback,
+        });
+        values[key] = value;
+        let user = self.prompts.render(user_template, values)?;
+        Ok((system, user))
     }
 
     fn edit_format(&self, line_count: usize) -> &'static str {
