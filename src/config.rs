@@ -305,8 +305,10 @@ pub struct LoopConfig {
     pub prompt_profile: String,
     /// `critique-first` (critique, then revise what it found, judged by evidence),
     /// `fix-first` (the reviser fixes directly, verification runs, then each changed hunk is
-    /// explained as a finding), or `single` (one fix call, verified, no findings: the
-    /// baseline `refine-ls eval --mode single` measures against).
+    /// explained as a finding), `single` (one fix call, verified, no findings: the baseline
+    /// `refine-ls eval --mode single` measures against), or `auto` (the default: fix-first
+    /// for the embedded model, where EVAL.md measured it better, critique-first for
+    /// endpoints, where it was not measured).
     pub strategy: Strategy,
     /// Self-consistency: this many critiques at `sample_temperature`, a finding kept when at
     /// least half of them (rounded up) place one on the same lines. 1: one greedy critique.
@@ -315,12 +317,25 @@ pub struct LoopConfig {
     pub sample_temperature: f64,
 }
 
+impl Strategy {
+    /// `auto` made definite for a critic that is (or is not) the embedded model.
+    pub fn resolve(self, embedded: bool) -> Strategy {
+        match self {
+            Strategy::Auto if embedded => Strategy::FixFirst,
+            Strategy::Auto => Strategy::CritiqueFirst,
+            s => s,
+        }
+    }
+}
+
 /// How the loop goes about a review (`loop.strategy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
-    /// Critique, revise, verify, judge.
+    /// Fix-first for the embedded model, else critique-first.
     #[default]
+    Auto,
+    /// Critique, revise, verify, judge.
     CritiqueFirst,
     /// Fix, verify, explain.
     FixFirst,
@@ -332,6 +347,7 @@ impl Strategy {
     /// The name in the configuration.
     pub fn as_str(self) -> &'static str {
         match self {
+            Strategy::Auto => "auto",
             Strategy::CritiqueFirst => "critique-first",
             Strategy::FixFirst => "fix-first",
             Strategy::Single => "single",

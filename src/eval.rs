@@ -351,7 +351,12 @@ async fn run_eval(args: &EvalArgs) -> Result<(), String> {
     // Every task is reviewed afresh: no cache; built-in prompts only.
     resolved.config.cache.enabled = false;
     let prompts = Arc::new(Prompts::load_from(&[]));
-    let setups = mode_setups(args, resolved.config.refine_loop.strategy);
+    let embedded = ReviewService::new(resolved.clone(), None, prompts.clone(), None)
+        .providers()?
+        .critic
+        .kind()
+        == crate::llm::Kind::Local;
+    let setups = mode_setups(args, resolved.config.refine_loop.strategy.resolve(embedded));
     let mut services = Vec::new();
     for m in &setups {
         let mut r = resolved.clone();

@@ -82,10 +82,14 @@ impl Engine<'_> {
                 Err(e) => out.notes.push(format!("verify.command was not run: {e}")),
             }
         }
-        match self.config.strategy {
-            Strategy::CritiqueFirst => {}
+        let strategy = self
+            .config
+            .strategy
+            .resolve(self.critic.kind() == crate::llm::Kind::Local);
+        match strategy {
+            Strategy::CritiqueFirst | Strategy::Auto => {}
             Strategy::FixFirst | Strategy::Single => {
-                let single = self.config.strategy == Strategy::Single;
+                let single = strategy == Strategy::Single;
                 self.fix_first(
                     input,
                     original,
