@@ -1045,3 +1045,55 @@ async fn a_revision_holding_a_doc_test_fence_is_read_whole() {
         .unwrap();
     assert_eq!(apply_edits(&code, edits, "utf-16"), fixed);
 }
+
+#[tokio::test]
+async fn cancelling_while_the_workspace_is_copied_for_verify_command_stops_at_once() {
+    // A workspace of many files: the scratch copy takes a while; the command never runs.
+    let mock = MockLlm::start(script(vec![Reply::findings(json!([]))], vec![])).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    for d in 0..60 {
+        let sub = dir.path().join(format!("data/{d}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        for f in 0..500 {
+            std::fs::write(sub.join(format!("{f}.txt")), "x").unwrap();
+        }
+    }
+    let file = dir.path().join("src").join("lib.rs");
+    std::fs::write(&file, CODE).unwrap();
+    let client = LspClient::start(&[("OPENAI_BASE_URL", &mock.base_url)]);
+    let root = format!("file://{}", dir.path().display());
+    client
+        .request(
+            "initialize",
+            json!({"processId": null, "rootUri": root,
+                   "capabilities": {"window": {"workDoneProgress": true}},
+                   "initializationOptions": {"refine": {"verify": {"command":
+                       "touch RAN"}}}}),
+        )
+        .await
+        .unwrap();
+    client.notify("initialized", json!({})).await;
+    let uri = format!("file://{}", file.display());
+    client.open(&uri, "rust", CODE).await;
+    let id = client.review(&uri, all()).await;
+    client
+        .wait_for("$/progress", |p| p["value"]["kind"] == "begin")
+        .await;
+    let asked = std::time::Instant::now();
+    let res = client
+        .command("refine.cancel", json!([{"reviewId": id}]))
+        .await
+        .unwrap();
+    assert_eq!(res["cancelled"], true);
+    let done = client
+        .finished_within(&id, std::time::Duration::from_secs(5))
+        .await;
+    eprintln!("cancelled during the scratch copy in {:?}", asked.elapsed());
+    assert_eq!(done["error"], "the review was cancelled", "{done}");
+    assert_eq!(
+        calls_of(&mock, "critique"),
+        0,
+        "no model call after the cancel"
+    );
+}

@@ -478,8 +478,15 @@ fn default_model_path() -> PathBuf {
     p
 }
 
+/// The default model's tests run one at a time: two 1.5B reviews sharing 2 cores would each
+/// take twice as long and measure nothing.
+static DEFAULT_MODEL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn the_default_model_finds_a_real_bug_in_the_readme_example() {
+    let _one_at_a_time = DEFAULT_MODEL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().unwrap();
     let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/buggy_sum.rs");
     let file = dir.path().join("buggy_sum.rs");
@@ -526,6 +533,9 @@ fn the_default_model_finds_a_real_bug_in_the_readme_example() {
 
 #[test]
 fn eval_on_the_default_model_completes_and_reports_every_field() {
+    let _one_at_a_time = DEFAULT_MODEL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     // Three sample tasks (the shortest three, for CI time), the loop: the run must end and
     // its JSON carry every field; the numbers are printed for the record, not asserted
     // (EVAL.md holds the measured ones).

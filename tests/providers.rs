@@ -636,3 +636,37 @@ async fn provider_max_tokens_applies_to_every_kind() {
     review(&client).await;
     assert_eq!(mock.recorded()[0].body["options"]["num_predict"], 555);
 }
+
+#[tokio::test]
+async fn a_critique_cut_off_at_the_token_limit_keeps_its_complete_findings_and_says_so() {
+    // An OpenAI-compatible reply cut at max_tokens: one finding complete, the next cut.
+    let content = format!(
+        "{{\"findings\": [{}, {{\"message\": \"the second one is cu",
+        finding("the loop skips xs[0]", "1..xs.len()")
+    );
+    let body = json!({
+        "id": "x", "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                     "finish_reason": "length"}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 64},
+    });
+    let mock = MockLlm::start(Script {
+        critique: vec![Reply::raw(&body.to_string())].into(),
+        ..Script::default()
+    })
+    .await;
+    let client = server(
+        json!({"provider": {"base_url": mock.base_url, "max_tokens": 64},
+        "loop": {"max_iterations": 0}}),
+    )
+    .await;
+    let done = review(&client).await;
+    assert!(done["error"].is_null(), "{done}");
+    assert_eq!(done["findings"], 1, "{done}");
+    let notes = done["notes"].to_string();
+    assert!(
+        notes.contains("cut off at the token limit (64 tokens)")
+            && notes.contains("provider.max_tokens"),
+        "{notes}"
+    );
+}
