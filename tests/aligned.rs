@@ -34,6 +34,16 @@ async fn workspace(
     code: &str,
     settings: Value,
 ) -> (tempfile::TempDir, LspClient, String) {
+    workspace_with(mock, code, settings, json!({})).await
+}
+
+/// [`workspace`], the client announcing `capabilities`.
+async fn workspace_with(
+    mock: &MockLlm,
+    code: &str,
+    settings: Value,
+    capabilities: Value,
+) -> (tempfile::TempDir, LspClient, String) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("src")).unwrap();
     let file = dir.path().join("src").join("lib.rs");
@@ -43,7 +53,7 @@ async fn workspace(
     client
         .request(
             "initialize",
-            json!({"processId": null, "rootUri": root, "capabilities": {}, "initializationOptions": {"refine": settings}}),
+            json!({"processId": null, "rootUri": root, "capabilities": capabilities, "initializationOptions": {"refine": settings}}),
         )
         .await
         .unwrap();
@@ -908,25 +918,13 @@ async fn cancelling_the_progress_stops_verify_command_and_everything_it_started(
     // The command (on the original, before any model call) would run for 97 s, in a child
     // of `sh` and in a grandchild in the background.
     let mock = MockLlm::start(script(vec![Reply::findings(json!([]))], vec![])).await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("src")).unwrap();
-    let file = dir.path().join("src").join("lib.rs");
-    std::fs::write(&file, CODE).unwrap();
-    let client = LspClient::start(&[("OPENAI_BASE_URL", &mock.base_url)]);
-    let root = format!("file://{}", dir.path().display());
-    client
-        .request(
-            "initialize",
-            json!({"processId": null, "rootUri": root,
-                   "capabilities": {"window": {"workDoneProgress": true}},
-                   "initializationOptions": {"refine": {"verify": {"command":
-                       "(sleep 97.31; true) & sleep 97.31; true"}}}}),
-        )
-        .await
-        .unwrap();
-    client.notify("initialized", json!({})).await;
-    let uri = format!("file://{}", file.display());
-    client.open(&uri, "rust", CODE).await;
+    let (_dir, client, uri) = workspace_with(
+        &mock,
+        CODE,
+        json!({"verify": {"command": "(sleep 97.31; true) & sleep 97.31; true"}}),
+        json!({"window": {"workDoneProgress": true}}),
+    )
+    .await;
     let id = client.review(&uri, all()).await;
     let begin = client
         .wait_for("$/progress", |p| p["value"]["kind"] == "begin")
@@ -1050,8 +1048,13 @@ async fn a_revision_holding_a_doc_test_fence_is_read_whole() {
 async fn cancelling_while_the_workspace_is_copied_for_verify_command_stops_at_once() {
     // A workspace of many files: the scratch copy takes a while; the command never runs.
     let mock = MockLlm::start(script(vec![Reply::findings(json!([]))], vec![])).await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    let (dir, client, uri) = workspace_with(
+        &mock,
+        CODE,
+        json!({"verify": {"command": "touch RAN"}}),
+        json!({"window": {"workDoneProgress": true}}),
+    )
+    .await;
     for d in 0..60 {
         let sub = dir.path().join(format!("data/{d}"));
         std::fs::create_dir_all(&sub).unwrap();
@@ -1059,23 +1062,6 @@ async fn cancelling_while_the_workspace_is_copied_for_verify_command_stops_at_on
             std::fs::write(sub.join(format!("{f}.txt")), "x").unwrap();
         }
     }
-    let file = dir.path().join("src").join("lib.rs");
-    std::fs::write(&file, CODE).unwrap();
-    let client = LspClient::start(&[("OPENAI_BASE_URL", &mock.base_url)]);
-    let root = format!("file://{}", dir.path().display());
-    client
-        .request(
-            "initialize",
-            json!({"processId": null, "rootUri": root,
-                   "capabilities": {"window": {"workDoneProgress": true}},
-                   "initializationOptions": {"refine": {"verify": {"command":
-                       "touch RAN"}}}}),
-        )
-        .await
-        .unwrap();
-    client.notify("initialized", json!({})).await;
-    let uri = format!("file://{}", file.display());
-    client.open(&uri, "rust", CODE).await;
     let id = client.review(&uri, all()).await;
     client
         .wait_for("$/progress", |p| p["value"]["kind"] == "begin")

@@ -353,7 +353,7 @@ impl Engine<'_> {
     /// An error the model asserts stays an error only when something outside the model backs
     /// it (an editor diagnostic on its lines, or `verify.command` failing on the original);
     /// otherwise it is shown at `loop.max_unbacked_severity` at most.
-    fn cap_severity(
+    pub(crate) fn cap_severity(
         &self,
         f: &mut RawFinding,
         sel: &Selection<'_>,

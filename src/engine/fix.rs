@@ -372,10 +372,7 @@ impl Engine<'_> {
                 suggestion: None,
                 confidence: 1.0,
             };
-            let cap = Severity::parse(&self.config.max_unbacked_severity);
-            if f.severity < cap && !run.command_failed {
-                f.severity = cap;
-            }
+            self.cap_severity(&mut f, &sel, &range, (&run.fact_lines, run.command_failed));
             findings.push((f, range));
         }
         Ok(findings)
