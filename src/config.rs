@@ -307,9 +307,9 @@ pub struct LoopConfig {
     /// `fix-first` (the reviser fixes directly, verification runs, then each changed hunk is
     /// explained as a finding), `single` (one fix call, verified, no findings: the baseline
     /// `refine-ls eval --mode single` measures against), or `auto` (fix-first for the embedded
-    /// model, where EVAL.md measured it better, critique-first for endpoints). The default
-    /// stays `critique-first`: on 2 cores the fixer's whole-file answer to the README example
-    /// can exceed the 120 s call timeout, and then nothing at all is shown.
+    /// model, where EVAL.md measured it better, critique-first for endpoints, which EVAL.md
+    /// has not measured). The default is `auto`. A fix-first fixer that fails (its call times
+    /// out, say) or whose fixes all fail verification shows a critique instead.
     pub strategy: Strategy,
     /// Self-consistency: this many critiques at `sample_temperature`, a finding kept when at
     /// least half of them (rounded up) place one on the same lines. 1: one greedy critique.
@@ -334,9 +334,9 @@ impl Strategy {
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     /// Fix-first for the embedded model, else critique-first.
+    #[default]
     Auto,
     /// Critique, revise, verify, judge.
-    #[default]
     CritiqueFirst,
     /// Fix, verify, explain.
     FixFirst,

@@ -895,6 +895,102 @@ async fn fix_first_sends_the_failing_check_back_and_tests_back_the_finding() {
 }
 
 #[tokio::test]
+async fn fix_first_asks_again_with_sampling_when_the_code_comes_back_unchanged_but_the_check_fails()
+{
+    let mut s = script(vec![], vec![Reply::code(CODE), Reply::code(FIXED)]);
+    s.explain = vec![explained(1, "xs[0] is never added", true)].into();
+    let mock = MockLlm::start(s).await;
+    let settings = json!({"loop": {"strategy": "fix-first"}, "verify": {"command":
+        "if grep -q '1\\.\\.xs' src/lib.rs; then echo 'assertion failed: sum is 5' >&2; exit 1; fi"}});
+    let (_d, client, uri) = workspace(&mock, CODE, settings).await;
+    let done = review(&client, &uri).await;
+    assert_eq!(done["revision"], true, "{done}");
+    let fixes: Vec<Value> = mock
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r["messages"][0]["content"]
+                .as_str()
+                .unwrap()
+                .contains("# refine-ls fixer")
+        })
+        .collect();
+    assert_eq!(fixes.len(), 2);
+    assert!(
+        fixes[0].get("temperature").is_none_or(|t| t == 0.0),
+        "{}",
+        fixes[0]
+    );
+    assert_eq!(fixes[1]["temperature"], 0.7, "the second ask samples");
+    assert!(
+        fixes[1]["messages"][1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("gave the code back unchanged"),
+        "{}",
+        fixes[1]
+    );
+    assert!(done["notes"].to_string().contains("asked again"), "{done}");
+}
+
+#[tokio::test]
+async fn fix_first_shows_a_critique_when_no_fix_passes_verification() {
+    // Both fixes break the syntax: the user still sees what is wrong, without a revision.
+    let broken = FIXED.replace("    s\n}", "    s )\n}");
+    let mock = MockLlm::start(script(
+        vec![Reply::findings(json!([off_by_one("warning")]))],
+        vec![Reply::code(&broken), Reply::code(&broken)],
+    ))
+    .await;
+    let (_d, client, uri) =
+        workspace(&mock, CODE, json!({"loop": {"strategy": "fix-first"}})).await;
+    let done = review(&client, &uri).await;
+    assert_eq!(done["revision"], false, "{done}");
+    assert_eq!(done["findings"], 1, "{done}");
+    assert_eq!(
+        calls_of(&mock, "revise"),
+        2,
+        "two fixes, no revision after the critique"
+    );
+    assert_eq!(calls_of(&mock, "critique"), 1);
+    assert_eq!(calls_of(&mock, "explain"), 0);
+    assert!(
+        done["notes"]
+            .to_string()
+            .contains("no fix passed verification; a critique is shown instead"),
+        "{done}"
+    );
+    let diags = client.diagnostics(&uri);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(diags[0]["range"]["start"]["line"], 2, "{diags:?}");
+}
+
+#[tokio::test]
+async fn fix_first_whose_fixer_times_out_shows_a_critique() {
+    // The fixer's whole-selection answer takes longer than the call timeout; the shorter
+    // critique that follows does not.
+    let mock = MockLlm::start(script(
+        vec![Reply::findings(json!([off_by_one("warning")]))],
+        vec![Reply::code(FIXED).delayed(2_500)],
+    ))
+    .await;
+    let settings = json!({"loop": {"strategy": "fix-first"},
+        "provider": {"timeout_secs": 1}});
+    let (_d, client, uri) = workspace(&mock, CODE, settings).await;
+    let done = review(&client, &uri).await;
+    assert!(done["error"].is_null(), "the review does not fail: {done}");
+    assert_eq!(done["revision"], false, "{done}");
+    assert_eq!(done["findings"], 1, "{done}");
+    assert!(
+        done["notes"]
+            .to_string()
+            .contains("a critique is shown instead"),
+        "{done}"
+    );
+    assert_eq!(client.diagnostics(&uri).len(), 1);
+}
+
+#[tokio::test]
 async fn the_single_call_baseline_is_one_verified_fix_with_no_findings() {
     let broken = FIXED.replace("    s\n}", "    s )\n}");
     let mock = MockLlm::start(script(

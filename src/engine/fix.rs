@@ -117,9 +117,20 @@ fn same_code(a: &str, b: &str) -> bool {
         .eq(b.lines().map(str::trim_end).filter(|l| !l.is_empty()))
 }
 
+/// How fix-first ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FixEnd {
+    /// `out` holds what there is to show (a revision and its findings, "nothing to fix", an
+    /// error, or a cancellation).
+    Done,
+    /// The fixer gave nothing the user can use (its call failed, or no fix passed
+    /// verification): a critique of the original is to be shown instead, without revisions.
+    Critique,
+}
+
 impl Engine<'_> {
     /// Fix-first (or, with `single`, the baseline): fills `out` with the explained findings and
-    /// the verified revision.
+    /// the verified revision, or says that a critique is to be shown instead.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn fix_first(
         &self,
@@ -130,7 +141,7 @@ impl Engine<'_> {
         out: &mut ReviewOutcome,
         progress: &mut (dyn FnMut(Event) + Send),
         single: bool,
-    ) {
+    ) -> FixEnd {
         let rounds = if single {
             1
         } else {
@@ -151,7 +162,7 @@ impl Engine<'_> {
         for round in 1..=rounds {
             if run.cancel.is_cancelled() {
                 out.cancelled = true;
-                return;
+                return FixEnd::Done;
             }
             progress(Event::Stage(Stage::Revise { round }));
             out.iterations = round;
@@ -160,9 +171,18 @@ impl Engine<'_> {
                 .await
             {
                 Ok(t) => t,
+                Err(EngineError::Provider(e)) if !single && e.is_call_specific() => {
+                    // A fix writes the whole selection, the longest answer of the loop; a
+                    // critique is shorter and still shows the user what is wrong.
+                    out.notes.push(format!(
+                        "fix {round} failed ({e}); a critique is shown instead"
+                    ));
+                    run.temperature = None;
+                    return FixEnd::Critique;
+                }
                 Err(EngineError::Provider(e)) => {
                     super::outcome::fail(out, EngineError::Provider(e));
-                    return;
+                    return FixEnd::Done;
                 }
                 Err(e) => {
                     out.notes.push(format!("fix {round} rejected: {e}"));
@@ -171,6 +191,19 @@ impl Engine<'_> {
                 }
             };
             if same_code(&fixed, original) {
+                if run.command_failed && !single && round < rounds {
+                    // The check fails on this code, so "nothing to fix" contradicts the
+                    // evidence: ask once more, sampling, so the answer can differ.
+                    out.notes.push(format!(
+                        "fix {round}: the reviser gave the code back unchanged although verify.command fails on it; asked again"
+                    ));
+                    feedback = Some(
+                        "You gave the code back unchanged, but the check reported above fails on it: the code has a bug. Find it and fix it."
+                            .to_owned(),
+                    );
+                    run.temperature = Some(self.config.sample_temperature.clamp(0.0, 2.0));
+                    continue;
+                }
                 if round == 1 {
                     out.notes
                         .push("the reviser found nothing to fix".to_owned());
@@ -199,7 +232,7 @@ impl Engine<'_> {
                 }
                 Err(_) if run.cancel.is_cancelled() => {
                     out.cancelled = true;
-                    return;
+                    return FixEnd::Done;
                 }
                 Err(why) => {
                     out.rejected += 1;
@@ -208,18 +241,27 @@ impl Engine<'_> {
                 }
             }
         }
+        run.temperature = None;
         if out.cancelled {
-            return;
+            return FixEnd::Done;
         }
         let Some((fixed, round)) = chosen.or(fallback) else {
             if out.iterations > 0
                 && out.error.is_none()
                 && !out.notes.iter().any(|n| n.contains("nothing to fix"))
             {
-                out.notes
-                    .push("no revision is offered: no fix passed verification".to_owned());
+                if single {
+                    out.notes
+                        .push("no revision is offered: no fix passed verification".to_owned());
+                } else {
+                    out.notes.push(
+                        "no revision is offered: no fix passed verification; a critique is shown instead"
+                            .to_owned(),
+                    );
+                    return FixEnd::Critique;
+                }
             }
-            return;
+            return FixEnd::Done;
         };
         let region = out.region.clone();
         let hunks = hunks(original, &fixed);
@@ -234,12 +276,12 @@ impl Engine<'_> {
                 Ok(f) => f,
                 Err(EngineError::Provider(ProviderError::Cancelled)) => {
                     out.cancelled = true;
-                    return;
+                    return FixEnd::Done;
                 }
                 Err(e) => {
                     out.notes
                         .push(format!("the fix could not be explained: {e}"));
-                    return;
+                    return FixEnd::Done;
                 }
             }
         };
@@ -257,6 +299,7 @@ impl Engine<'_> {
             0,
             round,
         ));
+        FixEnd::Done
     }
 
     /// One call: each hunk of the fix explained as a finding on the original lines it

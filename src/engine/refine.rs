@@ -86,21 +86,27 @@ impl Engine<'_> {
             .config
             .strategy
             .resolve(self.critic.kind() == crate::llm::Kind::Local);
+        // Fix-first that gave nothing usable shows the critique, without revising again.
+        let mut revise = true;
         match strategy {
             Strategy::CritiqueFirst | Strategy::Auto => {}
             Strategy::FixFirst | Strategy::Single => {
                 let single = strategy == Strategy::Single;
-                self.fix_first(
-                    input,
-                    original,
-                    &mut run,
-                    scratch.as_ref(),
-                    out,
-                    progress,
-                    single,
-                )
-                .await;
-                return;
+                let end = self
+                    .fix_first(
+                        input,
+                        original,
+                        &mut run,
+                        scratch.as_ref(),
+                        out,
+                        progress,
+                        single,
+                    )
+                    .await;
+                if end == super::fix::FixEnd::Done {
+                    return;
+                }
+                revise = false;
             }
         }
 
@@ -157,7 +163,7 @@ impl Engine<'_> {
         out.over_limit = first.over_limit;
         out.not_agreed = first.not_agreed;
         out.findings = document_findings(&first.shown, region.start);
-        if first.shown.is_empty() {
+        if first.shown.is_empty() || !revise {
             return;
         }
 

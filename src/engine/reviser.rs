@@ -48,8 +48,14 @@ impl Engine<'_> {
             ("findings", json!(findings)),
             feedback.as_deref(),
         )?;
-        self.ask_for_code(&sent_selection, system, user, vault, out, cancel)
-            .await
+        self.ask_for_code(
+            &sent_selection,
+            code_request(system, user, None),
+            vault,
+            out,
+            cancel,
+        )
+        .await
     }
 
     /// Asks the reviser to fix `original` with no critique to go on (the fix-first strategy
@@ -67,8 +73,10 @@ impl Engine<'_> {
             vault,
             cancel,
             facts,
+            temperature,
             ..
         } = run;
+        let temperature = *temperature;
         let line_count = Selection::new(original, input.first_line)
             .line_count()
             .max(1);
@@ -86,7 +94,13 @@ impl Engine<'_> {
             feedback.as_deref(),
         )?;
         match self
-            .ask_for_code(&sent_selection, system, user, vault, out, cancel)
+            .ask_for_code(
+                &sent_selection,
+                code_request(system, user, temperature),
+                vault,
+                out,
+                cancel,
+            )
             .await
         {
             // With search/replace blocks, "nothing to fix" is a reply with no block.
@@ -140,17 +154,11 @@ impl Engine<'_> {
     async fn ask_for_code(
         &self,
         sent_selection: &str,
-        system: String,
-        user: String,
+        req: ChatRequest,
         vault: &mut Vault,
         out: &mut ReviewOutcome,
         cancel: &CancellationToken,
     ) -> Result<String, EngineError> {
-        let req = ChatRequest {
-            messages: vec![Message::system(system), Message::user(user)],
-            json_schema: None,
-            temperature: None,
-        };
         let resp = Self::call(self.reviser, &req, out, cancel, &mut |_| {}).await?;
         tracing::debug!(reply = %resp.content, "revision reply");
         let revised = revision::apply_reply(sent_selection, &resp.content)?;
@@ -167,5 +175,15 @@ fn redact(redacting: bool, vault: &mut Vault, text: &str) -> String {
         vault.redact(text)
     } else {
         text.to_owned()
+    }
+}
+
+/// A call that answers with code: free text (a fenced block or search/replace blocks), at the
+/// provider's temperature unless `temperature` says otherwise.
+fn code_request(system: String, user: String, temperature: Option<f64>) -> ChatRequest {
+    ChatRequest {
+        messages: vec![Message::system(system), Message::user(user)],
+        json_schema: None,
+        temperature,
     }
 }

@@ -153,6 +153,22 @@ pub enum ProviderError {
     },
 }
 
+impl ProviderError {
+    /// Whether this call failed for reasons of its own (too slow, cut off, unreadable), so a
+    /// different, shorter call to the same provider may still succeed. Configuration, key,
+    /// connection and rate-limit errors would fail the next call too.
+    pub(crate) fn is_call_specific(&self) -> bool {
+        matches!(
+            self,
+            Self::Timeout { .. }
+                | Self::Stalled { .. }
+                | Self::NoFirstToken { .. }
+                | Self::Interrupted { .. }
+                | Self::BadResponse { .. }
+        )
+    }
+}
+
 /// The message of an error body (`{"error":{"message":…}}` and kin), or its start.
 pub(crate) fn error_detail(body: &str) -> String {
     serde_json::from_str::<Value>(body)
