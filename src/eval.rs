@@ -225,11 +225,12 @@ pub struct TaskResult {
     pub skipped: Option<String>,
 }
 
-/// Crates the sample's declarations import that a bare `rustc` does not have.
-const EXTERNAL_USES: &[(&str, &str)] = &[
-    ("use rand::Rng;", "rand"),
-    ("use regex::Regex;", "Regex"),
-    ("use md5;", "md5"),
+/// Crates the sample's declarations import that a bare `rustc` does not have: the import,
+/// the name a solution uses, and the path prefix a test uses.
+const EXTERNAL_USES: &[(&str, &str, &str)] = &[
+    ("use rand::Rng;", "rand", "rand::"),
+    ("use regex::Regex;", "Regex", "regex::"),
+    ("use md5;", "md5", "md5::"),
 ];
 
 impl Task {
@@ -237,8 +238,12 @@ impl Task {
     /// unused (`None` when the solution needs them).
     fn file(&self, solution: &str) -> Option<String> {
         let mut decl = self.declaration.clone();
-        for (line, name) in EXTERNAL_USES {
-            if self.canonical_solution.contains(name) || self.buggy_solution.contains(name) {
+        for (line, name, path) in EXTERNAL_USES {
+            // A test that needs the crate cannot be run, and the task cannot be judged.
+            if self.canonical_solution.contains(name)
+                || self.buggy_solution.contains(name)
+                || self.test.contains(path)
+            {
                 return None;
             }
             decl = decl.replace(line, "");

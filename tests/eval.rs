@@ -357,3 +357,46 @@ async fn eval_runs_the_tasks_it_is_named_and_refuses_an_unknown_one() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no task Rust/9999"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tasks_whose_tests_need_a_crate_rustc_lacks_are_skipped_not_failed() {
+    // Rust/32's tests call `rand::thread_rng()` (its solutions do not): they cannot compile,
+    // so neither solution can be judged. Rust/48's can.
+    let mock = MockLlm::start(Script {
+        critique: vec![Reply::findings(json!([]))].into(),
+        ..Script::default()
+    })
+    .await;
+    let u = mock.base_url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        eval_command(
+            &u,
+            &[
+                "--task",
+                "Rust/32,Rust/48",
+                "--format",
+                "json",
+                "--mode",
+                "critique",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tasks = report["tasks"].as_array().unwrap();
+    let skipped: Vec<&str> = tasks
+        .iter()
+        .filter(|t| !t["skipped"].is_null())
+        .map(|t| t["task_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(skipped, vec!["Rust/32"], "{report}");
+    assert_eq!(report["summary"]["skipped"], 1, "{report}");
+    assert_eq!(report["summary"]["tasks"], 1, "{report}");
+}
