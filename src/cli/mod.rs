@@ -2,9 +2,13 @@
 //! Findings and the revision go to stdout; progress and errors to stderr. Exit status: 0 no
 //! findings, 1 findings, 2 error.
 
+mod change;
+mod diff;
 mod doctor;
+mod report;
 
 pub use doctor::doctor;
+pub use report::ReportFormat;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,22 +21,53 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Layers, Source};
 use crate::document::{PositionEncoding, from_char};
+use crate::engine::critique::Severity;
 use crate::engine::{Event, ReviewInput, ReviewOutcome, edits};
-use crate::flags::{Format, ProviderFlags};
+use crate::flags::ProviderFlags;
 use crate::lang::language_for_path;
 use crate::service::ReviewService;
 
 /// `refine-ls review`.
 #[derive(Debug, Args)]
 pub struct ReviewArgs {
-    /// The file to review.
-    pub path: PathBuf,
+    /// The file to review; with `--diff`, the files, folders or git pathspecs the change is
+    /// limited to (all of it when none is given).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
     /// Lines to review, 1-based and inclusive (`A:B`); the whole file when left out.
     #[arg(long, value_name = "A:B")]
     pub lines: Option<String>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+    /// Review only the lines a change adds or changes, each widened to its function or item:
+    /// against BASE (default: the merge base with the upstream branch, else `HEAD~1`), or
+    /// the unified diff on stdin (`--diff -`). Put paths before it.
+    #[arg(long, value_name = "BASE", num_args = 0..=1, default_missing_value = "")]
+    pub diff: Option<String>,
+    /// With `--diff`: the staged change (the index against `HEAD`, or against BASE).
+    #[arg(long)]
+    pub staged: bool,
+    /// With `--diff`: read the files from this commit and diff BASE against it.
+    #[arg(long, value_name = "REV")]
+    pub rev: Option<String>,
+    /// Write the report to this file instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Report at most this many findings (the most severe first).
+    #[arg(long, value_name = "N")]
+    pub max_findings: Option<usize>,
+    /// Report only findings at least this severe.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub min_severity: Option<SeverityArg>,
+    /// Exit 1 when a reported finding is at least this severe (with `--diff` the default is
+    /// `error`; without it, any finding exits 1 unless this is given).
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on: Option<SeverityArg>,
+    /// With `--diff`: write the fingerprints of this run's findings to `.refine/baseline.json`,
+    /// so that later runs do not report them again.
+    #[arg(long)]
+    pub write_baseline: bool,
     /// Write the best revision into the file.
     #[arg(long)]
     pub apply: bool,
@@ -55,6 +90,30 @@ pub struct DoctorArgs {
     pub no_probe: bool,
 }
 
+/// A severity on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SeverityArg {
+    /// Certainly wrong.
+    Error,
+    /// Likely a problem.
+    Warning,
+    /// Worth knowing.
+    Info,
+    /// A small suggestion.
+    Hint,
+}
+
+impl From<SeverityArg> for Severity {
+    fn from(s: SeverityArg) -> Self {
+        match s {
+            SeverityArg::Error => Severity::Error,
+            SeverityArg::Warning => Severity::Warning,
+            SeverityArg::Info => Severity::Info,
+            SeverityArg::Hint => Severity::Hint,
+        }
+    }
+}
+
 /// Exit status for "failed".
 const EXIT_ERROR: u8 = 2;
 
@@ -70,7 +129,17 @@ pub async fn review(args: ReviewArgs) -> u8 {
 }
 
 async fn run_review(args: &ReviewArgs) -> Result<u8, String> {
-    let path = &args.path;
+    if args.diff.is_some() || args.staged {
+        return change::run(args).await;
+    }
+    if args.rev.is_some() || args.write_baseline {
+        return Err("--rev and --write-baseline work with --diff".to_owned());
+    }
+    let path = match args.paths.as_slice() {
+        [one] => one,
+        [] => return Err("name the file to review, or review a change with --diff".to_owned()),
+        _ => return Err("one file at a time, or several with --diff".to_owned()),
+    };
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let rope = Rope::from_str(&text);
@@ -142,9 +211,20 @@ async fn run_review(args: &ReviewArgs) -> Result<u8, String> {
         .as_ref()
         .map(|r| edits::apply(&text, &r.edits, 0));
 
-    let mut out = std::io::stdout().lock();
-    let written = match args.format {
-        Format::Text => write_text(
+    let mut out: Vec<u8> = Vec::new();
+    let mut reported: Vec<report::Reported> = outcome
+        .findings
+        .iter()
+        .map(|f| change::reported(&display, &rope, &outcome, f))
+        .collect();
+    let floor = args.min_severity.map_or(0, |s| report::rank(s.into()));
+    reported.retain(|f| report::rank(f.severity) >= floor);
+    reported.sort_by_key(|f| std::cmp::Reverse(report::rank(f.severity)));
+    if let Some(max) = args.max_findings {
+        reported.truncate(max);
+    }
+    match args.format {
+        ReportFormat::Text => write_text(
             &mut out,
             &display,
             &rope,
@@ -152,7 +232,7 @@ async fn run_review(args: &ReviewArgs) -> Result<u8, String> {
             &text,
             revised_file.as_deref(),
         ),
-        Format::Json => write_json(
+        ReportFormat::Json => write_json(
             &mut out,
             &display,
             &rope,
@@ -160,8 +240,30 @@ async fn run_review(args: &ReviewArgs) -> Result<u8, String> {
             &text,
             revised_file.as_deref(),
         ),
-    };
-    written.map_err(|e| format!("cannot write the output: {e}"))?;
+        other => {
+            let revisions: Vec<change::TextRevision> = Vec::new();
+            out.extend_from_slice(
+                change::render(
+                    other,
+                    &reported,
+                    &revisions,
+                    &report::Totals::default(),
+                    &service,
+                )
+                .as_bytes(),
+            );
+            Ok(())
+        }
+    }
+    .map_err(|e| format!("cannot write the output: {e}"))?;
+    match &args.output {
+        Some(file) => std::fs::write(file, &out)
+            .map_err(|e| format!("cannot write {}: {e}", file.display()))?,
+        None => std::io::stdout()
+            .lock()
+            .write_all(&out)
+            .map_err(|e| format!("cannot write the output: {e}"))?,
+    }
     for note in &outcome.notes {
         eprintln!("refine-ls: {note}");
     }
@@ -175,7 +277,14 @@ async fn run_review(args: &ReviewArgs) -> Result<u8, String> {
             None => eprintln!("refine-ls: no revision to apply"),
         }
     }
-    Ok(u8::from(!outcome.findings.is_empty()))
+    // Without --fail-on, any finding exits 1 (the contract before --diff existed).
+    let failing = match args.fail_on {
+        None => !outcome.findings.is_empty(),
+        Some(s) => reported
+            .iter()
+            .any(|f| report::rank(f.severity) >= report::rank(s.into())),
+    };
+    Ok(u8::from(failing))
 }
 
 /// `refine-ls model …`.

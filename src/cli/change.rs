@@ -1,0 +1,350 @@
+//! `refine-ls review --diff`: reviews the items a change touches, keeps the findings on its
+//! added or changed lines, applies the noise budget and the baseline, and writes the report
+//! for CI. Files are taken one at a time (read, reviewed, dropped), so memory follows the
+//! largest file, not the size of the change.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use ropey::Rope;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::diff::{self, Base, FileChange};
+use super::report::{self, Replacement, ReportFormat, Reported, Totals};
+use super::{ReviewArgs, line_col, load_config, unified_diff};
+use crate::engine::{Event, Finding, ReviewInput, ReviewOutcome, edits};
+use crate::lang::language_for_path;
+use crate::service::ReviewService;
+
+/// One revision of the text report: the file, and its diff.
+pub(super) struct TextRevision {
+    pub(super) path: String,
+    pub(super) diff: String,
+}
+
+/// Runs `review --diff` and returns the exit status.
+pub(super) async fn run(args: &ReviewArgs) -> Result<u8, String> {
+    if args.apply {
+        return Err("--apply works on one file without --diff".to_owned());
+    }
+    if args.lines.is_some() {
+        return Err("--lines works on one file without --diff".to_owned());
+    }
+    let started = Instant::now();
+    let cwd = std::env::current_dir().map_err(|e| format!("no current folder: {e}"))?;
+    let root = diff::repo_root(&cwd)?;
+    let base = match args.diff.as_deref() {
+        None | Some("") => Base::Default,
+        Some("-") => Base::Stdin,
+        Some(b) => Base::Rev(b.to_owned()),
+    };
+    let pathspecs: Vec<String> = args
+        .paths
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    // git runs in the current folder, so paths given here are relative to it; the paths it
+    // prints are relative to the repository's top.
+    let text = diff::unified_diff(
+        &cwd,
+        &base,
+        args.staged,
+        args.rev.as_deref(),
+        &pathspecs,
+        &mut std::io::stdin().lock(),
+    )?;
+    let changes = diff::parse(&text);
+
+    let service = ReviewService::open(load_config(Some(&root), &args.flags), Some(root.clone()));
+    let mut totals = Totals::default();
+    let mut found: Vec<Reported> = Vec::new();
+    let mut revisions: Vec<TextRevision> = Vec::new();
+    if !changes.is_empty() {
+        let providers = service.ensure_providers(&mut |_, _| {}).await?;
+        eprintln!(
+            "refine-ls: reviewing the change ({} file(s)) with {}",
+            changes.len(),
+            providers.critic.describe()
+        );
+        for change in &changes {
+            review_file(
+                &service,
+                &root,
+                args,
+                change,
+                &mut totals,
+                &mut found,
+                &mut revisions,
+            )
+            .await?;
+        }
+    }
+
+    let baseline_file = report::baseline_path(&root);
+    if args.write_baseline {
+        report::write_baseline(&baseline_file, &found)?;
+        eprintln!(
+            "refine-ls: wrote {} fingerprint(s) to {}",
+            found.len(),
+            baseline_file.display()
+        );
+    }
+    let baseline = report::read_baseline(&baseline_file)?;
+    let before = found.len();
+    found.retain(|f| !baseline.contains(&f.fingerprint));
+    totals.in_baseline = before - found.len();
+    let floor = args.min_severity.map_or(0, |s| report::rank(s.into()));
+    let before = found.len();
+    found.retain(|f| report::rank(f.severity) >= floor);
+    // Most severe first; the order of the change within a severity.
+    found.sort_by_key(|f| std::cmp::Reverse(report::rank(f.severity)));
+    if let Some(max) = args.max_findings {
+        found.truncate(max);
+    }
+    totals.over_budget = before - found.len();
+
+    let body = render(args.format, &found, &revisions, &totals, &service);
+    match &args.output {
+        Some(path) => std::fs::write(path, &body)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+        None => std::io::stdout()
+            .lock()
+            .write_all(body.as_bytes())
+            .map_err(|e| format!("cannot write the output: {e}"))?,
+    }
+    eprintln!(
+        "refine-ls: {} file(s), {} region(s), {} model call(s), {} tokens, {:.1} s; {} finding(s) reported ({} off the changed lines, {} in the baseline, {} over the budget)",
+        totals.files,
+        totals.regions,
+        totals.llm_calls,
+        totals.tokens,
+        started.elapsed().as_secs_f64(),
+        found.len(),
+        totals.off_change,
+        totals.in_baseline,
+        totals.over_budget
+    );
+    for e in &totals.errors {
+        eprintln!("refine-ls: error: {e}");
+    }
+    if !totals.errors.is_empty() {
+        return Ok(super::EXIT_ERROR);
+    }
+    let fail_on = report::rank(args.fail_on.unwrap_or(super::SeverityArg::Error).into());
+    let failing = !args.write_baseline && found.iter().any(|f| report::rank(f.severity) >= fail_on);
+    Ok(u8::from(failing))
+}
+
+/// Reviews the regions of one changed file.
+async fn review_file(
+    service: &ReviewService,
+    root: &Path,
+    args: &ReviewArgs,
+    change: &FileChange,
+    totals: &mut Totals,
+    found: &mut Vec<Reported>,
+    revisions: &mut Vec<TextRevision>,
+) -> Result<(), String> {
+    let abs: PathBuf = root.join(&change.path);
+    let text = match &args.rev {
+        Some(rev) => show(root, rev, &change.path)?,
+        None => match std::fs::read(&abs) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(t) => t,
+                Err(_) => {
+                    eprintln!("refine-ls: {} is not UTF-8 text; skipped", change.path);
+                    return Ok(());
+                }
+            },
+            Err(e) => {
+                eprintln!("refine-ls: cannot read {}: {e}; skipped", change.path);
+                return Ok(());
+            }
+        },
+    };
+    if let Err(why) = service.check_sendable(&change.path) {
+        eprintln!("refine-ls: {why}; skipped");
+        return Ok(());
+    }
+    let language = language_for_path(&change.path);
+    if language == "text" {
+        // Not code refine-ls knows (README, data, lock files): not reviewed.
+        tracing::info!(path = %change.path, "not a language refine-ls reviews; skipped");
+        return Ok(());
+    }
+    let regions = diff::regions(&text, language, &change.lines);
+    if regions.is_empty() {
+        return Ok(());
+    }
+    totals.files += 1;
+    let rope = Rope::from_str(&text);
+    let cancel = CancellationToken::new();
+    for region in regions {
+        totals.regions += 1;
+        eprintln!(
+            "refine-ls: {}:{}-{}",
+            change.path,
+            region.first + 1,
+            region.last + 1
+        );
+        let input = ReviewInput {
+            text: rope.clone(),
+            path: change.path.clone(),
+            language: language.to_owned(),
+            first_line: region.first,
+            last_line: region.last,
+            facts: Vec::new(),
+            force: args.force,
+        };
+        let file = args.rev.is_none().then_some(abs.as_path());
+        let outcome = service
+            .review(&input, file, &cancel, &mut |_: Event| {})
+            .await;
+        totals.llm_calls = totals.llm_calls.saturating_add(outcome.llm_calls);
+        totals.tokens = totals.tokens.saturating_add(
+            outcome
+                .usage
+                .input_tokens
+                .saturating_add(outcome.usage.output_tokens),
+        );
+        if let Some(e) = &outcome.error {
+            // Kept, and the run goes on: the findings of this region (a failure after the
+            // critique keeps them) and of the others are still reported, and the run exits 2.
+            totals.errors.push(format!(
+                "{}:{}-{}: {e}",
+                change.path,
+                region.first + 1,
+                region.last + 1
+            ));
+        }
+        for note in &outcome.notes {
+            tracing::info!(path = %change.path, "{note}");
+        }
+        for f in &outcome.findings {
+            let start = line_col(&rope, f.range.start);
+            let end = line_col(&rope, f.range.end);
+            // Lines as the finding covers them, zero-based.
+            let (first, last) = (start.0.saturating_sub(1), end.0.saturating_sub(1));
+            let touches = region
+                .changed
+                .iter()
+                .any(|l| u32::try_from(*l).is_ok_and(|l| (first..=last.max(first)).contains(&l)));
+            if !touches {
+                totals.off_change += 1;
+                continue;
+            }
+            found.push(reported(&change.path, &rope, &outcome, f));
+        }
+        if let Some(r) = &outcome.revision {
+            let new = edits::apply(&text, &r.edits, 0);
+            revisions.push(TextRevision {
+                path: change.path.clone(),
+                diff: unified_diff(&change.path, &text, &new),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A finding of `outcome` as reported, with the revision's edits that touch it as its fix.
+pub(super) fn reported(path: &str, rope: &Rope, outcome: &ReviewOutcome, f: &Finding) -> Reported {
+    let fix = outcome
+        .revision
+        .as_ref()
+        .and_then(|r| r.per_finding.iter().find(|(id, _)| *id == f.id))
+        .map(|(_, edits)| {
+            edits
+                .iter()
+                .map(|e| Replacement {
+                    start: line_col(rope, e.range.start),
+                    end: line_col(rope, e.range.end),
+                    text: e.new_text.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Reported {
+        path: path.to_owned(),
+        start: line_col(rope, f.range.start),
+        end: line_col(rope, f.range.end),
+        severity: f.raw.severity,
+        principle: f.raw.principle.clone(),
+        message: f.raw.message.clone(),
+        quote: f.raw.quote.clone(),
+        fingerprint: report::fingerprint(path, &f.raw.principle, &f.raw.quote),
+        fix,
+    }
+}
+
+/// A file as commit `rev` has it.
+fn show(root: &Path, rev: &str, path: &str) -> Result<String, String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["show", &format!("{rev}:{path}")])
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("git show {rev}:{path} failed"));
+    }
+    String::from_utf8(out.stdout).map_err(|_| format!("{path} at {rev} is not UTF-8 text"))
+}
+
+pub(super) fn render(
+    format: ReportFormat,
+    found: &[Reported],
+    revisions: &[TextRevision],
+    totals: &Totals,
+    service: &ReviewService,
+) -> String {
+    let pretty = |v: serde_json::Value| {
+        serde_json::to_string_pretty(&v).unwrap_or_else(|_| "{}".to_owned()) + "\n"
+    };
+    match format {
+        ReportFormat::Text => {
+            let mut out = String::new();
+            for f in found {
+                out.push_str(&format!(
+                    "{}:{}:{}: {}: {} [{}]\n",
+                    f.path,
+                    f.start.0,
+                    f.start.1,
+                    f.severity.as_str(),
+                    f.message.replace('\n', " "),
+                    f.principle
+                ));
+            }
+            if found.is_empty() {
+                out.push_str("no issues on the changed lines\n");
+            }
+            for r in revisions {
+                out.push_str(&format!("\nrevision of {}:\n{}", r.path, r.diff));
+            }
+            out
+        }
+        ReportFormat::Json => pretty(json!({
+            "findings": found.iter().map(|f| json!({
+                "path": f.path, "line": f.start.0, "column": f.start.1,
+                "end_line": f.end.0, "end_column": f.end.1,
+                "severity": f.severity, "principle": f.principle, "message": f.message,
+                "quote": f.quote, "fingerprint": f.fingerprint,
+                "fix": f.fix.iter().map(|x| json!({
+                    "start": [x.start.0, x.start.1], "end": [x.end.0, x.end.1], "text": x.text,
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "revisions": revisions.iter().map(|r| json!({"path": r.path, "diff": r.diff})).collect::<Vec<_>>(),
+            "summary": {
+                "files": totals.files, "regions": totals.regions, "llm_calls": totals.llm_calls,
+                "tokens": totals.tokens, "off_change": totals.off_change,
+                "in_baseline": totals.in_baseline, "over_budget": totals.over_budget,
+                "errors": totals.errors,
+            },
+        })),
+        ReportFormat::Sarif => pretty(report::sarif(found, service.prompts().principle_ids())),
+        ReportFormat::Rdjson => pretty(report::rdjson(found)),
+        ReportFormat::Gitlab => pretty(report::gitlab(found)),
+        ReportFormat::Github => report::github(found),
+    }
+}
