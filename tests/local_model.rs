@@ -621,3 +621,81 @@ fn eval_on_the_default_model_completes_and_reports_every_field() {
     let lines = std::fs::read_to_string(dir.path().join("eval.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 3, "one line per task as it finished");
 }
+
+#[test]
+fn the_default_model_reviews_a_change_with_diff_and_reports_sarif() {
+    let _one_at_a_time = DEFAULT_MODEL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // A repository whose last commit brings in the README example's bug (`0..` became `1..`)
+    // and leaves `average` alone: only `sum_even` is reviewed, and the finding is on line 4.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .arg("-C")
+            .arg(d)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    let buggy = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/buggy_sum.rs"),
+    )
+    .unwrap();
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(
+        d.join("sum.rs"),
+        buggy.replace("1..xs.len()", "0..xs.len()"),
+    )
+    .unwrap();
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "base"]);
+    std::fs::write(d.join("sum.rs"), &buggy).unwrap();
+    git(&["commit", "-q", "-am", "change"]);
+    let started = Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_refine-ls"))
+        .args([
+            "review",
+            "--diff",
+            "--format",
+            "sarif",
+            "--fail-on",
+            "warning",
+        ])
+        .args(["--provider", "local", "--model-path"])
+        .arg(default_model_path())
+        .current_dir(d)
+        .env("REFINE_LS_CONFIG", d.join("none.toml"))
+        .env("REFINE_LS_CACHE_DIR", d.join("cache"))
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .expect("run refine-ls");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!(
+        "default model, review --diff: {:.1} s\n{stdout}\n{stderr}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        stderr.contains("1 file(s), 1 region(s)"),
+        "only sum_even is reviewed: {stderr}"
+    );
+    let sarif: Value = serde_json::from_str(&stdout).expect("SARIF");
+    let results = sarif["runs"][0]["results"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let on_line_4 = results
+        .iter()
+        .any(|r| r["locations"][0]["physicalLocation"]["region"]["startLine"] == 4);
+    assert!(on_line_4, "the changed line's bug is reported: {sarif}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a warning fails with --fail-on warning"
+    );
+}
