@@ -81,6 +81,12 @@ async fn the_hook_reviews_the_staged_change_in_a_real_pre_commit() {
             .current_dir(&d)
             .env("PATH", path)
             .env("PRE_COMMIT_HOME", d.join(".pre-commit-home"))
+            // try-repo commits uncommitted changes of this checkout into a shadow repository:
+            // a CI machine may have no git identity.
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
             .env_remove("OPENAI_API_KEY")
             .env("OPENAI_BASE_URL", base_url)
             .env("REFINE_LS_CONFIG", config)
