@@ -384,3 +384,40 @@ fn validate_sarif(file: &Path) {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_review_cache_can_live_in_a_folder_ci_restores() {
+    let repo = repo();
+    let mock = mock().await;
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().join("refine-cache");
+    let args = [
+        "--diff",
+        "main",
+        "--format",
+        "json",
+        "--cache-dir",
+        dir.to_str().unwrap(),
+    ];
+    let first = run(repo.path(), &args, &mock.base_url).await;
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    assert!(
+        dir.join("reviews.redb").is_file(),
+        "the cache is in --cache-dir"
+    );
+    let calls = mock.requests().len();
+    assert!(calls >= 1);
+    // The same change again, as a later CI job with the folder restored: no model call.
+    let second = run(repo.path(), &args, &mock.base_url).await;
+    assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
+    assert_eq!(
+        mock.requests().len(),
+        calls,
+        "answered from the restored cache"
+    );
+    let (a, b): (Value, Value) = (
+        serde_json::from_slice(&first.stdout).unwrap(),
+        serde_json::from_slice(&second.stdout).unwrap(),
+    );
+    assert_eq!(a["findings"], b["findings"]);
+}

@@ -57,7 +57,11 @@ pub(super) async fn run(args: &ReviewArgs) -> Result<u8, String> {
     )?;
     let changes = diff::parse(&text);
 
-    let service = ReviewService::open(load_config(Some(&root), &args.flags), Some(root.clone()));
+    let service = super::open_service(
+        load_config(Some(&root), &args.flags),
+        Some(root.clone()),
+        args.cache_dir.as_deref(),
+    );
     let mut totals = Totals::default();
     let mut found: Vec<Reported> = Vec::new();
     let mut revisions: Vec<TextRevision> = Vec::new();

@@ -64,6 +64,10 @@ pub struct ReviewArgs {
     /// `error`; without it, any finding exits 1 unless this is given).
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<SeverityArg>,
+    /// Keep the review cache in this folder (one CI restores between runs) instead of the
+    /// user's cache folder.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
     /// With `--diff`: write the fingerprints of this run's findings to `.refine/baseline.json`,
     /// so that later runs do not report them again.
     #[arg(long)]
@@ -154,7 +158,11 @@ async fn run_review(args: &ReviewArgs) -> Result<u8, String> {
     let (first, last) = parse_lines(args.lines.as_deref(), total)?;
 
     let root = workspace_root(path);
-    let service = ReviewService::open(load_config(root.as_deref(), &args.flags), root);
+    let service = open_service(
+        load_config(root.as_deref(), &args.flags),
+        root,
+        args.cache_dir.as_deref(),
+    );
     let display = path.display().to_string();
     service.check_sendable(&display)?;
     let downloading = service.pending_model();
@@ -392,6 +400,20 @@ async fn pull_model(source: &crate::models::Source) -> Result<PathBuf, String> {
         .map_err(|e| e.to_string())?;
     eprintln!();
     Ok(path)
+}
+
+/// The service for a workspace, its review cache in `cache_dir` when one is given.
+pub(crate) fn open_service(
+    resolved: crate::config::Resolved,
+    root: Option<PathBuf>,
+    cache_dir: Option<&Path>,
+) -> ReviewService {
+    let cache = cache_dir
+        .filter(|_| resolved.config.cache.enabled)
+        .and_then(|d| crate::cache::Cache::open(&d.join("reviews.redb")))
+        .map(std::sync::Arc::new);
+    let prompts = std::sync::Arc::new(crate::prompts::Prompts::load(root.as_deref()));
+    ReviewService::new(resolved, root, prompts, cache)
 }
 
 /// Resolves the configuration for a workspace with the provider flags on top, and prints
