@@ -159,6 +159,8 @@ impl Engine<'_> {
         // kept in case no later round does better.
         let mut fallback: Option<(String, u32)> = None;
         let mut chosen: Option<(String, u32)> = None;
+        // Greedy (the provider's), until an unchanged answer to a failing check asks again.
+        let mut temperature: Option<f64> = None;
         for round in 1..=rounds {
             if run.cancel.is_cancelled() {
                 out.cancelled = true;
@@ -167,7 +169,13 @@ impl Engine<'_> {
             progress(Event::Stage(Stage::Revise { round }));
             out.iterations = round;
             let fixed = match self
-                .propose_fix(input, original, run, out, feedback.as_deref())
+                .propose_fix(
+                    input,
+                    original,
+                    run,
+                    out,
+                    (feedback.as_deref(), temperature),
+                )
                 .await
             {
                 Ok(t) => t,
@@ -177,7 +185,6 @@ impl Engine<'_> {
                     out.notes.push(format!(
                         "fix {round} failed ({e}); a critique is shown instead"
                     ));
-                    run.temperature = None;
                     return FixEnd::Critique;
                 }
                 Err(EngineError::Provider(e)) => {
@@ -201,7 +208,7 @@ impl Engine<'_> {
                         "You gave the code back unchanged, but the check reported above fails on it: the code has a bug. Find it and fix it."
                             .to_owned(),
                     );
-                    run.temperature = Some(self.config.sample_temperature.clamp(0.0, 2.0));
+                    temperature = Some(self.config.sample_temperature.clamp(0.0, 2.0));
                     continue;
                 }
                 if round == 1 {
@@ -241,7 +248,6 @@ impl Engine<'_> {
                 }
             }
         }
-        run.temperature = None;
         if out.cancelled {
             return FixEnd::Done;
         }

@@ -444,7 +444,7 @@ impl Engine<'_> {
         why: &str,
     ) -> Result<String, EngineError> {
         if base.critique.shown.is_empty() {
-            self.propose_fix(input, &base.text, run, out, Some(why))
+            self.propose_fix(input, &base.text, run, out, (Some(why), None))
                 .await
         } else {
             self.revise(input, base, run.vault, out, run.cancel, Some(why))

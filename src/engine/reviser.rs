@@ -61,22 +61,21 @@ impl Engine<'_> {
     /// Asks the reviser to fix `original` with no critique to go on (the fix-first strategy
     /// and the single-call baseline): the facts outside tools report, and why the last fix was
     /// refused. Returns the selection unchanged when the model finds nothing to fix.
+    /// `temperature`: the call's own, over the provider's (a sampled second ask).
     pub(crate) async fn propose_fix(
         &self,
         input: &ReviewInput,
         original: &str,
         run: &mut Run<'_>,
         out: &mut ReviewOutcome,
-        feedback: Option<&str>,
+        (feedback, temperature): (Option<&str>, Option<f64>),
     ) -> Result<String, EngineError> {
         let Run {
             vault,
             cancel,
             facts,
-            temperature,
             ..
         } = run;
-        let temperature = *temperature;
         let line_count = Selection::new(original, input.first_line)
             .line_count()
             .max(1);
