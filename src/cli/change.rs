@@ -99,15 +99,11 @@ pub(super) async fn run(args: &ReviewArgs) -> Result<u8, String> {
     let before = found.len();
     found.retain(|f| !baseline.contains(&f.fingerprint));
     totals.in_baseline = before - found.len();
-    let floor = args.min_severity.map_or(0, |s| report::rank(s.into()));
-    let before = found.len();
-    found.retain(|f| report::rank(f.severity) >= floor);
-    // Most severe first; the order of the change within a severity.
-    found.sort_by_key(|f| std::cmp::Reverse(report::rank(f.severity)));
-    if let Some(max) = args.max_findings {
-        found.truncate(max);
-    }
-    totals.over_budget = before - found.len();
+    totals.over_budget = report::budget(
+        &mut found,
+        args.min_severity.map(Into::into),
+        args.max_findings,
+    );
 
     let body = render(args.format, &found, &revisions, &totals, &service);
     match &args.output {
@@ -136,8 +132,8 @@ pub(super) async fn run(args: &ReviewArgs) -> Result<u8, String> {
     if !totals.errors.is_empty() {
         return Ok(super::EXIT_ERROR);
     }
-    let fail_on = report::rank(args.fail_on.unwrap_or(super::SeverityArg::Error).into());
-    let failing = !args.write_baseline && found.iter().any(|f| report::rank(f.severity) >= fail_on);
+    let fail_on = args.fail_on.unwrap_or(super::SeverityArg::Error).into();
+    let failing = !args.write_baseline && report::any_at_least(&found, fail_on);
     Ok(u8::from(failing))
 }
 
@@ -151,6 +147,11 @@ async fn review_file(
     found: &mut Vec<Reported>,
     revisions: &mut Vec<TextRevision>,
 ) -> Result<(), String> {
+    // A secrets file is not even read.
+    if let Err(why) = service.check_sendable(&change.path) {
+        eprintln!("refine-ls: {why}; skipped");
+        return Ok(());
+    }
     let abs: PathBuf = root.join(&change.path);
     let text = match &args.rev {
         Some(rev) => show(root, rev, &change.path)?,
@@ -168,10 +169,6 @@ async fn review_file(
             }
         },
     };
-    if let Err(why) = service.check_sendable(&change.path) {
-        eprintln!("refine-ls: {why}; skipped");
-        return Ok(());
-    }
     let language = language_for_path(&change.path);
     if language == "text" {
         // Not code refine-ls knows (README, data, lock files): not reviewed.
@@ -284,16 +281,7 @@ pub(super) fn reported(path: &str, rope: &Rope, outcome: &ReviewOutcome, f: &Fin
 
 /// A file as commit `rev` has it.
 fn show(root: &Path, rev: &str, path: &str) -> Result<String, String> {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(root)
-        .args(["show", &format!("{rev}:{path}")])
-        .output()
-        .map_err(|e| format!("cannot run git: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("git show {rev}:{path} failed"));
-    }
-    String::from_utf8(out.stdout).map_err(|_| format!("{path} at {rev} is not UTF-8 text"))
+    diff::git(root, &["show", &format!("{rev}:{path}")])
 }
 
 pub(super) fn render(

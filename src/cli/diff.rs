@@ -35,7 +35,7 @@ pub struct FileChange {
 }
 
 /// Runs git in `root` and returns its stdout.
-fn git(root: &Path, args: &[&str]) -> Result<String, String> {
+pub(super) fn git(root: &Path, args: &[&str]) -> Result<String, String> {
     let out = Command::new("git")
         .arg("-C")
         .arg(root)

@@ -225,12 +225,11 @@ async fn run_review(args: &ReviewArgs) -> Result<u8, String> {
         .iter()
         .map(|f| change::reported(&display, &rope, &outcome, f))
         .collect();
-    let floor = args.min_severity.map_or(0, |s| report::rank(s.into()));
-    reported.retain(|f| report::rank(f.severity) >= floor);
-    reported.sort_by_key(|f| std::cmp::Reverse(report::rank(f.severity)));
-    if let Some(max) = args.max_findings {
-        reported.truncate(max);
-    }
+    report::budget(
+        &mut reported,
+        args.min_severity.map(Into::into),
+        args.max_findings,
+    );
     match args.format {
         ReportFormat::Text => write_text(
             &mut out,
@@ -288,9 +287,7 @@ async fn run_review(args: &ReviewArgs) -> Result<u8, String> {
     // Without --fail-on, any finding exits 1 (the contract before --diff existed).
     let failing = match args.fail_on {
         None => !outcome.findings.is_empty(),
-        Some(s) => reported
-            .iter()
-            .any(|f| report::rank(f.severity) >= report::rank(s.into())),
+        Some(s) => report::any_at_least(&reported, s.into()),
     };
     Ok(u8::from(failing))
 }

@@ -110,6 +110,24 @@ pub fn rank(s: Severity) -> u8 {
     }
 }
 
+/// The noise budget: drops findings below `min`, puts the most severe first (the given order
+/// within a severity) and keeps at most `max`. Returns how many were dropped.
+pub fn budget(findings: &mut Vec<Reported>, min: Option<Severity>, max: Option<usize>) -> usize {
+    let before = findings.len();
+    let floor = min.map_or(0, rank);
+    findings.retain(|f| rank(f.severity) >= floor);
+    findings.sort_by_key(|f| std::cmp::Reverse(rank(f.severity)));
+    if let Some(max) = max {
+        findings.truncate(max);
+    }
+    before - findings.len()
+}
+
+/// Whether a finding is at least as severe as `level` (`--fail-on`).
+pub fn any_at_least(findings: &[Reported], level: Severity) -> bool {
+    findings.iter().any(|f| rank(f.severity) >= rank(level))
+}
+
 /// Where the baseline lives in a repository.
 pub fn baseline_path(root: &Path) -> std::path::PathBuf {
     root.join(".refine").join("baseline.json")
@@ -353,6 +371,23 @@ mod tests {
         assert_ne!(a, fingerprint("a.rs", "correctness", "for i in 0..n"));
         assert_ne!(a, fingerprint("b.rs", "correctness", "for i in 1..n"));
         assert_eq!(a.len(), 16);
+    }
+
+    #[test]
+    fn the_budget_keeps_the_most_severe_in_order_and_counts_what_it_drops() {
+        let mut f = vec![
+            finding(Severity::Hint, "h"),
+            finding(Severity::Warning, "w1"),
+            finding(Severity::Error, "e"),
+            finding(Severity::Warning, "w2"),
+            finding(Severity::Info, "i"),
+        ];
+        let dropped = budget(&mut f, Some(Severity::Info), Some(3));
+        let kept: Vec<&str> = f.iter().map(|x| x.message.as_str()).collect();
+        assert_eq!(kept, vec!["e", "w1", "w2"]);
+        assert_eq!(dropped, 2);
+        assert!(any_at_least(&f, Severity::Error));
+        assert!(!any_at_least(&f[1..], Severity::Error));
     }
 
     #[test]
