@@ -9,26 +9,12 @@ use std::process::Output;
 
 use serde_json::{Value, json};
 use support::mock_llm::{MockLlm, Reply, Script};
+use support::repo::git_ok as git;
 
 const BASE: &str = "fn a(x: i32) -> i32 {\n    x + 1\n}\n\nfn b(xs: &[i32]) -> i32 {\n    let mut s = 0;\n    for i in 0..xs.len() {\n        s += xs[i];\n    }\n    s\n}\n\nfn c() -> i32 {\n    3\n}\n";
 
 /// `b` changed in two places (lines 7 and 10, one function), nothing else.
 const HEAD: &str = "fn a(x: i32) -> i32 {\n    x + 1\n}\n\nfn b(xs: &[i32]) -> i32 {\n    let mut s = 0;\n    for i in 1..xs.len() {\n        s += xs[i];\n    }\n    s * 1\n}\n\nfn c() -> i32 {\n    3\n}\n";
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A repository with `BASE` on `main` and `HEAD` on branch `feature`, checked out.
 fn repo() -> tempfile::TempDir {

@@ -631,17 +631,7 @@ fn the_default_model_reviews_a_change_with_diff_and_reports_sarif() {
     // and leaves `average` alone: only `sum_even` is reviewed, and the finding is on line 4.
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let git = |args: &[&str]| {
-        let ok = std::process::Command::new("git")
-            .arg("-C")
-            .arg(d)
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-            .args(args)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "git {args:?}");
-    };
+    let git = |args: &[&str]| support::repo::git_ok(d, args);
     let buggy = std::fs::read_to_string(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/buggy_sum.rs"),
     )

@@ -5,10 +5,11 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::json;
 use support::mock_llm::{MockLlm, Reply, Script};
+use support::repo::git_ok;
 
 fn pre_commit() -> PathBuf {
     let candidate = std::env::var_os("PRE_COMMIT")
@@ -21,16 +22,6 @@ fn pre_commit() -> PathBuf {
         "this test needs pre-commit: run scripts/test (it installs one under .tools/py), or set PRE_COMMIT=/path/to/pre-commit"
     );
     candidate
-}
-
-fn git(dir: &Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -47,7 +38,7 @@ async fn the_hook_reviews_the_staged_change_in_a_real_pre_commit() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_owned();
-    assert!(git(&d, &["init", "-q", "-b", "main"]).status.success());
+    git_ok(&d, &["init", "-q", "-b", "main"]);
     // No compiler backs the model's "error" here, and loop.max_unbacked_severity would show
     // it as a warning: this configuration lets it stand, so the default --fail-on error fails.
     let config = d.join("refine.toml");
@@ -57,7 +48,7 @@ async fn the_hook_reviews_the_staged_change_in_a_real_pre_commit() {
         "fn div(a: i32, b: i32) -> i32 {\n    a / b\n}\n",
     )
     .unwrap();
-    assert!(git(&d, &["add", "."]).status.success());
+    git_ok(&d, &["add", "."]);
     let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_refine-ls"))
         .parent()
         .unwrap()
