@@ -312,26 +312,13 @@ async fn eval_measures_every_mode_on_the_same_tasks_and_resumes_from_its_file() 
     assert_eq!(resumed["summaries"], report["summaries"]);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn eval_runs_the_tasks_it_is_named_and_refuses_an_unknown_one() {
-    let mock = MockLlm::start(Script {
-        critique: vec![Reply::findings(json!([]))].into(),
-        revise: vec![Reply::content("no change")].into(),
-        ..Script::default()
-    })
-    .await;
-    let u = mock.base_url.clone();
+/// `eval --task TASKS --mode critique --format json`, which must succeed: its report.
+async fn critique_report(base_url: &str, tasks: &str) -> Value {
+    let (u, tasks) = (base_url.to_owned(), tasks.to_owned());
     let out = tokio::task::spawn_blocking(move || {
         eval_command(
             &u,
-            &[
-                "--task",
-                "Rust/48,Rust/16",
-                "--format",
-                "json",
-                "--mode",
-                "critique",
-            ],
+            &["--task", &tasks, "--format", "json", "--mode", "critique"],
         )
     })
     .await
@@ -342,7 +329,18 @@ async fn eval_runs_the_tasks_it_is_named_and_refuses_an_unknown_one() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn eval_runs_the_tasks_it_is_named_and_refuses_an_unknown_one() {
+    let mock = MockLlm::start(Script {
+        critique: vec![Reply::findings(json!([]))].into(),
+        revise: vec![Reply::content("no change")].into(),
+        ..Script::default()
+    })
+    .await;
+    let report = critique_report(&mock.base_url, "Rust/48,Rust/16").await;
     let ids: Vec<&str> = report["tasks"]
         .as_array()
         .unwrap()
@@ -367,29 +365,7 @@ async fn tasks_whose_tests_need_a_crate_rustc_lacks_are_skipped_not_failed() {
         ..Script::default()
     })
     .await;
-    let u = mock.base_url.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        eval_command(
-            &u,
-            &[
-                "--task",
-                "Rust/32,Rust/48",
-                "--format",
-                "json",
-                "--mode",
-                "critique",
-            ],
-        )
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = critique_report(&mock.base_url, "Rust/32,Rust/48").await;
     let tasks = report["tasks"].as_array().unwrap();
     let skipped: Vec<&str> = tasks
         .iter()
