@@ -407,3 +407,45 @@ async fn the_review_cache_can_live_in_a_folder_ci_restores() {
     );
     assert_eq!(a["findings"], b["findings"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_region_whose_review_fails_is_reported_and_the_run_exits_2() {
+    // Two changed functions: the first review gets a provider error, the second a finding.
+    let repo = repo();
+    let two = HEAD.replace("    3\n", "    4\n");
+    std::fs::write(repo.path().join("src/lib.rs"), &two).unwrap();
+    let mock = MockLlm::start(Script {
+        critique: vec![
+            Reply::status(404, "{\"error\":{\"message\":\"no such model\"}}"),
+            Reply::findings(json!([finding(14, "4", "warning", "a magic number")])),
+        ]
+        .into(),
+        revise: vec![Reply::content("no code"), Reply::content("no code")].into(),
+        ..Script::default()
+    })
+    .await;
+    let out = run(
+        repo.path(),
+        &["--diff", "main", "--format", "json"],
+        &mock.base_url,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("the report is still written");
+    assert_eq!(report["summary"]["regions"], 2, "{report}");
+    let errors = report["summary"]["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{report}");
+    assert!(
+        errors[0].as_str().unwrap().starts_with("src/lib.rs:5-11: "),
+        "{report}"
+    );
+    assert_eq!(
+        report["findings"][0]["line"], 14,
+        "the other region's finding: {report}"
+    );
+    assert!(
+        stderr(&out).contains("refine-ls: error: src/lib.rs:5-11"),
+        "{}",
+        stderr(&out)
+    );
+}
