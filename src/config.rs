@@ -146,6 +146,10 @@ pub struct ProviderOverride {
     pub extra_body: Option<Map<String, Value>>,
     /// See [`ProviderConfig::max_retries`].
     pub max_retries: Option<u32>,
+    /// See [`ProviderConfig::rpm`].
+    pub rpm: Option<u32>,
+    /// See [`ProviderConfig::tpm`].
+    pub tpm: Option<u32>,
     /// See [`ProviderConfig::stall_timeout_secs`].
     pub stall_timeout_secs: Option<u64>,
     /// See [`ProviderConfig::first_token_timeout_secs`].
@@ -194,6 +198,12 @@ impl ProviderOverride {
         if let Some(v) = self.max_tokens {
             out.max_tokens = Some(v);
         }
+        if let Some(v) = self.rpm {
+            out.rpm = Some(v);
+        }
+        if let Some(v) = self.tpm {
+            out.tpm = Some(v);
+        }
         out
     }
 }
@@ -225,6 +235,14 @@ pub struct ProviderConfig {
     pub first_token_timeout_secs: u64,
     /// Retries after a connection error, HTTP 429 or 5xx.
     pub max_retries: u32,
+    /// Most requests per minute to this endpoint, shared by every call this process makes to
+    /// it (`review --diff --jobs N`, critic and reviser): requests are spaced `60/rpm` seconds
+    /// apart. Unset: no client-side limit. Not used by `local`.
+    pub rpm: Option<u32>,
+    /// Most tokens (prompt and answer) per minute to this endpoint, shared like `rpm`: a
+    /// request waits until the prompt's estimated tokens fit, and the answer's reported usage
+    /// is counted when it ends. Unset: no client-side limit. Not used by `local`.
+    pub tpm: Option<u32>,
     /// Sampling temperature; unset leaves it to the server.
     pub temperature: Option<f64>,
     /// Extra HTTP headers (for gateways).
@@ -265,6 +283,8 @@ impl Default for ProviderConfig {
             stall_timeout_secs: 30,
             first_token_timeout_secs: 110,
             max_retries: 3,
+            rpm: None,
+            tpm: None,
             temperature: Some(0.0),
             headers: BTreeMap::new(),
             extra_body: Map::new(),

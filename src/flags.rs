@@ -28,6 +28,12 @@ pub struct ProviderFlags {
     /// `--provider local`: the GGUF model file.
     #[arg(long, value_name = "PATH")]
     pub model_path: Option<String>,
+    /// `provider.rpm`: most requests a minute to the endpoint, shared by every call.
+    #[arg(long, value_name = "N")]
+    pub rpm: Option<u32>,
+    /// `provider.tpm`: most tokens a minute to the endpoint, shared by every call.
+    #[arg(long, value_name = "N")]
+    pub tpm: Option<u32>,
 }
 
 impl ProviderFlags {
@@ -42,6 +48,11 @@ impl ProviderFlags {
         ] {
             if let Some(v) = value {
                 cli["provider"][key] = Value::String(v.clone());
+            }
+        }
+        for (key, value) in [("rpm", self.rpm), ("tpm", self.tpm)] {
+            if let Some(v) = value {
+                cli["provider"][key] = Value::from(v);
             }
         }
         cli

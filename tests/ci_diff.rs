@@ -449,3 +449,125 @@ async fn a_region_whose_review_fails_is_reported_and_the_run_exits_2() {
         stderr(&out)
     );
 }
+
+/// `review --diff main --format json` of `repo` with extra flags; its wall time and report.
+async fn timed_json_run(repo: &Path, flags: &[&str], base_url: &str) -> (f64, Value) {
+    let mut args = vec!["--diff", "main", "--format", "json", "--force"];
+    args.extend_from_slice(flags);
+    let started = std::time::Instant::now();
+    let out = run(repo, &args, base_url).await;
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    (
+        secs,
+        serde_json::from_slice(&out.stdout).expect("a JSON report"),
+    )
+}
+
+/// A model that finds nothing after `latency_ms`, with a 429 every tenth request.
+fn slow_throttling_model(latency_ms: u64, retry_after: Option<&str>) -> Script {
+    Script {
+        critique: vec![Reply::findings(json!([])).delayed(latency_ms)].into(),
+        throttle_every: Some(10),
+        throttle_retry_after: retry_after.map(str::to_owned),
+        ..Script::default()
+    }
+}
+
+/// How many of the mock's answered (not throttled) requests name each file's function.
+fn reviews_per_file(mock: &MockLlm, files: usize) -> Vec<usize> {
+    let recorded = mock.recorded();
+    (0..files)
+        .map(|i| {
+            let name = support::repo::item_name(i);
+            recorded
+                .iter()
+                .filter(|r| !r.throttled && r.body.to_string().contains(&name))
+                .count()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn eight_jobs_review_every_file_once_at_six_times_the_throughput_of_one() {
+    const FILES: usize = 40;
+    let repo = support::repo::many_files(FILES);
+    let mock = MockLlm::start(slow_throttling_model(500, None)).await;
+    let (one, report) = timed_json_run(repo.path(), &["--jobs", "1"], &mock.base_url).await;
+    assert_eq!(report["summary"]["regions"], FILES, "{report}");
+    assert_eq!(reviews_per_file(&mock, FILES), vec![1; FILES]);
+    let throttled_one = mock.recorded().iter().filter(|r| r.throttled).count();
+    assert!(throttled_one >= 3, "the mock throttled {throttled_one}");
+
+    let mock = MockLlm::start(slow_throttling_model(500, None)).await;
+    let (eight, report) = timed_json_run(repo.path(), &["--jobs", "8"], &mock.base_url).await;
+    assert_eq!(report["summary"]["regions"], FILES, "{report}");
+    assert_eq!(
+        report["summary"]["errors"],
+        json!([]),
+        "429s are retried: {report}"
+    );
+    assert_eq!(
+        reviews_per_file(&mock, FILES),
+        vec![1; FILES],
+        "every file reviewed once"
+    );
+    let ratio = one / eight;
+    eprintln!("--jobs 1: {one:.2} s, --jobs 8: {eight:.2} s, {ratio:.1}x");
+    assert!(
+        ratio >= 6.0,
+        "--jobs 8 is {ratio:.1}x --jobs 1 ({one:.2} s vs {eight:.2} s)"
+    );
+}
+
+/// The most requests that arrived at the mock within any one second.
+fn busiest_second(mock: &MockLlm) -> usize {
+    let at: Vec<_> = mock.recorded().iter().map(|r| r.at).collect();
+    at.iter()
+        .map(|t0| {
+            at.iter()
+                .filter(|t| **t >= *t0 && t.duration_since(*t0) < std::time::Duration::from_secs(1))
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rpm_limit_holds_across_jobs_and_retry_after_holds_them_all() {
+    const FILES: usize = 16;
+    let repo = support::repo::many_files(FILES);
+    // Unlimited, eight jobs at 500 ms send about 16 requests a second; 240 a minute is 4.
+    let mock = MockLlm::start(slow_throttling_model(500, Some("1"))).await;
+    let (_, report) = timed_json_run(
+        repo.path(),
+        &["--jobs", "8", "--rpm", "240"],
+        &mock.base_url,
+    )
+    .await;
+    assert_eq!(report["summary"]["regions"], FILES, "{report}");
+    assert_eq!(reviews_per_file(&mock, FILES), vec![1; FILES]);
+    // Requests start 250 ms apart; one more is allowed for the time a connection takes.
+    let busiest = busiest_second(&mock);
+    assert!(
+        busiest <= 5,
+        "{busiest} requests within one second at --rpm 240"
+    );
+    // A 429 with `Retry-After: 1` holds every job, not only the one that met it.
+    let recorded = mock.recorded();
+    let throttled: Vec<_> = recorded
+        .iter()
+        .filter(|r| r.throttled)
+        .map(|r| r.at)
+        .collect();
+    assert!(!throttled.is_empty());
+    for t in throttled {
+        if let Some(next) = recorded.iter().map(|r| r.at).filter(|a| *a > t).min() {
+            let gap = next.duration_since(t);
+            assert!(
+                gap >= std::time::Duration::from_millis(950),
+                "a request {gap:?} after a 429 that asked for 1 s"
+            );
+        }
+    }
+}

@@ -1,17 +1,21 @@
 //! `refine-ls review --diff`: reviews the items a change touches, keeps the findings on its
 //! added or changed lines, applies the noise budget and the baseline, and writes the report
-//! for CI. Files are taken one at a time (read, reviewed, dropped), so memory follows the
-//! largest file, not the size of the change.
+//! for CI. Regions are reviewed `--jobs` at a time; files are read as the reviews reach them and
+//! dropped when their regions are done, so memory follows `--jobs` and the largest files, not
+//! the size of the change.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
+
+use futures::{StreamExt, TryStreamExt, stream};
 
 use ropey::Rope;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::diff::{self, Base, FileChange};
+use super::diff::{self, Base, FileChange, Region};
 use super::report::{self, Replacement, ReportFormat, Reported, Totals};
 use super::{ReviewArgs, line_col, load_config, unified_diff};
 use crate::engine::{Event, Finding, ReviewInput, ReviewOutcome, edits};
@@ -72,18 +76,16 @@ pub(super) async fn run(args: &ReviewArgs) -> Result<u8, String> {
             changes.len(),
             providers.critic.describe()
         );
-        for change in &changes {
-            review_file(
-                &service,
-                &root,
-                args,
-                change,
-                &mut totals,
-                &mut found,
-                &mut revisions,
-            )
-            .await?;
-        }
+        review_change(
+            &service,
+            &root,
+            args,
+            &changes,
+            &mut totals,
+            &mut found,
+            &mut revisions,
+        )
+        .await?;
     }
 
     let baseline_file = report::baseline_path(&root);
@@ -137,20 +139,97 @@ pub(super) async fn run(args: &ReviewArgs) -> Result<u8, String> {
     Ok(u8::from(failing))
 }
 
-/// Reviews the regions of one changed file.
-async fn review_file(
+/// A changed file read for review: its text, language and regions.
+struct Loaded {
+    /// Its place in the change (reports keep the change's order whatever `--jobs` is).
+    index: usize,
+    path: String,
+    abs: PathBuf,
+    text: String,
+    rope: Rope,
+    language: &'static str,
+    regions: Vec<Region>,
+}
+
+/// What reviewing one region gave.
+struct RegionResult {
+    /// (file, region) in the change's order.
+    order: (usize, usize),
+    llm_calls: u32,
+    tokens: u64,
+    error: Option<String>,
+    found: Vec<Reported>,
+    off_change: usize,
+    revision: Option<TextRevision>,
+}
+
+/// Reviews the regions of every changed file, `args.jobs` at a time. Files are read as the
+/// reviews reach them (at most about `jobs` files in memory at once, not the whole change);
+/// the results come back in the change's order.
+async fn review_change(
     service: &ReviewService,
     root: &Path,
     args: &ReviewArgs,
-    change: &FileChange,
+    changes: &[FileChange],
     totals: &mut Totals,
     found: &mut Vec<Reported>,
     revisions: &mut Vec<TextRevision>,
 ) -> Result<(), String> {
+    let cancel = CancellationToken::new();
+    let units = stream::iter(changes.iter().enumerate())
+        .then(|(index, change)| async move { load(service, root, args, index, change) })
+        .flat_map(|loaded| {
+            let units: Vec<Result<(Arc<Loaded>, usize), String>> = match loaded {
+                Ok(Some(file)) => {
+                    let file = Arc::new(file);
+                    (0..file.regions.len())
+                        .map(|k| Ok((file.clone(), k)))
+                        .collect()
+                }
+                Ok(None) => Vec::new(),
+                Err(e) => vec![Err(e)],
+            };
+            stream::iter(units)
+        })
+        .map(|unit| {
+            let cancel = &cancel;
+            async move {
+                let (file, k) = unit?;
+                Ok::<_, String>(review_region(service, args, &file, k, cancel).await)
+            }
+        })
+        .buffer_unordered(args.jobs.max(1));
+    let results: Vec<RegionResult> = units.try_collect().await?;
+    let mut results = results;
+    results.sort_by_key(|r| r.order);
+    let mut files = std::collections::BTreeSet::new();
+    for r in results {
+        files.insert(r.order.0);
+        totals.regions += 1;
+        totals.llm_calls = totals.llm_calls.saturating_add(r.llm_calls);
+        totals.tokens = totals.tokens.saturating_add(r.tokens);
+        totals.off_change += r.off_change;
+        totals.errors.extend(r.error);
+        found.extend(r.found);
+        revisions.extend(r.revision);
+    }
+    totals.files = files.len();
+    Ok(())
+}
+
+/// Reads one changed file and finds its regions; `None` when it is not reviewed (a secrets
+/// file, not UTF-8, unreadable, not a language refine-ls knows, or no region).
+fn load(
+    service: &ReviewService,
+    root: &Path,
+    args: &ReviewArgs,
+    index: usize,
+    change: &FileChange,
+) -> Result<Option<Loaded>, String> {
     // A secrets file is not even read.
     if let Err(why) = service.check_sendable(&change.path) {
         eprintln!("refine-ls: {why}; skipped");
-        return Ok(());
+        return Ok(None);
     }
     let abs: PathBuf = root.join(&change.path);
     let text = match &args.rev {
@@ -160,12 +239,12 @@ async fn review_file(
                 Ok(t) => t,
                 Err(_) => {
                     eprintln!("refine-ls: {} is not UTF-8 text; skipped", change.path);
-                    return Ok(());
+                    return Ok(None);
                 }
             },
             Err(e) => {
                 eprintln!("refine-ls: cannot read {}: {e}; skipped", change.path);
-                return Ok(());
+                return Ok(None);
             }
         },
     };
@@ -173,80 +252,94 @@ async fn review_file(
     if language == "text" {
         // Not code refine-ls knows (README, data, lock files): not reviewed.
         tracing::info!(path = %change.path, "not a language refine-ls reviews; skipped");
-        return Ok(());
+        return Ok(None);
     }
     let regions = diff::regions(&text, language, &change.lines);
     if regions.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
-    totals.files += 1;
-    let rope = Rope::from_str(&text);
-    let cancel = CancellationToken::new();
-    for region in regions {
-        totals.regions += 1;
-        eprintln!(
-            "refine-ls: {}:{}-{}",
-            change.path,
-            region.first + 1,
-            region.last + 1
-        );
-        let input = ReviewInput {
-            text: rope.clone(),
-            path: change.path.clone(),
-            language: language.to_owned(),
-            first_line: region.first,
-            last_line: region.last,
-            facts: Vec::new(),
-            force: args.force,
-        };
-        let file = args.rev.is_none().then_some(abs.as_path());
-        let outcome = service
-            .review(&input, file, &cancel, &mut |_: Event| {})
-            .await;
-        totals.llm_calls = totals.llm_calls.saturating_add(outcome.llm_calls);
-        totals.tokens = totals.tokens.saturating_add(
-            outcome
-                .usage
-                .input_tokens
-                .saturating_add(outcome.usage.output_tokens),
-        );
-        if let Some(e) = &outcome.error {
-            // Kept, and the run goes on: the findings of this region (a failure after the
-            // critique keeps them) and of the others are still reported, and the run exits 2.
-            totals.errors.push(format!(
-                "{}:{}-{}: {e}",
-                change.path,
-                region.first + 1,
-                region.last + 1
-            ));
-        }
-        for note in &outcome.notes {
-            tracing::info!(path = %change.path, "{note}");
-        }
-        for f in &outcome.findings {
-            let start = line_col(&rope, f.range.start);
-            let end = line_col(&rope, f.range.end);
-            // Lines as the finding covers them, zero-based.
-            let (first, last) = (start.0.saturating_sub(1), end.0.saturating_sub(1));
-            let touches = region
-                .changed
-                .iter()
-                .any(|l| u32::try_from(*l).is_ok_and(|l| (first..=last.max(first)).contains(&l)));
-            if !touches {
-                totals.off_change += 1;
-                continue;
-            }
-            found.push(reported(&change.path, &rope, &outcome, f));
-        }
-        if let Some(r) = &outcome.revision {
-            let new = edits::apply(&text, &r.edits, 0);
-            revisions.push(TextRevision {
-                path: change.path.clone(),
-                diff: unified_diff(&change.path, &text, &new),
-            });
+    Ok(Some(Loaded {
+        index,
+        path: change.path.clone(),
+        abs,
+        rope: Rope::from_str(&text),
+        text,
+        language,
+        regions,
+    }))
+}
+
+/// Reviews region `k` of `file` and keeps the findings that touch its changed lines.
+async fn review_region(
+    service: &ReviewService,
+    args: &ReviewArgs,
+    file: &Loaded,
+    k: usize,
+    cancel: &CancellationToken,
+) -> RegionResult {
+    let mut result = RegionResult {
+        order: (file.index, k),
+        llm_calls: 0,
+        tokens: 0,
+        error: None,
+        found: Vec::new(),
+        off_change: 0,
+        revision: None,
+    };
+    let Some(region) = file.regions.get(k) else {
+        return result;
+    };
+    let span = format!("{}:{}-{}", file.path, region.first + 1, region.last + 1);
+    eprintln!("refine-ls: {span}");
+    let input = ReviewInput {
+        text: file.rope.clone(),
+        path: file.path.clone(),
+        language: file.language.to_owned(),
+        first_line: region.first,
+        last_line: region.last,
+        facts: Vec::new(),
+        force: args.force,
+    };
+    let on_disk = args.rev.is_none().then_some(file.abs.as_path());
+    let outcome = service
+        .review(&input, on_disk, cancel, &mut |_: Event| {})
+        .await;
+    result.llm_calls = outcome.llm_calls;
+    result.tokens = outcome
+        .usage
+        .input_tokens
+        .saturating_add(outcome.usage.output_tokens);
+    // Kept, and the run goes on: the findings of this region (a failure after the critique
+    // keeps them) and of the others are still reported, and the run exits 2.
+    result.error = outcome.error.as_ref().map(|e| format!("{span}: {e}"));
+    for note in &outcome.notes {
+        tracing::info!(path = %file.path, "{note}");
+    }
+    for f in &outcome.findings {
+        let start = line_col(&file.rope, f.range.start);
+        let end = line_col(&file.rope, f.range.end);
+        // Lines as the finding covers them, zero-based.
+        let (first, last) = (start.0.saturating_sub(1), end.0.saturating_sub(1));
+        let touches = region
+            .changed
+            .iter()
+            .any(|l| u32::try_from(*l).is_ok_and(|l| (first..=last.max(first)).contains(&l)));
+        if touches {
+            result
+                .found
+                .push(reported(&file.path, &file.rope, &outcome, f));
+        } else {
+            result.off_change += 1;
         }
     }
-    Ok(())
+    if let Some(r) = &outcome.revision {
+        let new = edits::apply(&file.text, &r.edits, 0);
+        result.revision = Some(TextRevision {
+            path: file.path.clone(),
+            diff: unified_diff(&file.path, &file.text, &new),
+        });
+    }
+    result
 }
 
 /// A finding of `outcome` as reported, with the revision's edits that touch it as its fix.

@@ -68,6 +68,11 @@ pub struct ReviewArgs {
     /// user's cache folder.
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// With `--diff`: review this many regions at once (a model server that serves requests
+    /// in parallel, or a gateway; `provider.rpm` and `provider.tpm` limit what they send in
+    /// all). The embedded model answers one at a time whatever this is.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub jobs: usize,
     /// With `--diff`: write the fingerprints of this run's findings to `.refine/baseline.json`,
     /// so that later runs do not report them again.
     #[arg(long)]

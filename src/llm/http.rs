@@ -4,7 +4,7 @@
 //! `anthropic` and `ollama`.
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -14,6 +14,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::error::error_detail;
+use super::limit::Limiter;
 use super::stream::{self, LineBuffer};
 use super::{
     ChatRequest, ChatResponse, Kind, ProviderError, Usage, anthropic, estimate_tokens, ollama,
@@ -99,6 +100,8 @@ pub struct HttpProvider {
     max_retries: u32,
     /// Why `auto` chose this kind.
     chosen_because: Option<String>,
+    /// `provider.rpm` / `provider.tpm`, shared with every provider of this endpoint.
+    limit: Option<Arc<Limiter>>,
 }
 
 impl std::fmt::Debug for HttpProvider {
@@ -181,6 +184,7 @@ impl HttpProvider {
             first_token: Duration::from_secs(cfg.first_token_timeout_secs.max(1)),
             max_retries: cfg.max_retries,
             chosen_because,
+            limit: Limiter::shared(&base_url, cfg.rpm, cfg.tpm),
         })
     }
 
@@ -269,19 +273,47 @@ impl HttpProvider {
         on_delta: &mut (dyn FnMut(&str) + Send),
     ) -> Result<ChatResponse, ProviderError> {
         let started = Instant::now();
+        // Time spent waiting for the rate limit's turn does not count against the call's timeout.
+        let mut queued = Duration::ZERO;
         let mut mode = self.structured_mode();
         let mut retries = 0;
         loop {
             let body = self.request_body(req, mode);
             tracing::debug!(endpoint = %self.endpoint(), body = %body, "model request");
+            let reserved = match &self.limit {
+                Some(limit) => {
+                    let tokens = estimate_tokens(&body.to_string());
+                    tokio::select! {
+                        biased;
+                        _ = cancel.cancelled() => return Err(ProviderError::Cancelled),
+                        waited = limit.admit(tokens) => queued += waited,
+                    }
+                    tokens
+                }
+                None => 0,
+            };
             let mut delivered = false;
             let attempt = self.attempt(&body, &mut delivered, on_delta);
-            let remaining = self.timeout.saturating_sub(started.elapsed());
+            let remaining = self
+                .timeout
+                .saturating_sub(started.elapsed().saturating_sub(queued));
             let result = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return Err(ProviderError::Cancelled),
                 r = tokio::time::timeout(remaining, attempt) => r,
             };
+            if let Some(limit) = &self.limit {
+                let used = match &result {
+                    Ok(Ok(resp)) => resp
+                        .usage
+                        .input_tokens
+                        .saturating_add(resp.usage.output_tokens),
+                    // Refused before the model read it: the tokens go back.
+                    Ok(Err(_)) if !delivered => 0,
+                    _ => reserved,
+                };
+                limit.settle(reserved, used);
+            }
             let failure = match result {
                 Ok(Ok(resp)) => {
                     if req.json_schema.is_some() && self.kind != Kind::Anthropic {
@@ -305,7 +337,15 @@ impl HttpProvider {
                     continue;
                 }
             }
-            let time_left = self.timeout.saturating_sub(started.elapsed());
+            if let (Some(limit), Some(wait), ProviderError::Http { status: 429, .. }) =
+                (&self.limit, failure.retry_after, &failure.error)
+            {
+                // The server says when it takes requests again: none of this endpoint's go sooner.
+                limit.pause(wait.min(Duration::from_secs(60)));
+            }
+            let time_left = self
+                .timeout
+                .saturating_sub(started.elapsed().saturating_sub(queued));
             if !failure.retry || delivered || retries >= self.max_retries {
                 return Err(match failure.error {
                     ProviderError::Http { status: 429, .. } => {

@@ -7,6 +7,7 @@ mod anthropic;
 mod error;
 pub mod http;
 mod kind;
+pub mod limit;
 pub mod local;
 mod ollama;
 mod openai;

@@ -169,6 +169,13 @@ pub struct Script {
     /// many reviews run at once and a queue's order means nothing).
     #[serde(default)]
     pub rules: Vec<Rule>,
+    /// Every Nth chat request (counted as they arrive) is answered at once with HTTP 429, like
+    /// a gateway over its quota.
+    #[serde(default)]
+    pub throttle_every: Option<usize>,
+    /// The `Retry-After` header of those 429s (none when unset).
+    #[serde(default)]
+    pub throttle_retry_after: Option<String>,
 }
 
 /// `reply` answers any request of `role` (`critique`, `revise`, `reflect`) whose body contains
@@ -196,6 +203,8 @@ pub struct Recorded {
     pub at: Instant,
     /// When a whole (not streamed) answer was handed to the connection.
     pub answered: Option<Instant>,
+    /// Answered with `throttle_every`'s 429.
+    pub throttled: bool,
 }
 
 #[derive(Default)]
@@ -359,8 +368,25 @@ async fn chat(State(inner): State<Shared>, uri: Uri, headers: HeaderMap, body: S
                 .collect(),
             at: Instant::now(),
             answered: None,
+            throttled: false,
         });
         index = g.requests.len() - 1;
+        if let Some(n) = g.script.throttle_every.filter(|n| *n > 0) {
+            if (index + 1) % n == 0 {
+                g.requests[index].throttled = true;
+                let mut resp = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    axum::Json(json!({"error": {"message": "rate limit reached"}})),
+                )
+                    .into_response();
+                if let Some(v) = g.script.throttle_retry_after.as_deref() {
+                    if let Ok(v) = v.parse() {
+                        resp.headers_mut().insert("retry-after", v);
+                    }
+                }
+                return resp;
+            }
+        }
         if let Some(kind) = structured_kind(wire, &parsed) {
             if g.script.reject_structured.iter().any(|r| r == kind) {
                 let msg = format!(

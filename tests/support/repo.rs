@@ -25,3 +25,32 @@ pub fn git_ok(dir: &Path, args: &[&str]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The name of the function in file `i` of [`many_files`] (each one unique as a substring, so
+/// the mock can tell which file a request is about).
+pub fn item_name(i: usize) -> String {
+    format!("item_{i:04}")
+}
+
+/// A repository whose branch `feature` changes one line of each of `n` Rust files against
+/// `main` (one region each), checked out.
+pub fn many_files(n: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    git_ok(d, &["init", "-q", "-b", "main"]);
+    std::fs::create_dir_all(d.join("src")).expect("mkdir");
+    let write = |body: &str| {
+        for i in 0..n {
+            let name = item_name(i);
+            let text = format!("pub fn {name}(x: i32) -> i32 {{\n    {body}\n}}\n");
+            std::fs::write(d.join(format!("src/{name}.rs")), text).expect("write");
+        }
+    };
+    write("x + 1");
+    git_ok(d, &["add", "."]);
+    git_ok(d, &["commit", "-q", "-m", "base"]);
+    git_ok(d, &["checkout", "-q", "-b", "feature"]);
+    write("x + 2");
+    git_ok(d, &["commit", "-q", "-am", "change every file"]);
+    dir
+}
