@@ -279,13 +279,18 @@ async fn fingerprints_survive_lines_inserted_above_and_the_baseline_silences_the
     assert_eq!(baseline["fingerprints"], json!([fp]));
 }
 
+/// `b` with the loop-start bug fixed (line 7): the reviser's answer.
+const FIXED_B: &str = "fn b(xs: &[i32]) -> i32 {\n    let mut s = 0;\n    for i in 0..xs.len() {\n        s += xs[i];\n    }\n    s * 1\n}";
+
 #[tokio::test(flavor = "multi_thread")]
-async fn rdjson_gitlab_and_github_formats_carry_the_finding() {
+async fn rdjson_gitlab_github_and_sarif_carry_the_finding_and_its_verified_fix() {
     let repo = repo();
     let mock = mock().await;
     let mut outputs = Vec::new();
-    for format in ["rdjson", "gitlab", "github"] {
-        mock.set_script(one_finding(7, "error"));
+    for format in ["rdjson", "gitlab", "github", "sarif"] {
+        let mut script = one_finding(7, "error");
+        script.revise = vec![Reply::code(FIXED_B)].into();
+        mock.set_script(script);
         let out = run(
             repo.path(),
             &["--diff", "main", "--format", format, "--force"],
@@ -303,6 +308,13 @@ async fn rdjson_gitlab_and_github_formats_carry_the_finding() {
     assert_eq!(d["location"]["range"]["start"]["line"], 7);
     assert_eq!(d["severity"], "WARNING");
     assert_eq!(d["code"]["value"], "correctness");
+    // The verified revision's edit for this finding, as reviewdog's suggestion.
+    let suggestion = &d["suggestions"][0];
+    assert_eq!(suggestion["range"]["start"]["line"], 7, "{rd}");
+    assert_eq!(suggestion["text"], "0", "{rd}");
+    let rd_file = repo.path().join("out.rdjson");
+    std::fs::write(&rd_file, &outputs[0]).unwrap();
+    validate_rdjson(&rd_file);
     let gl: Value = serde_json::from_str(&outputs[1]).unwrap();
     let issue = &gl[0];
     for key in ["description", "check_name", "fingerprint", "severity"] {
@@ -314,6 +326,34 @@ async fn rdjson_gitlab_and_github_formats_carry_the_finding() {
         outputs[2].starts_with("::warning file=src/lib.rs,line=7,endLine=7,col=14,"),
         "{}",
         outputs[2]
+    );
+    let sarif: Value = serde_json::from_str(&outputs[3]).unwrap();
+    let change = &sarif["runs"][0]["results"][0]["fixes"][0]["artifactChanges"][0];
+    assert_eq!(change["artifactLocation"]["uri"], "src/lib.rs", "{sarif}");
+    assert_eq!(change["replacements"][0]["insertedContent"]["text"], "0");
+    let sarif_file = repo.path().join("fix.sarif");
+    std::fs::write(&sarif_file, &outputs[3]).unwrap();
+    validate_sarif(&sarif_file);
+}
+
+/// rdjson checked against reviewdog's Diagnostic Format by `@umbrelladocs/rdformat-validator`
+/// (npm; `RDFORMAT_VALIDATOR`, which scripts/test installs), strictly and with no extra fields.
+/// Skipped, loudly, when it is not set: `cargo test` alone has no npm.
+fn validate_rdjson(file: &Path) {
+    let Ok(tool) = std::env::var("RDFORMAT_VALIDATOR") else {
+        eprintln!("rdjson not validated: set RDFORMAT_VALIDATOR (scripts/test does)");
+        return;
+    };
+    let out = std::process::Command::new(&tool)
+        .args(["--strict", "--no-extra-fields"])
+        .arg(file)
+        .output()
+        .expect("run rdformat-validator");
+    assert!(
+        out.status.success(),
+        "rdformat-validator: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
