@@ -552,6 +552,25 @@ async fn eight_jobs_review_every_file_once_at_six_times_the_throughput_of_one() 
         vec![1; FILES],
         "every file reviewed once"
     );
+    // Every review's prompt begins with the same system message (instructions and principles),
+    // so a server's prefix cache serves it after the first.
+    let systems: Vec<Value> = mock
+        .requests()
+        .iter()
+        .map(|b| b["messages"][0].clone())
+        .collect();
+    assert_eq!(systems[0]["role"], "system");
+    assert!(
+        systems[0]["content"]
+            .as_str()
+            .is_some_and(|c| c.len() > 500),
+        "{}",
+        systems[0]
+    );
+    assert!(
+        systems.iter().all(|s| *s == systems[0]),
+        "one stable prefix"
+    );
     let ratio = one / eight;
     eprintln!("--jobs 1: {one:.2} s, --jobs 8: {eight:.2} s, {ratio:.1}x");
     assert!(
