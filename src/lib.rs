@@ -30,6 +30,8 @@ pub mod llm;
 pub mod cache;
 /// The configuration schema and its layered sources.
 pub mod config;
+/// Dismissed findings (`.refine/dismissed.toml`) and the fingerprint that names a finding.
+pub mod dismissed;
 /// Open documents on ropey and position encodings.
 pub mod document;
 /// Language ids, grammars and interface items.

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::Cache;
 use crate::config::{Config, ProviderConfig, Resolved};
+use crate::dismissed::{self, Dismissal, Dismissals};
 use crate::engine::verify::CommandCheck;
 use crate::engine::{Engine, Event, ReviewInput, ReviewOutcome};
 use crate::llm::{Provider, ProviderError};
@@ -259,8 +260,88 @@ impl ReviewService {
         if std::env::var("REFINE_LS_FAULT").is_ok_and(|f| f == "panic-in-review") {
             panic!("injected by REFINE_LS_FAULT=panic-in-review");
         }
-        self.review_with(input, command.as_ref(), true, cancel, progress)
-            .await
+        let mut outcome = self
+            .review_with(input, command.as_ref(), true, cancel, progress)
+            .await;
+        self.drop_dismissed(&self.workspace_path(&input.path, file), &mut outcome);
+        outcome
+    }
+
+    /// The workspace's dismissals (`.refine/dismissed.toml`), read afresh each time: the file
+    /// is shared through version control and may be edited by hand.
+    pub fn dismissals(&self) -> Result<Dismissals, String> {
+        match &self.root {
+            Some(root) => Dismissals::load(&dismissed::workspace_file(root)),
+            None => Ok(Dismissals::default()),
+        }
+    }
+
+    /// The path dismissals name a file by: `file` relative to the workspace root
+    /// (`/`-separated), else the review's own path.
+    pub fn workspace_path(&self, path: &str, file: Option<&Path>) -> String {
+        self.root
+            .as_deref()
+            .zip(file)
+            .and_then(|(root, f)| f.strip_prefix(root).ok())
+            .map_or_else(
+                || path.to_owned(),
+                |rel| rel.to_string_lossy().replace('\\', "/"),
+            )
+    }
+
+    /// Adds a dismissal to the workspace's file; `false` when it was there already.
+    pub fn dismiss(&self, d: Dismissal) -> Result<bool, String> {
+        let root = self
+            .root
+            .as_deref()
+            .ok_or("no workspace folder to keep .refine/dismissed.toml in")?;
+        let file = dismissed::workspace_file(root);
+        let mut all = Dismissals::load(&file)?;
+        let added = all.add(d);
+        if added {
+            all.save(&file)?;
+        }
+        Ok(added)
+    }
+
+    /// Removes the dismissals that cover a finding; how many.
+    pub fn undismiss(&self, path: &str, principle: &str, quote: &str) -> Result<usize, String> {
+        let Some(root) = self.root.as_deref() else {
+            return Ok(0);
+        };
+        let file = dismissed::workspace_file(root);
+        let mut all = Dismissals::load(&file)?;
+        let removed = all.remove_covering(path, principle, quote);
+        if removed > 0 {
+            all.save(&file)?;
+        }
+        Ok(removed)
+    }
+
+    /// Takes the dismissed findings out of `outcome`, with a note saying how many.
+    fn drop_dismissed(&self, path: &str, outcome: &mut ReviewOutcome) {
+        let dismissals = match self.dismissals() {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!("dismissals not applied: {e}");
+                outcome.notes.push(format!("dismissals not applied: {e}"));
+                return;
+            }
+        };
+        if dismissals.is_empty() {
+            return;
+        }
+        let before = outcome.findings.len();
+        outcome
+            .findings
+            .retain(|f| !dismissals.covers(path, &f.raw.principle, &f.raw.quote));
+        let dropped = before - outcome.findings.len();
+        if dropped > 0 {
+            outcome.dismissed = dropped;
+            outcome.notes.push(format!(
+                "{dropped} finding(s) not shown: dismissed in .refine/dismissed.toml"
+            ));
+        }
     }
 
     fn engine<'a>(

@@ -630,3 +630,79 @@ async fn the_rpm_limit_holds_across_jobs_and_retry_after_holds_them_all() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn findings_dismissed_in_the_workspace_file_are_not_reported_wherever_they_move() {
+    let repo = repo();
+    let mock = mock().await;
+    // What "Refine: dismiss this finding" writes (fingerprint: path, principle, quote).
+    let fp = refine_ls::dismissed::fingerprint("src/lib.rs", "correctness", "1..xs.len()");
+    std::fs::create_dir_all(repo.path().join(".refine")).unwrap();
+    std::fs::write(
+        repo.path().join(".refine/dismissed.toml"),
+        format!(
+            "[[dismissed]]\npath = \"src/lib.rs\"\nscope = \"finding\"\nprinciple = \"correctness\"\nfingerprint = \"{fp}\"\nquote = \"1..xs.len()\"\n"
+        ),
+    )
+    .unwrap();
+    // Three lines above `b`: the finding moves to line 10, the dismissal still holds.
+    std::fs::write(
+        repo.path().join("src/lib.rs"),
+        format!("// one\n// two\n// three\n{HEAD}"),
+    )
+    .unwrap();
+    mock.set_script(one_finding(10, "warning"));
+    let out = run(
+        repo.path(),
+        &["--diff", "main", "--format", "json", "--fail-on", "hint"],
+        &mock.base_url,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["findings"], json!([]), "{report}");
+    assert_eq!(report["summary"]["dismissed"], 1, "{report}");
+    assert!(stderr(&out).contains("1 dismissed"), "{}", stderr(&out));
+
+    // Without the file, the same finding is reported (from the review cache: no new call).
+    std::fs::remove_file(repo.path().join(".refine/dismissed.toml")).unwrap();
+    let calls = mock.requests().len();
+    let out = run(
+        repo.path(),
+        &["--diff", "main", "--format", "json", "--fail-on", "hint"],
+        &mock.base_url,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["findings"][0]["line"], 10, "{report}");
+    assert_eq!(
+        mock.requests().len(),
+        calls,
+        "undismissing needs no new review"
+    );
+
+    // A file that is not a dismissal file is an error, not silently ignored.
+    std::fs::write(
+        repo.path().join(".refine/dismissed.toml"),
+        "dismissed = 3\n",
+    )
+    .unwrap();
+    let out = run(
+        repo.path(),
+        &["--diff", "main", "--format", "json"],
+        &mock.base_url,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(".refine/dismissed.toml: not a dismissal file"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        mock.requests().len(),
+        calls,
+        "no model call before the error"
+    );
+}

@@ -69,6 +69,9 @@ pub(super) async fn run(args: &ReviewArgs) -> Result<u8, String> {
     let mut totals = Totals::default();
     let mut found: Vec<Reported> = Vec::new();
     let mut revisions: Vec<TextRevision> = Vec::new();
+    // A broken dismissal file stops the run before any model call: reporting what the team
+    // dismissed would be noise, and ignoring the file silently would hide that it is broken.
+    service.dismissals()?;
     if !changes.is_empty() {
         let providers = service.ensure_providers(&mut |_, _| {}).await?;
         eprintln!(
@@ -117,7 +120,7 @@ pub(super) async fn run(args: &ReviewArgs) -> Result<u8, String> {
             .map_err(|e| format!("cannot write the output: {e}"))?,
     }
     eprintln!(
-        "refine-ls: {} file(s), {} region(s), {} model call(s), {} tokens, {:.1} s; {} finding(s) reported ({} off the changed lines, {} in the baseline, {} over the budget)",
+        "refine-ls: {} file(s), {} region(s), {} model call(s), {} tokens, {:.1} s; {} finding(s) reported ({} off the changed lines, {} in the baseline, {} dismissed, {} over the budget)",
         totals.files,
         totals.regions,
         totals.llm_calls,
@@ -126,6 +129,7 @@ pub(super) async fn run(args: &ReviewArgs) -> Result<u8, String> {
         found.len(),
         totals.off_change,
         totals.in_baseline,
+        totals.dismissed,
         totals.over_budget
     );
     for e in &totals.errors {
@@ -160,6 +164,7 @@ struct RegionResult {
     error: Option<String>,
     found: Vec<Reported>,
     off_change: usize,
+    dismissed: usize,
     revision: Option<TextRevision>,
 }
 
@@ -209,6 +214,7 @@ async fn review_change(
         totals.llm_calls = totals.llm_calls.saturating_add(r.llm_calls);
         totals.tokens = totals.tokens.saturating_add(r.tokens);
         totals.off_change += r.off_change;
+        totals.dismissed += r.dismissed;
         totals.errors.extend(r.error);
         found.extend(r.found);
         revisions.extend(r.revision);
@@ -284,6 +290,7 @@ async fn review_region(
         error: None,
         found: Vec::new(),
         off_change: 0,
+        dismissed: 0,
         revision: None,
     };
     let Some(region) = file.regions.get(k) else {
@@ -305,6 +312,7 @@ async fn review_region(
         .review(&input, on_disk, cancel, &mut |_: Event| {})
         .await;
     result.llm_calls = outcome.llm_calls;
+    result.dismissed = outcome.dismissed;
     result.tokens = outcome
         .usage
         .input_tokens
@@ -423,7 +431,8 @@ pub(super) fn render(
             "summary": {
                 "files": totals.files, "regions": totals.regions, "llm_calls": totals.llm_calls,
                 "tokens": totals.tokens, "off_change": totals.off_change,
-                "in_baseline": totals.in_baseline, "over_budget": totals.over_budget,
+                "in_baseline": totals.in_baseline, "dismissed": totals.dismissed,
+                "over_budget": totals.over_budget,
                 "errors": totals.errors,
             },
         })),

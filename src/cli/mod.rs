@@ -170,6 +170,8 @@ async fn run_review(args: &ReviewArgs) -> Result<u8, String> {
     );
     let display = path.display().to_string();
     service.check_sendable(&display)?;
+    // A broken `.refine/dismissed.toml` is an error before any model call (see `change::run`).
+    service.dismissals()?;
     let downloading = service.pending_model();
     if let Some(source) = &downloading {
         // The embedded model is fetched on first use.

@@ -9,8 +9,8 @@ use std::path::Path;
 
 use clap::ValueEnum;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
+pub use crate::dismissed::fingerprint;
 use crate::engine::critique::Severity;
 
 /// Output format of `review`.
@@ -79,25 +79,12 @@ pub struct Totals {
     pub off_change: usize,
     /// Findings dropped because the baseline lists them.
     pub in_baseline: usize,
+    /// Findings dropped because `.refine/dismissed.toml` dismisses them.
+    pub dismissed: usize,
     /// Findings below `--min-severity` or over `--max-findings`.
     pub over_budget: usize,
     /// Regions whose review failed (`path:A-B: why`).
     pub errors: Vec<String>,
-}
-
-/// The fingerprint of a finding: 16 hex digits of SHA-256 over path, principle and quote.
-pub fn fingerprint(path: &str, principle: &str, quote: &str) -> String {
-    let quote: Vec<&str> = quote.split_whitespace().collect();
-    let mut h = Sha256::new();
-    for part in [path, principle, &quote.join(" ")] {
-        h.update(part.as_bytes());
-        h.update([0]);
-    }
-    h.finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// Severity order for `--min-severity` and `--fail-on`: higher is more severe.
@@ -362,15 +349,6 @@ mod tests {
             fingerprint: fingerprint("src/a,b.rs", "correctness", "1..n"),
             fix: vec![],
         }
-    }
-
-    #[test]
-    fn fingerprints_ignore_lines_and_whitespace_but_not_code() {
-        let a = fingerprint("a.rs", "correctness", "for i in  1..n");
-        assert_eq!(a, fingerprint("a.rs", "correctness", "for i in 1..n"));
-        assert_ne!(a, fingerprint("a.rs", "correctness", "for i in 0..n"));
-        assert_ne!(a, fingerprint("b.rs", "correctness", "for i in 1..n"));
-        assert_eq!(a.len(), 16);
     }
 
     #[test]

@@ -167,6 +167,9 @@ pub struct ReviewOutcome {
     pub revision: Option<Revision>,
     /// What happened along the way (rejected revisions, why nothing is offered).
     pub notes: Vec<String>,
+    /// Findings taken out because the workspace dismissed them (`.refine/dismissed.toml`).
+    #[serde(default)]
+    pub dismissed: usize,
     /// Why the review failed, as one sentence.
     pub error: Option<String>,
     /// The review was cancelled.

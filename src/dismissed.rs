@@ -1,0 +1,279 @@
+//! Dismissed findings: what a codebase does not want reported again (issue 17). A dismissal is
+//! kept in `.refine/dismissed.toml` at the workspace root (meant to be committed, so a team
+//! shares it) or in the user's data folder. It names a finding by its fingerprint (path,
+//! principle and the whitespace-normalised code it quotes: never its line, so it survives lines
+//! moving), or every finding of one principle in a file, or every finding in a file.
+//!
+//! The file is written sorted and without duplicates, so that it reads the same whatever order
+//! dismissals were made in and merges cleanly between branches.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The fingerprint of a finding: 16 hex digits of SHA-256 over path, principle and quote
+/// (whitespace-normalised). The same for the CI baseline, SARIF's `partialFingerprints` and
+/// dismissals.
+pub fn fingerprint(path: &str, principle: &str, quote: &str) -> String {
+    let quote: Vec<&str> = quote.split_whitespace().collect();
+    let mut h = Sha256::new();
+    for part in [path, principle, &quote.join(" ")] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    h.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// How much one dismissal covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// This finding (its fingerprint), wherever it moves in the file.
+    Finding,
+    /// Every finding of this principle in this file.
+    Principle,
+    /// Every finding in this file.
+    File,
+}
+
+/// One dismissal.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Dismissal {
+    /// Path relative to the workspace root, `/`-separated.
+    pub path: String,
+    /// What it covers.
+    pub scope: Scope,
+    /// The principle (`finding` and `principle` scopes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principle: Option<String>,
+    /// The finding's fingerprint (`finding` scope).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// The quoted code, for the reader of the file and for telling the critic (`finding` scope).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote: Option<String>,
+    /// The finding's message, for the reader of the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl Dismissal {
+    /// Does this dismissal cover a finding of `principle` quoting `quote` in `path`?
+    pub fn covers(&self, path: &str, principle: &str, quote: &str) -> bool {
+        if self.path != path {
+            return false;
+        }
+        match self.scope {
+            Scope::File => true,
+            Scope::Principle => self.principle.as_deref() == Some(principle),
+            Scope::Finding => {
+                self.fingerprint.as_deref() == Some(fingerprint(path, principle, quote).as_str())
+            }
+        }
+    }
+}
+
+/// The file's shape.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct File {
+    #[serde(default, rename = "dismissed")]
+    dismissed: Vec<Dismissal>,
+}
+
+/// The dismissals of one store (a workspace's file, or the user's).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Dismissals {
+    list: Vec<Dismissal>,
+}
+
+/// Where a workspace's dismissals live.
+pub fn workspace_file(root: &Path) -> PathBuf {
+    root.join(".refine").join("dismissed.toml")
+}
+
+impl Dismissals {
+    /// Reads a store (empty when there is no file). A file that is not a dismissal file is an
+    /// error, so that nothing overwrites what a person wrote.
+    pub fn load(file: &Path) -> Result<Self, String> {
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
+        };
+        Self::parse(&text).map_err(|e| format!("{}: {e}", file.display()))
+    }
+
+    /// Parses the file's text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let f: File = toml::from_str(text).map_err(|e| format!("not a dismissal file: {e}"))?;
+        let mut d = Self { list: f.dismissed };
+        d.normalise();
+        Ok(d)
+    }
+
+    /// The file's text: a header, then the dismissals sorted, one table each.
+    pub fn to_toml(&self) -> Result<String, String> {
+        let body = toml::to_string(&File {
+            dismissed: self.list.clone(),
+        })
+        .map_err(|e| format!("cannot write the dismissals: {e}"))?;
+        Ok(format!(
+            "# Findings refine-ls does not report again here (\"Refine: dismiss this finding\").\n\
+             # Commit this file to share it; remove an entry (or run refine.undismiss) to undo.\n\n{body}"
+        ))
+    }
+
+    /// Writes the store, creating its folder.
+    pub fn save(&self, file: &Path) -> Result<(), String> {
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        std::fs::write(file, self.to_toml()?)
+            .map_err(|e| format!("cannot write {}: {e}", file.display()))
+    }
+
+    fn normalise(&mut self) {
+        self.list.sort();
+        self.list.dedup();
+    }
+
+    /// Adds a dismissal; `false` when it was there already.
+    pub fn add(&mut self, d: Dismissal) -> bool {
+        if self.list.contains(&d) {
+            return false;
+        }
+        self.list.push(d);
+        self.normalise();
+        true
+    }
+
+    /// Removes the dismissals that cover a finding of `principle` quoting `quote` in `path`,
+    /// and says how many.
+    pub fn remove_covering(&mut self, path: &str, principle: &str, quote: &str) -> usize {
+        let before = self.list.len();
+        self.list.retain(|d| !d.covers(path, principle, quote));
+        before - self.list.len()
+    }
+
+    /// Is a finding of `principle` quoting `quote` in `path` dismissed?
+    pub fn covers(&self, path: &str, principle: &str, quote: &str) -> bool {
+        self.list.iter().any(|d| d.covers(path, principle, quote))
+    }
+
+    /// Every dismissal.
+    pub fn all(&self) -> &[Dismissal] {
+        &self.list
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(path: &str, principle: &str, quote: &str) -> Dismissal {
+        Dismissal {
+            path: path.to_owned(),
+            scope: Scope::Finding,
+            principle: Some(principle.to_owned()),
+            fingerprint: Some(fingerprint(path, principle, quote)),
+            quote: Some(quote.to_owned()),
+            message: Some("a name could be better".to_owned()),
+        }
+    }
+
+    #[test]
+    fn fingerprints_ignore_whitespace_and_follow_path_principle_and_quote() {
+        let a = fingerprint("a.rs", "correctness", "for i in  1..n");
+        assert_eq!(a, fingerprint("a.rs", "correctness", "for i in 1..n"));
+        assert_ne!(a, fingerprint("a.rs", "correctness", "for i in 0..n"));
+        assert_ne!(a, fingerprint("b.rs", "correctness", "for i in 1..n"));
+        assert_ne!(a, fingerprint("a.rs", "readability", "for i in 1..n"));
+        assert_eq!(a.len(), 16);
+    }
+
+    #[test]
+    fn each_scope_covers_what_it_says() {
+        let one = finding("src/a.rs", "readability", "let mut s = 0;");
+        assert!(one.covers("src/a.rs", "readability", "let  mut s = 0;"));
+        assert!(!one.covers("src/a.rs", "readability", "let mut t = 0;"));
+        assert!(!one.covers("src/b.rs", "readability", "let mut s = 0;"));
+        let principle = Dismissal {
+            scope: Scope::Principle,
+            fingerprint: None,
+            quote: None,
+            ..one.clone()
+        };
+        assert!(principle.covers("src/a.rs", "readability", "anything"));
+        assert!(!principle.covers("src/a.rs", "correctness", "anything"));
+        let file = Dismissal {
+            scope: Scope::File,
+            principle: None,
+            ..principle
+        };
+        assert!(file.covers("src/a.rs", "correctness", "anything"));
+        assert!(!file.covers("src/ab.rs", "correctness", "anything"));
+    }
+
+    #[test]
+    fn the_file_is_valid_toml_and_the_same_whatever_the_order() {
+        let a = finding("src/a.rs", "readability", "let mut s = 0;");
+        let b = finding("src/b.rs", "correctness", "1..xs.len()");
+        let mut one = Dismissals::default();
+        assert!(one.add(a.clone()));
+        assert!(one.add(b.clone()));
+        assert!(!one.add(a.clone()), "a repeat is not added");
+        let mut other = Dismissals::default();
+        other.add(b);
+        other.add(a);
+        let text = one.to_toml().unwrap();
+        assert_eq!(text, other.to_toml().unwrap());
+        let parsed: toml::Value = toml::from_str(&text).unwrap();
+        assert_eq!(parsed["dismissed"].as_array().unwrap().len(), 2);
+        // Read back, it is the same store; shuffled by hand, it is written back sorted.
+        assert_eq!(Dismissals::parse(&text).unwrap(), one);
+        let tables: Vec<&str> = text.split("[[dismissed]]").skip(1).collect();
+        let swapped = format!("[[dismissed]]{}[[dismissed]]{}", tables[1], tables[0]);
+        assert_eq!(
+            Dismissals::parse(&swapped).unwrap().to_toml().unwrap(),
+            text
+        );
+    }
+
+    #[test]
+    fn undismissing_removes_what_covers_the_finding() {
+        let mut d = Dismissals::default();
+        d.add(finding("src/a.rs", "readability", "let mut s = 0;"));
+        d.add(finding("src/a.rs", "readability", "let mut t = 0;"));
+        assert!(d.covers("src/a.rs", "readability", "let mut s = 0;"));
+        assert_eq!(
+            d.remove_covering("src/a.rs", "readability", "let mut s = 0;"),
+            1
+        );
+        assert!(!d.covers("src/a.rs", "readability", "let mut s = 0;"));
+        assert_eq!(d.all().len(), 1);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_dismissal_file_is_refused_and_a_missing_one_is_empty() {
+        assert!(Dismissals::parse("dismissed = 3").is_err());
+        assert!(Dismissals::parse("[[dismissed]]\npath = 'a'\nscope = 'everything'\n").is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let file = workspace_file(dir.path());
+        assert!(Dismissals::load(&file).unwrap().is_empty());
+        let mut d = Dismissals::default();
+        d.add(finding("a.rs", "readability", "x"));
+        d.save(&file).unwrap();
+        assert_eq!(Dismissals::load(&file).unwrap(), d);
+    }
+}
