@@ -260,10 +260,17 @@ impl ReviewService {
         if std::env::var("REFINE_LS_FAULT").is_ok_and(|f| f == "panic-in-review") {
             panic!("injected by REFINE_LS_FAULT=panic-in-review");
         }
+        // Dismissed findings are neither streamed nor returned (read once: the file may change).
+        let path = self.workspace_path(&input.path, file);
+        let dismissals = self.dismissals();
+        let mut shown = |event: Event| match (&event, &dismissals) {
+            (Event::Finding(f), Ok(d)) if d.covers(&path, &f.raw.principle, &f.raw.quote) => {}
+            _ => progress(event),
+        };
         let mut outcome = self
-            .review_with(input, command.as_ref(), true, cancel, progress)
+            .review_with(input, command.as_ref(), true, cancel, &mut shown)
             .await;
-        self.drop_dismissed(&self.workspace_path(&input.path, file), &mut outcome);
+        drop_dismissed(&path, &dismissals, &mut outcome);
         outcome
     }
 
@@ -316,32 +323,6 @@ impl ReviewService {
             all.save(&file)?;
         }
         Ok(removed)
-    }
-
-    /// Takes the dismissed findings out of `outcome`, with a note saying how many.
-    fn drop_dismissed(&self, path: &str, outcome: &mut ReviewOutcome) {
-        let dismissals = match self.dismissals() {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!("dismissals not applied: {e}");
-                outcome.notes.push(format!("dismissals not applied: {e}"));
-                return;
-            }
-        };
-        if dismissals.is_empty() {
-            return;
-        }
-        let before = outcome.findings.len();
-        outcome
-            .findings
-            .retain(|f| !dismissals.covers(path, &f.raw.principle, &f.raw.quote));
-        let dropped = before - outcome.findings.len();
-        if dropped > 0 {
-            outcome.dismissed = dropped;
-            outcome.notes.push(format!(
-                "{dropped} finding(s) not shown: dismissed in .refine/dismissed.toml"
-            ));
-        }
     }
 
     fn engine<'a>(
@@ -413,5 +394,34 @@ impl ReviewService {
         };
         let engine = self.engine(&providers, command, cached);
         engine.review(input, cancel, progress).await
+    }
+}
+
+/// Takes the findings `dismissals` cover out of `outcome` (into `outcome.dismissed`), with a note
+/// saying how many.
+fn drop_dismissed(
+    path: &str,
+    dismissals: &Result<Dismissals, String>,
+    outcome: &mut ReviewOutcome,
+) {
+    let dismissals = match dismissals {
+        Ok(d) if d.is_empty() => return,
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!("dismissals not applied: {e}");
+            outcome.notes.push(format!("dismissals not applied: {e}"));
+            return;
+        }
+    };
+    let (dismissed, kept) = std::mem::take(&mut outcome.findings)
+        .into_iter()
+        .partition(|f| dismissals.covers(path, &f.raw.principle, &f.raw.quote));
+    outcome.findings = kept;
+    outcome.dismissed = dismissed;
+    let dropped = outcome.dismissed.len();
+    if dropped > 0 {
+        outcome.notes.push(format!(
+            "{dropped} finding(s) not shown: dismissed in .refine/dismissed.toml"
+        ));
     }
 }

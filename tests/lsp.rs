@@ -937,3 +937,142 @@ async fn a_review_that_panics_still_ends_as_an_error_and_the_server_goes_on() {
     assert_eq!(res["cancelled"], false, "nothing is left running");
     assert!(client.is_alive());
 }
+
+#[tokio::test]
+async fn a_dismissed_finding_stays_hidden_when_the_code_moves_and_undismiss_brings_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    let uri = format!("file://{}/src/sum.rs", dir.path().display());
+    let mock = MockLlm::start(script(
+        vec![Reply::findings(off_by_one(4))],
+        vec![Reply::content("no code")],
+    ))
+    .await;
+    let client = LspClient::start(&[("OPENAI_BASE_URL", &mock.base_url)]);
+    let root = format!("file://{}", dir.path().display());
+    client
+        .request(
+            "initialize",
+            json!({"processId": null, "rootUri": root, "capabilities": {}}),
+        )
+        .await
+        .unwrap();
+    client.notify("initialized", json!({})).await;
+    client.open(&uri, "rust", CODE).await;
+    let id = client.review(&uri, all()).await;
+    client.finished(&id).await;
+    let diags = client.diagnostics(&uri);
+    assert_eq!(diags.len(), 1);
+
+    // The diagnostic offers the three dismissals; the first one is taken.
+    let actions = client.code_actions(&uri, diags[0]["range"].clone()).await;
+    let titles: Vec<&str> = actions.iter().filter_map(|a| a["title"].as_str()).collect();
+    for t in [
+        "Refine: dismiss this finding",
+        "Refine: dismiss this principle here (correctness)",
+        "Refine: dismiss every finding for this file",
+    ] {
+        assert!(titles.contains(&t), "{titles:?}");
+    }
+    let dismiss = actions
+        .iter()
+        .find(|a| a["title"] == "Refine: dismiss this finding")
+        .unwrap();
+    assert_eq!(dismiss["command"]["command"], "refine.dismissFinding");
+    let published = client
+        .notifications("textDocument/publishDiagnostics")
+        .len();
+    let res = client
+        .command(
+            "refine.dismissFinding",
+            dismiss["command"]["arguments"].clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res["hidden"], 1, "{res}");
+    // Published again, now without it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while client
+        .notifications("textDocument/publishDiagnostics")
+        .len()
+        == published
+    {
+        assert!(std::time::Instant::now() < deadline, "no new diagnostics");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(client.diagnostics(&uri).is_empty());
+    let file = dir.path().join(".refine/dismissed.toml");
+    let written = std::fs::read_to_string(&file).unwrap();
+    let parsed: toml::Value = toml::from_str(&written).expect("valid TOML");
+    let entry = &parsed["dismissed"][0];
+    assert_eq!(entry["path"].as_str(), Some("src/sum.rs"), "{written}");
+    assert_eq!(entry["scope"].as_str(), Some("finding"));
+    assert_eq!(
+        entry["fingerprint"].as_str(),
+        Some(
+            refine_ls::dismissed::fingerprint("src/sum.rs", "correctness", "1..xs.len()").as_str()
+        )
+    );
+
+    // The code shifted by two lines inserted above, reviewed afresh: still not published.
+    let moved = format!("// one\n// two\n{CODE}");
+    client
+        .notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri, "version": 2},
+                   "contentChanges": [{"text": moved}]}),
+        )
+        .await;
+    mock.set_script(script(
+        vec![Reply::findings(off_by_one(6))],
+        vec![Reply::content("no code")],
+    ));
+    let id = client.review_forced(&uri, range(2, 0, 8, 0)).await;
+    let done = client.finished(&id).await;
+    assert!(client.diagnostics(&uri).is_empty(), "{done}");
+    assert!(
+        mock.requests().len() >= 3,
+        "the moved code was reviewed again"
+    );
+    // A lens says it is there, and undoes it.
+    let lenses = client
+        .request(
+            "textDocument/codeLens",
+            json!({"textDocument": {"uri": uri}}),
+        )
+        .await
+        .unwrap();
+    let undo = lenses
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["command"]["command"] == "refine.undismiss")
+        .unwrap_or_else(|| panic!("no undismiss lens: {lenses}"));
+    assert_eq!(undo["command"]["title"], "1 dismissed here (undo)");
+    let res = client
+        .command("refine.undismiss", undo["command"]["arguments"].clone())
+        .await
+        .unwrap();
+    assert_eq!(res["shown"], 1, "{res}");
+    assert_eq!(res["removed"], 1, "{res}");
+    let back = client
+        .wait_for("textDocument/publishDiagnostics", |p| {
+            p["uri"] == uri
+                && p["diagnostics"].as_array().is_some_and(|d| d.len() == 1)
+                && p["diagnostics"][0]["data"]["reviewId"] == id.as_str()
+        })
+        .await;
+    // Zero-based line 5: the finding's line 4 with two lines above it.
+    assert_eq!(
+        back["diagnostics"][0]["range"]["start"]["line"], 5,
+        "{back}"
+    );
+    let after: toml::Value = toml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert!(
+        after
+            .get("dismissed")
+            .and_then(|d| d.as_array())
+            .is_none_or(|d| d.is_empty()),
+        "{after}"
+    );
+}

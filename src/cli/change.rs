@@ -312,7 +312,7 @@ async fn review_region(
         .review(&input, on_disk, cancel, &mut |_: Event| {})
         .await;
     result.llm_calls = outcome.llm_calls;
-    result.dismissed = outcome.dismissed;
+    result.dismissed = outcome.dismissed.len();
     result.tokens = outcome
         .usage
         .input_tokens

@@ -169,7 +169,7 @@ pub struct ReviewOutcome {
     pub notes: Vec<String>,
     /// Findings taken out because the workspace dismissed them (`.refine/dismissed.toml`).
     #[serde(default)]
-    pub dismissed: usize,
+    pub dismissed: Vec<Finding>,
     /// Why the review failed, as one sentence.
     pub error: Option<String>,
     /// The review was cancelled.

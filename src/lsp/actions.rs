@@ -16,6 +16,8 @@ use crate::engine::Edit;
 pub const KIND_REVIEW: &str = "refactor.refine.review";
 /// Code action kind of "Refine: refine selection".
 pub const KIND_REFINE: &str = "refactor.rewrite.refine";
+/// Code action kind of "Refine: dismiss this finding" and its wider forms.
+pub const KIND_DISMISS: &str = "quickfix.refine.dismiss";
 
 /// The actions for a range of a document.
 pub fn code_actions(st: &State, params: &CodeActionParams) -> Option<CodeActionResponse> {
@@ -69,6 +71,9 @@ pub fn code_actions(st: &State, params: &CodeActionParams) -> Option<CodeActionR
             }
         }
     }
+    if wants(KIND_DISMISS) {
+        dismiss_actions(st, ds, uri, req, &mut actions);
+    }
     if params.range.start != params.range.end {
         let facts: Vec<&lsp::Diagnostic> = params
             .context
@@ -97,6 +102,54 @@ pub fn code_actions(st: &State, params: &CodeActionParams) -> Option<CodeActionR
         }
     }
     Some(actions)
+}
+
+/// "Refine: dismiss this finding" (and for the file, and the principle here) for each shown
+/// finding under the cursor: the command `refine.dismissFinding` with the finding's ids.
+fn dismiss_actions(
+    st: &State,
+    ds: &DocState,
+    uri: &Uri,
+    req: std::ops::Range<usize>,
+    actions: &mut Vec<CodeActionOrCommand>,
+) {
+    let rope = ds.doc.rope();
+    for entry in &ds.reviews {
+        let ReviewStatus::Done(done) = &entry.status else {
+            continue;
+        };
+        for f in &done.findings {
+            if !(req.start <= f.range.end && f.range.start <= req.end) {
+                continue;
+            }
+            let principle = &f.raw.principle;
+            for (title, scope) in [
+                ("Refine: dismiss this finding".to_owned(), "finding"),
+                (
+                    format!("Refine: dismiss this principle here ({principle})"),
+                    "principle",
+                ),
+                (
+                    "Refine: dismiss every finding for this file".to_owned(),
+                    "file",
+                ),
+            ] {
+                let arg =
+                    json!({"uri": uri, "reviewId": entry.id, "findingId": f.id, "scope": scope});
+                actions.push(CodeActionOrCommand::CodeAction(CodeAction {
+                    title: title.clone(),
+                    kind: Some(CodeActionKind::new(KIND_DISMISS)),
+                    diagnostics: Some(vec![convert::diagnostic(rope, f, &entry.id, st.encoding)]),
+                    command: Some(Command {
+                        title,
+                        command: "refine.dismissFinding".to_owned(),
+                        arguments: Some(vec![arg]),
+                    }),
+                    ..CodeAction::default()
+                }));
+            }
+        }
+    }
 }
 
 /// Builds revision quick fixes for one document.

@@ -12,6 +12,7 @@ use tower_lsp_server::ls_types::{self as lsp, ExecuteCommandParams, Uri};
 use super::job::Job;
 use super::state::{ReviewEntry, ReviewStatus, lock};
 use super::{Backend, convert, views};
+use crate::dismissed::{Dismissal, Scope, fingerprint};
 use crate::document::{line_span, widen_to_lines};
 use crate::engine::ReviewInput;
 use crate::lang::language_for_path;
@@ -26,6 +27,8 @@ pub const COMMANDS: &[&str] = &[
     "refine.applyRevision",
     "refine.reReview",
     "refine.dismiss",
+    "refine.dismissFinding",
+    "refine.undismiss",
 ];
 
 /// Runs one command.
@@ -40,6 +43,8 @@ pub async fn execute(server: &Backend, params: ExecuteCommandParams) -> RpcResul
         "refine.applyRevision" => apply_revision(server, &arg)?,
         "refine.reReview" => re_review(server, &arg)?,
         "refine.dismiss" => dismiss(server, &arg)?,
+        "refine.dismissFinding" => dismiss_finding(server, arg)?,
+        "refine.undismiss" => undismiss(server, &arg)?,
         other => {
             return Err(invalid_params(format!(
                 "unknown command `{other}`; refine-ls runs {}",
@@ -216,6 +221,115 @@ fn dismiss(server: &Backend, arg: &Value) -> RpcResult<Value> {
     Ok(json!({ "dismissed": uri.is_some() }))
 }
 
+/// `refine.dismissFinding` `[{"uri", "reviewId", "findingId", "scope"?}]`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DismissArgs {
+    uri: Uri,
+    review_id: String,
+    finding_id: usize,
+    /// `finding` (the default): this finding wherever it moves; `principle`: this principle
+    /// in this file; `file`: every finding in this file.
+    #[serde(default)]
+    scope: Option<Scope>,
+}
+
+/// `refine.dismissFinding`: writes the dismissal to `.refine/dismissed.toml` and hides the
+/// findings of the document it covers now.
+fn dismiss_finding(server: &Backend, arg: Value) -> RpcResult<Value> {
+    let args: DismissArgs = serde_json::from_value(arg).map_err(|e| {
+        invalid_params(format!(
+            "refine.dismissFinding takes [{{\"uri\", \"reviewId\", \"findingId\", \"scope\"?}}]: {e}"
+        ))
+    })?;
+    let key = args.uri.as_str().to_owned();
+    let (finding, service) = {
+        let st = lock(&server.state);
+        let finding = st
+            .docs
+            .get(&key)
+            .and_then(|ds| ds.reviews.iter().find(|e| e.id == args.review_id))
+            .and_then(|e| match &e.status {
+                ReviewStatus::Done(done) => done
+                    .findings
+                    .iter()
+                    .find(|f| f.id == args.finding_id)
+                    .cloned(),
+                ReviewStatus::Running { .. } => None,
+            });
+        (finding, st.service.clone())
+    };
+    let finding = finding.ok_or_else(|| {
+        invalid_params(format!(
+            "review {} of {key} shows no finding {}",
+            args.review_id, args.finding_id
+        ))
+    })?;
+    let service =
+        service.ok_or_else(|| invalid_params("the server is not initialized yet".to_owned()))?;
+    let file = args.uri.to_file_path().map(|p| p.into_owned());
+    let path = service.workspace_path(&display_path(&args.uri), file.as_deref());
+    let scope = args.scope.unwrap_or(Scope::Finding);
+    let one = scope == Scope::Finding;
+    let raw = &finding.raw;
+    let dismissal = Dismissal {
+        path: path.clone(),
+        scope,
+        principle: (scope != Scope::File).then(|| raw.principle.clone()),
+        fingerprint: one.then(|| fingerprint(&path, &raw.principle, &raw.quote)),
+        quote: one.then(|| raw.quote.clone()),
+        message: one.then(|| raw.message.clone()),
+    };
+    let written = service.dismiss(dismissal.clone()).map_err(internal)?;
+    let hidden = lock(&server.state).hide_dismissed(&key, |f| {
+        dismissal.covers(&path, &f.raw.principle, &f.raw.quote)
+    });
+    server.republish(&key);
+    Ok(json!({ "hidden": hidden, "written": written }))
+}
+
+/// `refine.undismiss` `[{"uri", "reviewId"}]`: removes the dismissals that hide findings of
+/// that review from `.refine/dismissed.toml`, and shows the findings again.
+fn undismiss(server: &Backend, arg: &Value) -> RpcResult<Value> {
+    let target = ReviewTarget::from(arg)?;
+    let id = target.review_id.ok_or_else(|| {
+        invalid_params("refine.undismiss takes [{\"uri\", \"reviewId\"}]".to_owned())
+    })?;
+    let (findings, service) = {
+        let mut st = lock(&server.state);
+        (st.take_dismissed(&target.uri, &id), st.service.clone())
+    };
+    let Some(service) = service else {
+        return Err(invalid_params(
+            "the server is not initialized yet".to_owned(),
+        ));
+    };
+    let uri = Uri::from_str(&target.uri).ok();
+    let file = uri
+        .as_ref()
+        .and_then(|u| u.to_file_path())
+        .map(|p| p.into_owned());
+    let path = service.workspace_path(
+        &uri.as_ref().map(display_path).unwrap_or_default(),
+        file.as_deref(),
+    );
+    let mut removed = 0;
+    let mut failed = None;
+    for f in &findings {
+        match service.undismiss(&path, &f.raw.principle, &f.raw.quote) {
+            Ok(n) => removed += n,
+            Err(e) => failed = Some(e),
+        }
+    }
+    let shown = findings.len();
+    lock(&server.state).show_again(&target.uri, &id, findings);
+    server.republish(&target.uri);
+    if let Some(e) = failed {
+        return Err(internal(e));
+    }
+    Ok(json!({ "shown": shown, "removed": removed }))
+}
+
 /// Starts a review job and returns its id.
 fn start_review(
     server: &Backend,
@@ -364,6 +478,14 @@ struct ReviewArgs {
     /// Bypass the cache.
     #[serde(default)]
     force: bool,
+}
+
+fn internal(message: String) -> RpcError {
+    RpcError {
+        code: tower_lsp_server::jsonrpc::ErrorCode::InternalError,
+        message: message.into(),
+        data: None,
+    }
 }
 
 fn invalid_params(message: String) -> RpcError {

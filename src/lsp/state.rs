@@ -44,6 +44,9 @@ pub struct ClientCaps {
 pub struct DoneReview {
     /// Shown findings.
     pub findings: Vec<Finding>,
+    /// Findings the workspace dismissed (`.refine/dismissed.toml`): not shown, kept so that
+    /// "undismiss" brings them back at once.
+    pub dismissed: Vec<Finding>,
     /// The best revision's edits, if one is offered.
     pub revision: Option<Vec<Edit>>,
     /// How many findings the revision touches.
@@ -235,7 +238,7 @@ impl State {
                         }
                     }
                     ReviewStatus::Done(done) => {
-                        for f in &mut done.findings {
+                        for f in done.findings.iter_mut().chain(&mut done.dismissed) {
                             shift(&mut f.range, d);
                         }
                         for e in done.revision.iter_mut().flatten() {
@@ -284,7 +287,8 @@ impl State {
             return false;
         }
         let mut findings = outcome.findings.clone();
-        for f in &mut findings {
+        let mut dismissed = outcome.dismissed.clone();
+        for f in findings.iter_mut().chain(&mut dismissed) {
             shift(&mut f.range, delta);
         }
         let revision = outcome.revision.as_ref().map(|r| {
@@ -312,6 +316,7 @@ impl State {
             .unwrap_or_default();
         entry.status = ReviewStatus::Done(DoneReview {
             findings,
+            dismissed,
             revision,
             fixes: outcome.revision.as_ref().map_or(0, |r| r.fixes),
             per_finding,
@@ -331,6 +336,42 @@ impl State {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Moves the shown findings of `uri`'s finished reviews that `covered` says a new
+    /// dismissal covers to their reviews' dismissed list; how many.
+    pub fn hide_dismissed(&mut self, uri: &str, covered: impl Fn(&Finding) -> bool) -> usize {
+        let Some(ds) = self.docs.get_mut(uri) else {
+            return 0;
+        };
+        let mut moved = 0;
+        for e in &mut ds.reviews {
+            if let ReviewStatus::Done(done) = &mut e.status {
+                let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut done.findings)
+                    .into_iter()
+                    .partition(&covered);
+                moved += gone.len();
+                done.findings = kept;
+                done.dismissed.extend(gone);
+            }
+        }
+        moved
+    }
+
+    /// Takes one review's dismissed findings out (to be shown again); none when it has none.
+    pub fn take_dismissed(&mut self, uri: &str, id: &str) -> Vec<Finding> {
+        match self.entry_mut(uri, id).map(|e| &mut e.status) {
+            Some(ReviewStatus::Done(done)) => std::mem::take(&mut done.dismissed),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Shows findings of a review again, in document order.
+    pub fn show_again(&mut self, uri: &str, id: &str, findings: Vec<Finding>) {
+        if let Some(ReviewStatus::Done(done)) = self.entry_mut(uri, id).map(|e| &mut e.status) {
+            done.findings.extend(findings);
+            done.findings.sort_by_key(|f| f.range.start);
         }
     }
 

@@ -257,6 +257,12 @@ pub fn code_lenses(ds: &DocState, uri: &Uri, enc: PositionEncoding) -> Vec<CodeL
                 }
                 out.push(lens("re-review".to_owned(), "refine.reReview"));
                 out.push(lens("dismiss".to_owned(), "refine.dismiss"));
+                if !done.dismissed.is_empty() {
+                    out.push(lens(
+                        format!("{} dismissed here (undo)", done.dismissed.len()),
+                        "refine.undismiss",
+                    ));
+                }
             }
         }
     }
