@@ -588,6 +588,7 @@ async fn review_one(
         last_line: last,
         facts: Vec::new(),
         force: true,
+        unwanted: Vec::new(),
     };
     let outcome: ReviewOutcome = service
         .review_with(

@@ -267,6 +267,22 @@ impl ReviewService {
             (Event::Finding(f), Ok(d)) if d.covers(&path, &f.raw.principle, &f.raw.quote) => {}
             _ => progress(event),
         };
+        let told;
+        let input = match &dismissals {
+            Ok(d) => {
+                let unwanted = unwanted(d, &path);
+                if unwanted.is_empty() {
+                    input
+                } else {
+                    told = ReviewInput {
+                        unwanted,
+                        ..input.clone()
+                    };
+                    &told
+                }
+            }
+            Err(_) => input,
+        };
         let mut outcome = self
             .review_with(input, command.as_ref(), true, cancel, &mut shown)
             .await;
@@ -395,6 +411,27 @@ impl ReviewService {
         let engine = self.engine(&providers, command, cached);
         engine.review(input, cancel, progress).await
     }
+}
+
+/// What the critic is told this codebase does not want in `path`: each dismissed finding
+/// (principle and quote, shortened) and each dismissed principle, at most 12 lines. A file
+/// dismissed whole tells nothing: every finding there is taken out anyway.
+fn unwanted(dismissals: &Dismissals, path: &str) -> Vec<String> {
+    dismissals
+        .all()
+        .iter()
+        .filter(|d| d.path == path)
+        .filter_map(|d| match (d.scope, &d.principle, &d.quote) {
+            (dismissed::Scope::Finding, Some(p), Some(q)) => {
+                let q: String = q.split_whitespace().collect::<Vec<_>>().join(" ");
+                let short: String = q.chars().take(80).collect();
+                Some(format!("{p}: `{short}`"))
+            }
+            (dismissed::Scope::Principle, Some(p), _) => Some(format!("any {p} finding")),
+            _ => None,
+        })
+        .take(12)
+        .collect()
 }
 
 /// Takes the findings `dismissals` cover out of `outcome` (into `outcome.dismissed`), with a note

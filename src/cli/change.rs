@@ -306,6 +306,7 @@ async fn review_region(
         last_line: region.last,
         facts: Vec::new(),
         force: args.force,
+        unwanted: Vec::new(),
     };
     let on_disk = args.rev.is_none().then_some(file.abs.as_path());
     let outcome = service

@@ -201,6 +201,7 @@ async fn run_review(args: &ReviewArgs) -> Result<u8, String> {
         last_line: last,
         facts: Vec::new(),
         force: args.force,
+        unwanted: Vec::new(),
     };
     let max = service.config().refine_loop.max_iterations;
     eprintln!(

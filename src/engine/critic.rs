@@ -153,6 +153,11 @@ impl Engine<'_> {
         } else {
             facts.clone()
         };
+        let unwanted: Vec<String> = if self.redact_secrets {
+            input.unwanted.iter().map(|u| vault.redact(u)).collect()
+        } else {
+            input.unwanted.clone()
+        };
         let sel_lines = Selection::new(selection, input.first_line);
         let last_line = input.first_line + sel_lines.line_count().max(1) - 1;
         let mut ctx = self.context(input, selection, sel_lines.line_count());
@@ -174,6 +179,7 @@ impl Engine<'_> {
                 "first_line": input.first_line + 1,
                 "last_line": last_line + 1,
                 "facts": facts,
+                "unwanted": unwanted,
             }),
         )?;
         let req = ChatRequest {

@@ -191,6 +191,7 @@ impl Engine<'_> {
             original,
             &after,
             &facts.join("\n"),
+            &input.unwanted.join("\n"),
         ])
     }
 }

@@ -29,6 +29,9 @@ pub struct ReviewInput {
     /// What the compiler, linters and tests already say about these lines (the editor's own
     /// diagnostics): given to the critic as facts, and what lets a finding be an error.
     pub facts: Vec<Fact>,
+    /// Kinds of finding this codebase dismissed for this file, one compact line each
+    /// (`correctness: \`1..n\``): the critic is asked not to report them again.
+    pub unwanted: Vec<String>,
     /// Ignore the cache (and refresh it).
     pub force: bool,
 }

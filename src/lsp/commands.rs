@@ -379,6 +379,7 @@ fn start_review(
             .map(convert::fact)
             .collect(),
         force: args.force,
+        unwanted: Vec::new(),
     };
     let id = st.new_review_id();
     let cancel = CancellationToken::new();
