@@ -166,3 +166,12 @@ async fn commands_act_on_the_cursor_and_the_current_buffer() {
     .into();
     run("cursor_and_buffers.lua", script).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dismiss_hides_a_finding_across_reviews_and_undismiss_brings_it_back() {
+    // The critic reports the finding on every review (the last reply of a queue repeats).
+    let mut script = findings();
+    script.critique = vec![script.critique[0].clone()].into();
+    script.revise = vec![Reply::content("no code")].into();
+    run("dismiss.lua", script).await;
+}

@@ -105,7 +105,7 @@ pub fn code_actions(st: &State, params: &CodeActionParams) -> Option<CodeActionR
 }
 
 /// "Refine: dismiss this finding" (and for the file, and the principle here) for each shown
-/// finding under the cursor: the command `refine.dismissFinding` with the finding's ids.
+/// finding on the lines asked about: the command `refine.dismissFinding` with the finding's ids.
 fn dismiss_actions(
     st: &State,
     ds: &DocState,
@@ -114,12 +114,15 @@ fn dismiss_actions(
     actions: &mut Vec<CodeActionOrCommand>,
 ) {
     let rope = ds.doc.rope();
+    // By lines: an editor asks at the cursor, which need not be on the finding's columns.
+    let line = |c: usize| rope.char_to_line(c.min(rope.len_chars()));
+    let (first, last) = (line(req.start), line(req.end));
     for entry in &ds.reviews {
         let ReviewStatus::Done(done) = &entry.status else {
             continue;
         };
         for f in &done.findings {
-            if !(req.start <= f.range.end && f.range.start <= req.end) {
+            if !(first <= line(f.range.end) && line(f.range.start) <= last) {
                 continue;
             }
             let principle = &f.raw.principle;

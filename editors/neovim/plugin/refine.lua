@@ -24,6 +24,7 @@ local commands = {
   RefineDiff = { "diff", "Show the revision as a diff in a float" },
   RefineCancel = { "cancel", "Cancel the review running in this buffer" },
   RefineClear = { "clear", "Remove refine's findings from the buffer" },
+  RefineUndismiss = { "undismiss", "Show again the findings dismissed in this buffer's last review" },
 }
 for name, spec in pairs(commands) do
   vim.api.nvim_create_user_command(name, function(opts)
@@ -32,6 +33,16 @@ for name, spec in pairs(commands) do
     refine[spec[1]]({ line1 = first, line2 = last })
   end, { range = true, desc = spec[2] })
 end
+
+vim.api.nvim_create_user_command("RefineDismiss", function(opts)
+  require("refine").dismiss({ scope = opts.args ~= "" and opts.args or nil })
+end, {
+  nargs = "?",
+  complete = function()
+    return { "finding", "principle", "file" }
+  end,
+  desc = "Dismiss the refine finding under the cursor (finding, principle or file)",
+})
 
 vim.keymap.set({ "n", "x" }, "<Plug>(RefineReview)", function()
   local mode = vim.fn.mode()

@@ -170,6 +170,46 @@ function M.cancel()
   exec(review.buf, "refine.cancel", { { reviewId = id } })
 end
 
+---Dismisses the refine finding under the cursor, so that it is not shown again (here, on the
+---command line, in CI): written to `.refine/dismissed.toml` at the workspace root.
+---@param opts? { scope?: "finding"|"principle"|"file" } `finding` (the default): this finding;
+---`principle`: its principle in this file; `file`: every finding in this file.
+function M.dismiss(opts)
+  local buf = vim.api.nvim_get_current_buf()
+  local scope = opts and opts.scope or "finding"
+  local lnum = vim.api.nvim_win_get_cursor(0)[1] - 1
+  local data
+  for _, d in ipairs(vim.diagnostic.get(buf, { lnum = lnum })) do
+    local lsp = d.source == "refine" and d.user_data and d.user_data.lsp
+    if lsp and type(lsp.data) == "table" and lsp.data.reviewId then
+      data = lsp.data
+      break
+    end
+  end
+  if not data then
+    vim.notify("refine: no finding on this line", vim.log.levels.INFO)
+    return
+  end
+  local arg = { uri = vim.uri_from_bufnr(buf), reviewId = data.reviewId, findingId = data.findingId, scope = scope }
+  exec(buf, "refine.dismissFinding", { arg }, function(result)
+    fire("RefineDismissed", { buf = buf, review_id = data.reviewId, scope = scope, hidden = result and result.hidden })
+  end)
+end
+
+---Shows again the findings dismissed in the review last made in the current buffer, and removes
+---their dismissals from `.refine/dismissed.toml`.
+function M.undismiss()
+  local buf = vim.api.nvim_get_current_buf()
+  local id = state.last_by_buf[buf]
+  if not id then
+    vim.notify("refine: no review in this buffer", vim.log.levels.INFO)
+    return
+  end
+  exec(buf, "refine.undismiss", { { uri = vim.uri_from_bufnr(buf), reviewId = id } }, function(result)
+    fire("RefineUndismissed", { buf = buf, review_id = id, shown = result and result.shown })
+  end)
+end
+
 ---Removes refine's findings (and any inline diff) from the current buffer.
 function M.clear()
   local buf = vim.api.nvim_get_current_buf()
