@@ -4,7 +4,9 @@
 // It opens a file, selects lines, runs "Refine: Review Selection" from the palette, waits for
 // the finding in the Problems panel and the summary in the status bar, opens "Refine: Show
 // Revision Diff", applies the revision through the lightbulb (Ctrl+.) and the refactor preview,
-// saves, and checks the file on disk. Screenshots go to test-output/vscode/.
+// saves, checks the file on disk, refines and discards, then dismisses the finding from the
+// lightbulb (its squiggle goes, .refine/dismissed.toml is written). Screenshots go to
+// test-output/vscode/.
 //
 // Environment: REFINE_LS (server binary), MOCK_LLM (mock-llm binary), CODE_SERVER (its bin),
 // VSIX (the packaged extension), CHROMIUM (default /usr/bin/chromium), OUT (screenshots).
@@ -233,6 +235,29 @@ async function untrusted(baseUrl) {
   check((await mockRequests(baseUrl)) === requestsBefore, "untrusted: the model received no request");
 }
 
+// Opens the lightbulb (Ctrl+.) where the cursor is and runs the action whose title contains
+// `title`, moving the keyboard focus to it (a mouse click is intercepted by an overlay).
+async function chooseLightbulbAction(page, title) {
+  await page.keyboard.press("Control+.");
+  const action = page.locator(".action-widget .monaco-list-row", { hasText: title }).first();
+  await action.waitFor({ timeout: 20_000 });
+  const rows = page.locator(".action-widget .monaco-list-row.action");
+  const count = await rows.count();
+  let index = -1;
+  for (let i = 0; i < count; i++) {
+    if ((await rows.nth(i).innerText()).includes(title)) {
+      index = i;
+      break;
+    }
+  }
+  check(index >= 0, `the lightbulb offers '${title}'`);
+  await page.keyboard.press("Home");
+  for (let i = 0; i < index; i++) {
+    await page.keyboard.press("ArrowDown");
+  }
+  await page.keyboard.press("Enter");
+}
+
 async function mockRequests(baseUrl) {
   const r = await fetch(`${baseUrl.replace(/\/v1$/, "")}/_requests`);
   const body = await r.json();
@@ -306,25 +331,7 @@ async function main() {
     await page.keyboard.press("ArrowDown");
   }
   await page.keyboard.press("End");
-  await page.keyboard.press("Control+.");
-  const action = page.locator(".action-widget .monaco-list-row", { hasText: "Refine: apply revision" }).first();
-  await action.waitFor({ timeout: 20_000 });
-  // Move the keyboard focus to it (a mouse click is intercepted by an overlay).
-  const rows = page.locator(".action-widget .monaco-list-row.action");
-  const count = await rows.count();
-  let index = -1;
-  for (let i = 0; i < count; i++) {
-    if ((await rows.nth(i).innerText()).includes("Refine: apply revision")) {
-      index = i;
-      break;
-    }
-  }
-  check(index >= 0, "the lightbulb offers 'Refine: apply revision'");
-  await page.keyboard.press("Home");
-  for (let i = 0; i < index; i++) {
-    await page.keyboard.press("ArrowDown");
-  }
-  await page.keyboard.press("Enter");
+  await chooseLightbulbAction(page, "Refine: apply revision");
   // Change annotations that need confirmation open VS Code's refactor preview.
   const apply = page.locator(".bulk-edit-panel .monaco-button, .bulk-edit-panel ~ * .monaco-button, .monaco-button", { hasText: /^Apply$/ }).first();
   await apply.waitFor({ timeout: 20_000 });
@@ -384,6 +391,31 @@ async function main() {
   await page.keyboard.press("Control+S");
   await page.waitForTimeout(500);
   check(fs.readFileSync(file, "utf8") === CODE, "Discard in the preview leaves the text unchanged");
+
+  // "Refine: dismiss this finding" from the lightbulb: the squiggle goes, and the dismissal is
+  // written to the workspace's .refine/dismissed.toml for the team to commit.
+  await page.locator(".squiggly-warning").first().waitFor({ timeout: 20_000 });
+  await editor.click();
+  await page.keyboard.press("Control+Home");
+  for (let i = 0; i < 3; i++) {
+    await page.keyboard.press("ArrowDown");
+  }
+  await page.keyboard.press("End");
+  await chooseLightbulbAction(page, "Refine: dismiss this finding");
+  const dismissedFile = path.join(ws, ".refine", "dismissed.toml");
+  let dismissed = "";
+  for (let i = 0; i < 100 && !dismissed; i++) {
+    dismissed = fs.existsSync(dismissedFile) ? fs.readFileSync(dismissedFile, "utf8") : "";
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  check(
+    dismissed.includes('path = "src/sum.rs"') && dismissed.includes('scope = "finding"'),
+    `the dismissal is written to .refine/dismissed.toml: ${dismissed}`,
+  );
+  await page.locator(".squiggly-warning").first().waitFor({ state: "detached", timeout: 20_000 });
+  check((await page.locator(".squiggly-warning").count()) === 0, "the dismissed finding's squiggle is gone");
+  await page.screenshot({ path: path.join(OUT, "dismissed.png") });
+  step("finding dismissed");
   step("trusted workspace done");
 
   await untrusted(baseUrl);
