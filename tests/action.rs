@@ -106,15 +106,9 @@ fn the_action_is_valid_action_metadata() {
         eprintln!("action.yml not validated: set ACTION_VALIDATOR (scripts/test does)");
         return;
     };
-    let out = std::process::Command::new(tool)
-        .arg(Path::new(ROOT).join("action.yml"))
-        .output()
-        .expect("run action-validator");
-    assert!(
-        out.status.success(),
-        "action-validator: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    support::validate::must_pass(
+        "action-validator",
+        std::process::Command::new(tool).arg(Path::new(ROOT).join("action.yml")),
     );
 }
 

@@ -344,16 +344,11 @@ fn validate_rdjson(file: &Path) {
         eprintln!("rdjson not validated: set RDFORMAT_VALIDATOR (scripts/test does)");
         return;
     };
-    let out = std::process::Command::new(&tool)
-        .args(["--strict", "--no-extra-fields"])
-        .arg(file)
-        .output()
-        .expect("run rdformat-validator");
-    assert!(
-        out.status.success(),
-        "rdformat-validator: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    support::validate::must_pass(
+        "rdformat-validator",
+        std::process::Command::new(&tool)
+            .args(["--strict", "--no-extra-fields"])
+            .arg(file),
     );
 }
 
@@ -390,17 +385,12 @@ fn validate_sarif(file: &Path) {
         checked = true;
     }
     if let Ok(cmd) = std::env::var("SARIF_SCHEMA_CHECK") {
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!("{cmd} \"$0\""))
-            .arg(file)
-            .output()
-            .expect("run the schema check");
-        assert!(
-            out.status.success(),
-            "schema: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        support::validate::must_pass(
+            "the SARIF schema check",
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("{cmd} \"$0\""))
+                .arg(file),
         );
         checked = true;
     }
@@ -664,7 +654,12 @@ async fn findings_dismissed_in_the_workspace_file_are_not_reported_wherever_they
     assert_eq!(report["summary"]["dismissed"], 1, "{report}");
     assert!(stderr(&out).contains("1 dismissed"), "{}", stderr(&out));
 
-    // Without the file, the same finding is reported (from the review cache: no new call).
+    // The critic was told what the codebase dismissed here.
+    let told = |body: &Value| body.to_string().contains("correctness: `1..xs.len()`");
+    assert!(mock.requests().iter().any(told));
+
+    // Without the file, the same finding is reported again: a new review (its critic is no
+    // longer told), not the cached one made while it was.
     std::fs::remove_file(repo.path().join(".refine/dismissed.toml")).unwrap();
     let calls = mock.requests().len();
     let out = run(
@@ -676,11 +671,10 @@ async fn findings_dismissed_in_the_workspace_file_are_not_reported_wherever_they
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["findings"][0]["line"], 10, "{report}");
-    assert_eq!(
-        mock.requests().len(),
-        calls,
-        "undismissing needs no new review"
-    );
+    let after = mock.requests();
+    assert!(after.len() > calls, "reviewed again");
+    assert!(!after[calls..].iter().any(told), "no longer told");
+    let calls = after.len();
 
     // A file that is not a dismissal file is an error, not silently ignored.
     std::fs::write(

@@ -53,6 +53,21 @@ async fn start(mock: &MockLlm, options: Value) -> LspClient {
     client
 }
 
+/// A server initialized with `root` as its workspace folder (no client capabilities).
+async fn start_in(root: &std::path::Path, mock: &MockLlm) -> LspClient {
+    let client = LspClient::start(&[("OPENAI_BASE_URL", &mock.base_url)]);
+    let root = format!("file://{}", root.display());
+    client
+        .request(
+            "initialize",
+            json!({"processId": null, "rootUri": root, "capabilities": {}}),
+        )
+        .await
+        .expect("initialize");
+    client.notify("initialized", json!({})).await;
+    client
+}
+
 async fn fixed_flow() -> (MockLlm, LspClient) {
     let mock = MockLlm::start(script(
         vec![Reply::findings(off_by_one(4)), Reply::findings(json!([]))],
@@ -762,16 +777,7 @@ async fn configuration_comes_from_the_workspace_file_and_the_editor() {
     )
     .unwrap();
     let mock = MockLlm::start(script(vec![Reply::findings(json!([]))], vec![])).await;
-    let client = LspClient::start(&[("OPENAI_BASE_URL", &mock.base_url)]);
-    let root = format!("file://{}", dir.path().display());
-    client
-        .request(
-            "initialize",
-            json!({"processId": null, "rootUri": root, "capabilities": {}}),
-        )
-        .await
-        .unwrap();
-    client.notify("initialized", json!({})).await;
+    let client = start_in(dir.path(), &mock).await;
     client.open(URI, "rust", CODE).await;
     let id = client.review(URI, all()).await;
     client.finished(&id).await;
@@ -948,16 +954,7 @@ async fn a_dismissed_finding_stays_hidden_when_the_code_moves_and_undismiss_brin
         vec![Reply::content("no code")],
     ))
     .await;
-    let client = LspClient::start(&[("OPENAI_BASE_URL", &mock.base_url)]);
-    let root = format!("file://{}", dir.path().display());
-    client
-        .request(
-            "initialize",
-            json!({"processId": null, "rootUri": root, "capabilities": {}}),
-        )
-        .await
-        .unwrap();
-    client.notify("initialized", json!({})).await;
+    let client = start_in(dir.path(), &mock).await;
     client.open(&uri, "rust", CODE).await;
     let id = client.review(&uri, all()).await;
     client.finished(&id).await;
