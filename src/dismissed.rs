@@ -1,6 +1,7 @@
 //! Dismissed findings: what a codebase does not want reported again (issue 17). A dismissal is
 //! kept in `.refine/dismissed.toml` at the workspace root (meant to be committed, so a team
-//! shares it) or in the user's data folder. It names a finding by its fingerprint (path,
+//! shares it; paths relative to the root) or in the user's own store (`user_file`; absolute
+//! paths). It names a finding by its fingerprint (path,
 //! principle and the whitespace-normalised code it quotes: never its line, so it survives lines
 //! moving), or every finding of one principle in a file, or every finding in a file.
 //!
@@ -96,6 +97,15 @@ pub fn workspace_file(root: &Path) -> PathBuf {
     root.join(".refine").join("dismissed.toml")
 }
 
+/// Where the user's own dismissals live (paths in it are absolute): `$REFINE_LS_DATA_DIR`,
+/// else the user's data folder (`~/.local/share/refine-ls`).
+pub fn user_file() -> Option<PathBuf> {
+    std::env::var_os("REFINE_LS_DATA_DIR")
+        .map(PathBuf::from)
+        .or_else(|| dirs::data_dir().map(|d| d.join("refine-ls")))
+        .map(|d| d.join("dismissed.toml"))
+}
+
 impl Dismissals {
     /// Reads a store (empty when there is no file). A file that is not a dismissal file is an
     /// error, so that nothing overwrites what a person wrote.
@@ -164,6 +174,19 @@ impl Dismissals {
     /// Is a finding of `principle` quoting `quote` in `path` dismissed?
     pub fn covers(&self, path: &str, principle: &str, quote: &str) -> bool {
         self.list.iter().any(|d| d.covers(path, principle, quote))
+    }
+
+    /// Is it dismissed under any of the names `paths` gives its file (relative to the
+    /// workspace, absolute)?
+    pub fn covers_any(&self, paths: &[String], principle: &str, quote: &str) -> bool {
+        paths.iter().any(|p| self.covers(p, principle, quote))
+    }
+
+    /// This store and `other` together.
+    pub fn merged(mut self, other: Self) -> Self {
+        self.list.extend(other.list);
+        self.normalise();
+        self
     }
 
     /// Every dismissal.

@@ -261,16 +261,16 @@ impl ReviewService {
             panic!("injected by REFINE_LS_FAULT=panic-in-review");
         }
         // Dismissed findings are neither streamed nor returned (read once: the file may change).
-        let path = self.workspace_path(&input.path, file);
+        let paths = self.dismissal_paths(&input.path, file);
         let dismissals = self.dismissals();
         let mut shown = |event: Event| match (&event, &dismissals) {
-            (Event::Finding(f), Ok(d)) if d.covers(&path, &f.raw.principle, &f.raw.quote) => {}
+            (Event::Finding(f), Ok(d)) if d.covers_any(&paths, &f.raw.principle, &f.raw.quote) => {}
             _ => progress(event),
         };
         let told;
         let input = match &dismissals {
             Ok(d) => {
-                let unwanted = unwanted(d, &path);
+                let unwanted = unwanted(d, &paths);
                 if unwanted.is_empty() {
                     input
                 } else {
@@ -286,57 +286,103 @@ impl ReviewService {
         let mut outcome = self
             .review_with(input, command.as_ref(), true, cancel, &mut shown)
             .await;
-        drop_dismissed(&path, &dismissals, &mut outcome);
+        drop_dismissed(&paths, &dismissals, &mut outcome);
         outcome
     }
 
-    /// The workspace's dismissals (`.refine/dismissed.toml`), read afresh each time: the file
-    /// is shared through version control and may be edited by hand.
+    /// The dismissals in force: the workspace's (`.refine/dismissed.toml`, shared through version
+    /// control) and the user's own, read afresh each time (either may be edited by hand).
     pub fn dismissals(&self) -> Result<Dismissals, String> {
-        match &self.root {
-            Some(root) => Dismissals::load(&dismissed::workspace_file(root)),
-            None => Ok(Dismissals::default()),
-        }
+        let workspace = match &self.root {
+            Some(root) => Dismissals::load(&dismissed::workspace_file(root))?,
+            None => Dismissals::default(),
+        };
+        let user = match dismissed::user_file() {
+            Some(f) => Dismissals::load(&f)?,
+            None => Dismissals::default(),
+        };
+        Ok(workspace.merged(user))
     }
 
-    /// The path dismissals name a file by: `file` relative to the workspace root
-    /// (`/`-separated), else the review's own path.
-    pub fn workspace_path(&self, path: &str, file: Option<&Path>) -> String {
-        self.root
+    /// The names dismissals may give a file: relative to the workspace root (`/`-separated; the
+    /// workspace's store), and absolute (the user's store); the review's own path when neither
+    /// is known.
+    pub fn dismissal_paths(&self, path: &str, file: Option<&Path>) -> Vec<String> {
+        let relative = self
+            .root
             .as_deref()
             .zip(file)
             .and_then(|(root, f)| f.strip_prefix(root).ok())
-            .map_or_else(
-                || path.to_owned(),
-                |rel| rel.to_string_lossy().replace('\\', "/"),
-            )
+            .map(|rel| rel.to_string_lossy().replace('\\', "/"));
+        let absolute = file.map(|f| f.to_string_lossy().into_owned());
+        let mut out: Vec<String> = relative.into_iter().chain(absolute).collect();
+        if out.is_empty() {
+            out.push(path.to_owned());
+        }
+        out
     }
 
-    /// Adds a dismissal to the workspace's file; `false` when it was there already.
-    pub fn dismiss(&self, d: Dismissal) -> Result<bool, String> {
-        let root = self
+    /// Where a new dismissal goes, and the path it names the file by: the workspace's file
+    /// (path relative to the root), or the user's (`user`, or no workspace: absolute path).
+    pub fn dismissal_target(
+        &self,
+        path: &str,
+        file: Option<&Path>,
+        user: bool,
+    ) -> Result<(PathBuf, String), String> {
+        let paths = self.dismissal_paths(path, file);
+        let relative = self
             .root
             .as_deref()
-            .ok_or("no workspace folder to keep .refine/dismissed.toml in")?;
-        let file = dismissed::workspace_file(root);
-        let mut all = Dismissals::load(&file)?;
+            .zip(file)
+            .is_some_and(|(root, f)| f.starts_with(root));
+        match (&self.root, user, relative) {
+            (Some(root), false, true) => Ok((dismissed::workspace_file(root), paths[0].clone())),
+            _ => {
+                let store = dismissed::user_file()
+                    .ok_or("no data folder for the user's dismissals (set REFINE_LS_DATA_DIR)")?;
+                let name = paths.last().cloned().unwrap_or_else(|| path.to_owned());
+                Ok((store, name))
+            }
+        }
+    }
+
+    /// Adds a dismissal to `store` (from [`Self::dismissal_target`]); `false` when it was
+    /// there already.
+    pub fn dismiss(&self, store: &Path, d: Dismissal) -> Result<bool, String> {
+        let mut all = Dismissals::load(store)?;
         let added = all.add(d);
         if added {
-            all.save(&file)?;
+            all.save(store)?;
         }
         Ok(added)
     }
 
-    /// Removes the dismissals that cover a finding; how many.
-    pub fn undismiss(&self, path: &str, principle: &str, quote: &str) -> Result<usize, String> {
-        let Some(root) = self.root.as_deref() else {
-            return Ok(0);
-        };
-        let file = dismissed::workspace_file(root);
-        let mut all = Dismissals::load(&file)?;
-        let removed = all.remove_covering(path, principle, quote);
-        if removed > 0 {
-            all.save(&file)?;
+    /// Removes the dismissals, in the workspace's store and the user's, that cover a finding of
+    /// `principle` quoting `quote` in the file `paths` name; how many.
+    pub fn undismiss(
+        &self,
+        paths: &[String],
+        principle: &str,
+        quote: &str,
+    ) -> Result<usize, String> {
+        let stores = self
+            .root
+            .as_deref()
+            .map(dismissed::workspace_file)
+            .into_iter()
+            .chain(dismissed::user_file());
+        let mut removed = 0;
+        for store in stores {
+            let mut all = Dismissals::load(&store)?;
+            let n: usize = paths
+                .iter()
+                .map(|p| all.remove_covering(p, principle, quote))
+                .sum();
+            if n > 0 {
+                all.save(&store)?;
+                removed += n;
+            }
         }
         Ok(removed)
     }
@@ -416,11 +462,11 @@ impl ReviewService {
 /// What the critic is told this codebase does not want in `path`: each dismissed finding
 /// (principle and quote, shortened) and each dismissed principle, at most 12 lines. A file
 /// dismissed whole tells nothing: every finding there is taken out anyway.
-fn unwanted(dismissals: &Dismissals, path: &str) -> Vec<String> {
+fn unwanted(dismissals: &Dismissals, paths: &[String]) -> Vec<String> {
     dismissals
         .all()
         .iter()
-        .filter(|d| d.path == path)
+        .filter(|d| paths.contains(&d.path))
         .filter_map(|d| match (d.scope, &d.principle, &d.quote) {
             (dismissed::Scope::Finding, Some(p), Some(q)) => {
                 let q: String = q.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -437,7 +483,7 @@ fn unwanted(dismissals: &Dismissals, path: &str) -> Vec<String> {
 /// Takes the findings `dismissals` cover out of `outcome` (into `outcome.dismissed`), with a note
 /// saying how many.
 fn drop_dismissed(
-    path: &str,
+    paths: &[String],
     dismissals: &Result<Dismissals, String>,
     outcome: &mut ReviewOutcome,
 ) {
@@ -452,13 +498,13 @@ fn drop_dismissed(
     };
     let (dismissed, kept) = std::mem::take(&mut outcome.findings)
         .into_iter()
-        .partition(|f| dismissals.covers(path, &f.raw.principle, &f.raw.quote));
+        .partition(|f| dismissals.covers_any(paths, &f.raw.principle, &f.raw.quote));
     outcome.findings = kept;
     outcome.dismissed = dismissed;
     let dropped = outcome.dismissed.len();
     if dropped > 0 {
         outcome.notes.push(format!(
-            "{dropped} finding(s) not shown: dismissed in .refine/dismissed.toml"
+            "{dropped} finding(s) not shown: dismissed (.refine/dismissed.toml or your own)"
         ));
     }
 }

@@ -61,6 +61,7 @@ async fn run_with_stdin(dir: &Path, args: &[&str], base_url: &str, input: &str) 
                 "/nonexistent/refine-ls-test-config.toml",
             )
             .env("REFINE_LS_CACHE_DIR", dir.join(".cache-test"))
+            .env("REFINE_LS_DATA_DIR", dir.join(".data-test"))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

@@ -1082,3 +1082,50 @@ async fn a_dismissed_finding_stays_hidden_when_the_code_moves_and_undismiss_brin
         "{after}"
     );
 }
+
+#[tokio::test]
+async fn without_a_workspace_folder_a_dismissal_goes_to_the_users_own_store() {
+    let mock = MockLlm::start(script(
+        vec![Reply::findings(off_by_one(4))],
+        vec![Reply::content("no code")],
+    ))
+    .await;
+    let client = start(&mock, json!({})).await;
+    client.open(URI, "rust", CODE).await;
+    let id = client.review(URI, all()).await;
+    client.finished(&id).await;
+    let diags = client.diagnostics(URI);
+    assert_eq!(diags.len(), 1);
+    let res = client
+        .command(
+            "refine.dismissFinding",
+            json!([{"uri": URI, "reviewId": id, "findingId": diags[0]["data"]["findingId"]}]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res["hidden"], 1, "{res}");
+    let file = res["file"].as_str().unwrap();
+    assert!(file.ends_with("data/dismissed.toml"), "{file}");
+    let written: toml::Value = toml::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    assert_eq!(
+        written["dismissed"][0]["path"].as_str(),
+        Some("/work/demo/src/sum.rs"),
+        "the user's store names files by absolute path: {written}"
+    );
+    // Reviewed afresh, it stays hidden; a bad store name is refused.
+    let id = client.review_forced(URI, all()).await;
+    let done = client.finished(&id).await;
+    assert_eq!(done["findings"], 0, "{done}");
+    let err = client
+        .command(
+            "refine.dismissFinding",
+            json!([{"uri": URI, "reviewId": id, "findingId": 0, "store": "team"}]),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("store is `workspace` or `user`, not `team`"),
+        "{err}"
+    );
+}

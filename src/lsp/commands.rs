@@ -232,6 +232,10 @@ struct DismissArgs {
     /// in this file; `file`: every finding in this file.
     #[serde(default)]
     scope: Option<Scope>,
+    /// `workspace` (the default when there is a workspace folder: `.refine/dismissed.toml`,
+    /// shared) or `user` (the user's own store, every workspace).
+    #[serde(default)]
+    store: Option<String>,
 }
 
 /// `refine.dismissFinding`: writes the dismissal to `.refine/dismissed.toml` and hides the
@@ -242,6 +246,15 @@ fn dismiss_finding(server: &Backend, arg: Value) -> RpcResult<Value> {
             "refine.dismissFinding takes [{{\"uri\", \"reviewId\", \"findingId\", \"scope\"?}}]: {e}"
         ))
     })?;
+    let user = match args.store.as_deref() {
+        None | Some("workspace") => false,
+        Some("user") => true,
+        Some(other) => {
+            return Err(invalid_params(format!(
+                "refine.dismissFinding: store is `workspace` or `user`, not `{other}`"
+            )));
+        }
+    };
     let key = args.uri.as_str().to_owned();
     let (finding, service) = {
         let st = lock(&server.state);
@@ -268,7 +281,9 @@ fn dismiss_finding(server: &Backend, arg: Value) -> RpcResult<Value> {
     let service =
         service.ok_or_else(|| invalid_params("the server is not initialized yet".to_owned()))?;
     let file = args.uri.to_file_path().map(|p| p.into_owned());
-    let path = service.workspace_path(&display_path(&args.uri), file.as_deref());
+    let (store, path) = service
+        .dismissal_target(&display_path(&args.uri), file.as_deref(), user)
+        .map_err(internal)?;
     let scope = args.scope.unwrap_or(Scope::Finding);
     let one = scope == Scope::Finding;
     let raw = &finding.raw;
@@ -280,12 +295,14 @@ fn dismiss_finding(server: &Backend, arg: Value) -> RpcResult<Value> {
         quote: one.then(|| raw.quote.clone()),
         message: one.then(|| raw.message.clone()),
     };
-    let written = service.dismiss(dismissal.clone()).map_err(internal)?;
+    let written = service
+        .dismiss(&store, dismissal.clone())
+        .map_err(internal)?;
     let hidden = lock(&server.state).hide_dismissed(&key, |f| {
         dismissal.covers(&path, &f.raw.principle, &f.raw.quote)
     });
     server.republish(&key);
-    Ok(json!({ "hidden": hidden, "written": written }))
+    Ok(json!({ "hidden": hidden, "written": written, "file": store.display().to_string() }))
 }
 
 /// `refine.undismiss` `[{"uri", "reviewId"}]`: removes the dismissals that hide findings of
@@ -309,14 +326,14 @@ fn undismiss(server: &Backend, arg: &Value) -> RpcResult<Value> {
         .as_ref()
         .and_then(|u| u.to_file_path())
         .map(|p| p.into_owned());
-    let path = service.workspace_path(
+    let paths = service.dismissal_paths(
         &uri.as_ref().map(display_path).unwrap_or_default(),
         file.as_deref(),
     );
     let mut removed = 0;
     let mut failed = None;
     for f in &findings {
-        match service.undismiss(&path, &f.raw.principle, &f.raw.quote) {
+        match service.undismiss(&paths, &f.raw.principle, &f.raw.quote) {
             Ok(n) => removed += n,
             Err(e) => failed = Some(e),
         }

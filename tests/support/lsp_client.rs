@@ -60,6 +60,7 @@ impl LspClient {
             .env("REFINE_LS_CACHE_DIR", cache_dir.path())
             .env("REFINE_LS_TRUST_FILE", cache_dir.path().join("trusted"))
             .env("REFINE_LS_MODELS_DIR", cache_dir.path().join("models"))
+            .env("REFINE_LS_DATA_DIR", cache_dir.path().join("data"))
             .env("RUST_LOG", "refine_ls=info");
         for (k, v) in envs {
             cmd.env(k, v);
