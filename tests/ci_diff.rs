@@ -701,3 +701,53 @@ async fn findings_dismissed_in_the_workspace_file_are_not_reported_wherever_they
         "no model call before the error"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_fix_first_the_fixer_is_told_what_was_dismissed() {
+    let repo = repo();
+    std::fs::write(
+        repo.path().join(".refine.toml"),
+        "[loop]\nstrategy = \"fix-first\"\n",
+    )
+    .unwrap();
+    let fp = refine_ls::dismissed::fingerprint("src/lib.rs", "readability", "s * 1");
+    std::fs::create_dir_all(repo.path().join(".refine")).unwrap();
+    std::fs::write(
+        repo.path().join(".refine/dismissed.toml"),
+        format!(
+            "[[dismissed]]\npath = \"src/lib.rs\"\nscope = \"finding\"\nprinciple = \"readability\"\nfingerprint = \"{fp}\"\nquote = \"s * 1\"\n"
+        ),
+    )
+    .unwrap();
+    // The fixer finds nothing to fix: one call, and it is the one that must be told.
+    let mock = MockLlm::start(Script {
+        revise: vec![Reply::code(
+            HEAD.lines()
+                .skip(4)
+                .take(7)
+                .collect::<Vec<_>>()
+                .join("\n")
+                .as_str(),
+        )]
+        .into(),
+        ..Script::default()
+    })
+    .await;
+    let out = run(
+        repo.path(),
+        &["--diff", "main", "--format", "json"],
+        &mock.base_url,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let fixer = mock
+        .requests()
+        .into_iter()
+        .find(|b| support::mock_llm::role_of(b) == "revise")
+        .expect("a fixer call");
+    let text = fixer.to_string();
+    assert!(
+        text.contains("do not change the code for them") && text.contains("readability: `s * 1`"),
+        "{text}"
+    );
+}

@@ -45,7 +45,7 @@ impl Engine<'_> {
             input,
             &sent_selection,
             (edit_format, line_count),
-            ("findings", json!(findings)),
+            &[("findings", json!(findings))],
             feedback.as_deref(),
         )?;
         self.ask_for_code(
@@ -83,13 +83,19 @@ impl Engine<'_> {
         let sent_selection = redact(redacting, vault, original);
         let facts: Vec<String> = facts.iter().map(|f| redact(redacting, vault, f)).collect();
         let feedback = feedback.map(|f| redact(redacting, vault, f));
+        // What this codebase dismissed here: the fixer is not to "fix" it either.
+        let unwanted: Vec<String> = input
+            .unwanted
+            .iter()
+            .map(|u| redact(redacting, vault, u))
+            .collect();
         let edit_format = self.edit_format(line_count);
         let (system, user) = self.code_prompts(
             ("fix_system.md", "fix_user.md"),
             input,
             &sent_selection,
             (edit_format, line_count),
-            ("facts", json!(facts)),
+            &[("facts", json!(facts)), ("unwanted", json!(unwanted))],
             feedback.as_deref(),
         )?;
         match self
@@ -121,7 +127,7 @@ impl Engine<'_> {
         input: &ReviewInput,
         sent_selection: &str,
         (edit_format, line_count): (&str, usize),
-        (key, value): (&str, serde_json::Value),
+        extra: &[(&str, serde_json::Value)],
         feedback: Option<&str>,
     ) -> Result<(String, String), EngineError> {
         let system = self.prompts.render(
@@ -136,7 +142,9 @@ impl Engine<'_> {
             "last_line": input.first_line + line_count,
             "feedback": feedback,
         });
-        values[key] = value;
+        for (key, value) in extra {
+            values[*key] = value.clone();
+        }
         let user = self.prompts.render(user_template, values)?;
         Ok((system, user))
     }
