@@ -502,9 +502,26 @@ fn drop_dismissed(
     outcome.findings = kept;
     outcome.dismissed = dismissed;
     let dropped = outcome.dismissed.len();
-    if dropped > 0 {
-        outcome.notes.push(format!(
-            "{dropped} finding(s) not shown: dismissed (.refine/dismissed.toml or your own)"
-        ));
+    if dropped == 0 {
+        return;
+    }
+    outcome.notes.push(format!(
+        "{dropped} finding(s) not shown: dismissed (.refine/dismissed.toml or your own)"
+    ));
+    // A revision that changes code only for dismissed findings is not offered: the user said
+    // they do not want those (a model told so may change the code anyway).
+    let is_dismissed = |id: usize| outcome.dismissed.iter().any(|f| f.id == id);
+    if let Some(r) = &mut outcome.revision {
+        let only_dismissed =
+            !r.per_finding.is_empty() && r.per_finding.iter().all(|(id, _)| is_dismissed(*id));
+        if only_dismissed {
+            outcome.revision = None;
+            outcome.notes.push(
+                "the revision only changes code for dismissed findings: not offered".to_owned(),
+            );
+        } else {
+            r.per_finding.retain(|(id, _)| !is_dismissed(*id));
+            r.fixes = r.per_finding.len();
+        }
     }
 }

@@ -1179,3 +1179,57 @@ async fn cancelling_while_the_workspace_is_copied_for_verify_command_stops_at_on
         "no model call after the cancel"
     );
 }
+
+#[tokio::test]
+async fn a_fix_only_for_a_dismissed_finding_is_not_offered() {
+    // The fixer changes the loop anyway (a small model told not to may still), and the
+    // explainer says that is what the change fixes: the finding was dismissed, so neither the
+    // finding nor a revision made only for it is offered.
+    let mut s = script(vec![], vec![Reply::code(FIXED)]);
+    s.explain = vec![explained(1, "the loop starts at 1 and skips xs[0]", true)].into();
+    let mock = MockLlm::start(s).await;
+    let (dir, client, uri) =
+        workspace(&mock, CODE, json!({"loop": {"strategy": "fix-first"}})).await;
+    let first = review(&client, &uri).await;
+    assert_eq!(first["revision"], true, "{first}");
+    let diags = client.diagnostics(&uri);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    let res = client
+        .command(
+            "refine.dismissFinding",
+            json!([{"uri": uri, "reviewId": diags[0]["data"]["reviewId"],
+                    "findingId": diags[0]["data"]["findingId"]}]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res["hidden"], 1, "{res}");
+    assert!(dir.path().join(".refine/dismissed.toml").is_file());
+
+    mock.set_script({
+        let mut s = script(vec![], vec![Reply::code(FIXED)]);
+        s.explain = vec![explained(1, "the loop starts at 1 and skips xs[0]", true)].into();
+        s
+    });
+    let id = client
+        .review_forced(
+            &uri,
+            json!({"start": {"line": 0, "character": 0}, "end": {"line": 6, "character": 0}}),
+        )
+        .await;
+    let again = client.finished(&id).await;
+    assert_eq!(again["findings"], 0, "{again}");
+    assert_eq!(again["revision"], false, "{again}");
+    let notes = again["notes"].to_string();
+    assert!(
+        notes.contains("only changes code for dismissed findings"),
+        "{notes}"
+    );
+    // The fixer was told, all the same.
+    let fixes = requests_of(&mock, "# refine-ls fixer");
+    assert!(
+        fixes
+            .last()
+            .is_some_and(|f| f.contains("do not change the code for them")),
+        "{fixes:?}"
+    );
+}
