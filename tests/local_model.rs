@@ -689,3 +689,76 @@ fn the_default_model_reviews_a_change_with_diff_and_reports_sarif() {
         "a warning fails with --fail-on warning"
     );
 }
+
+#[test]
+fn on_the_default_model_a_dismissed_finding_and_its_fix_are_not_offered_again() {
+    let _one_at_a_time = DEFAULT_MODEL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // The README example in a workspace of its own; the first review finds the loop's bug.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    support::repo::git_ok(d, &["init", "-q", "-b", "main"]);
+    std::fs::copy(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/buggy_sum.rs"),
+        d.join("sum.rs"),
+    )
+    .unwrap();
+    let review = || {
+        let started = Instant::now();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_refine-ls"))
+            .args(["review", "sum.rs", "--format", "json", "--force"])
+            .args(["--provider", "local", "--model-path"])
+            .arg(default_model_path())
+            .current_dir(d)
+            .env("REFINE_LS_CONFIG", d.join("none.toml"))
+            .env("REFINE_LS_CACHE_DIR", d.join("cache"))
+            .env("REFINE_LS_DATA_DIR", d.join("data"))
+            .env_remove("OPENAI_API_KEY")
+            .output()
+            .expect("run refine-ls");
+        let report: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("a JSON report: {}", String::from_utf8_lossy(&out.stderr)));
+        eprintln!(
+            "default model, review: {:.1} s, {} finding(s), revision {}, {} tokens in",
+            started.elapsed().as_secs_f64(),
+            report["findings"].as_array().map_or(0, Vec::len),
+            !report["revision"].is_null(),
+            report["usage"]["input_tokens"]
+        );
+        report
+    };
+    let first = review();
+    let finding = first["findings"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["line"] == 4))
+        .unwrap_or_else(|| panic!("the loop's bug is found on line 4: {first}"))
+        .clone();
+    // Dismissed as "Refine: dismiss this finding" would write it.
+    let (principle, quote) = (
+        finding["principle"].as_str().unwrap(),
+        finding["quote"].as_str().unwrap(),
+    );
+    let fp = refine_ls::dismissed::fingerprint("sum.rs", principle, quote);
+    std::fs::create_dir_all(d.join(".refine")).unwrap();
+    std::fs::write(
+        d.join(".refine/dismissed.toml"),
+        format!(
+            "[[dismissed]]\npath = \"sum.rs\"\nscope = \"finding\"\nprinciple = {principle:?}\nfingerprint = \"{fp}\"\nquote = {quote:?}\n"
+        ),
+    )
+    .unwrap();
+    let second = review();
+    let again_on_4 = second["findings"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|f| f["quote"] == finding["quote"]));
+    assert!(!again_on_4, "the dismissed finding is not shown: {second}");
+    // Told or not, a fix made only for the dismissed finding is not offered.
+    if second["findings"].as_array().is_some_and(Vec::is_empty) {
+        assert!(second["revision"].is_null(), "{second}");
+    }
+    assert!(
+        second["notes"].to_string().contains("dismissed"),
+        "{second}"
+    );
+}
