@@ -66,15 +66,16 @@ pub struct Dismissal {
 impl Dismissal {
     /// Does this dismissal cover a finding of `principle` quoting `quote` in `path`?
     pub fn covers(&self, path: &str, principle: &str, quote: &str) -> bool {
-        if self.path != path {
-            return false;
-        }
+        self.path == path && self.matches(principle, || fingerprint(path, principle, quote))
+    }
+
+    /// [`Self::covers`] for a finding in this dismissal's file; `fingerprint` gives the
+    /// finding's, asked for only by a `finding` dismissal.
+    fn matches<F: AsRef<str>>(&self, principle: &str, fingerprint: impl FnOnce() -> F) -> bool {
         match self.scope {
             Scope::File => true,
             Scope::Principle => self.principle.as_deref() == Some(principle),
-            Scope::Finding => {
-                self.fingerprint.as_deref() == Some(fingerprint(path, principle, quote).as_str())
-            }
+            Scope::Finding => self.fingerprint.as_deref() == Some(fingerprint().as_ref()),
         }
     }
 }
@@ -173,7 +174,14 @@ impl Dismissals {
 
     /// Is a finding of `principle` quoting `quote` in `path` dismissed?
     pub fn covers(&self, path: &str, principle: &str, quote: &str) -> bool {
-        self.list.iter().any(|d| d.covers(path, principle, quote))
+        // The finding's fingerprint, hashed once however many dismissals ask for it.
+        let fp = std::cell::OnceCell::new();
+        self.list.iter().filter(|d| d.path == path).any(|d| {
+            d.matches(principle, || {
+                fp.get_or_init(|| fingerprint(path, principle, quote))
+                    .as_str()
+            })
+        })
     }
 
     /// Is it dismissed under any of the names `paths` gives its file (relative to the

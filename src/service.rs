@@ -308,12 +308,7 @@ impl ReviewService {
     /// workspace's store), and absolute (the user's store); the review's own path when neither
     /// is known.
     pub fn dismissal_paths(&self, path: &str, file: Option<&Path>) -> Vec<String> {
-        let relative = self
-            .root
-            .as_deref()
-            .zip(file)
-            .and_then(|(root, f)| f.strip_prefix(root).ok())
-            .map(|rel| rel.to_string_lossy().replace('\\', "/"));
+        let relative = self.relative_path(file);
         let absolute = file.map(|f| f.to_string_lossy().into_owned());
         let mut out: Vec<String> = relative.into_iter().chain(absolute).collect();
         if out.is_empty() {
@@ -330,21 +325,27 @@ impl ReviewService {
         file: Option<&Path>,
         user: bool,
     ) -> Result<(PathBuf, String), String> {
-        let paths = self.dismissal_paths(path, file);
-        let relative = self
-            .root
-            .as_deref()
-            .zip(file)
-            .is_some_and(|(root, f)| f.starts_with(root));
-        match (&self.root, user, relative) {
-            (Some(root), false, true) => Ok((dismissed::workspace_file(root), paths[0].clone())),
+        match (&self.root, self.relative_path(file)) {
+            (Some(root), Some(relative)) if !user => {
+                Ok((dismissed::workspace_file(root), relative))
+            }
             _ => {
                 let store = dismissed::user_file()
                     .ok_or("no data folder for the user's dismissals (set REFINE_LS_DATA_DIR)")?;
-                let name = paths.last().cloned().unwrap_or_else(|| path.to_owned());
+                let name =
+                    file.map_or_else(|| path.to_owned(), |f| f.to_string_lossy().into_owned());
                 Ok((store, name))
             }
         }
+    }
+
+    /// `file` relative to the workspace root, `/`-separated, when it is inside it.
+    fn relative_path(&self, file: Option<&Path>) -> Option<String> {
+        self.root
+            .as_deref()
+            .zip(file)
+            .and_then(|(root, f)| f.strip_prefix(root).ok())
+            .map(|rel| rel.to_string_lossy().replace('\\', "/"))
     }
 
     /// Adds a dismissal to `store` (from [`Self::dismissal_target`]); `false` when it was
@@ -358,14 +359,10 @@ impl ReviewService {
         Ok(added)
     }
 
-    /// Removes the dismissals, in the workspace's store and the user's, that cover a finding of
-    /// `principle` quoting `quote` in the file `paths` name; how many.
-    pub fn undismiss(
-        &self,
-        paths: &[String],
-        principle: &str,
-        quote: &str,
-    ) -> Result<usize, String> {
+    /// Removes the dismissals, in the workspace's store and the user's, that cover any of the
+    /// findings (`(principle, quote)`) in the file `paths` name; how many. Each store is read
+    /// and written once.
+    pub fn undismiss(&self, paths: &[String], findings: &[(&str, &str)]) -> Result<usize, String> {
         let stores = self
             .root
             .as_deref()
@@ -377,7 +374,8 @@ impl ReviewService {
             let mut all = Dismissals::load(&store)?;
             let n: usize = paths
                 .iter()
-                .map(|p| all.remove_covering(p, principle, quote))
+                .flat_map(|p| findings.iter().map(move |f| (p, f)))
+                .map(|(p, (principle, quote))| all.remove_covering(p, principle, quote))
                 .sum();
             if n > 0 {
                 all.save(&store)?;

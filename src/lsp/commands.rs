@@ -330,21 +330,15 @@ fn undismiss(server: &Backend, arg: &Value) -> RpcResult<Value> {
         &uri.as_ref().map(display_path).unwrap_or_default(),
         file.as_deref(),
     );
-    let mut removed = 0;
-    let mut failed = None;
-    for f in &findings {
-        match service.undismiss(&paths, &f.raw.principle, &f.raw.quote) {
-            Ok(n) => removed += n,
-            Err(e) => failed = Some(e),
-        }
-    }
+    let covered: Vec<(&str, &str)> = findings
+        .iter()
+        .map(|f| (f.raw.principle.as_str(), f.raw.quote.as_str()))
+        .collect();
+    let removed = service.undismiss(&paths, &covered);
     let shown = findings.len();
     lock(&server.state).show_again(&target.uri, &id, findings);
     server.republish(&target.uri);
-    if let Some(e) = failed {
-        return Err(internal(e));
-    }
-    Ok(json!({ "shown": shown, "removed": removed }))
+    Ok(json!({ "shown": shown, "removed": removed.map_err(internal)? }))
 }
 
 /// Starts a review job and returns its id.
