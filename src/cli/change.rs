@@ -204,8 +204,7 @@ async fn review_change(
             }
         })
         .buffer_unordered(args.jobs.max(1));
-    let results: Vec<RegionResult> = units.try_collect().await?;
-    let mut results = results;
+    let mut results: Vec<RegionResult> = units.try_collect().await?;
     results.sort_by_key(|r| r.order);
     let mut files = std::collections::BTreeSet::new();
     for r in results {
