@@ -1185,9 +1185,12 @@ async fn a_fix_only_for_a_dismissed_finding_is_not_offered() {
     // The fixer changes the loop anyway (a small model told not to may still), and the
     // explainer says that is what the change fixes: the finding was dismissed, so neither the
     // finding nor a revision made only for it is offered.
-    let mut s = script(vec![], vec![Reply::code(FIXED)]);
-    s.explain = vec![explained(1, "the loop starts at 1 and skips xs[0]", true)].into();
-    let mock = MockLlm::start(s).await;
+    let fixes_the_loop = || {
+        let mut s = script(vec![], vec![Reply::code(FIXED)]);
+        s.explain = vec![explained(1, "the loop starts at 1 and skips xs[0]", true)].into();
+        s
+    };
+    let mock = MockLlm::start(fixes_the_loop()).await;
     let (dir, client, uri) =
         workspace(&mock, CODE, json!({"loop": {"strategy": "fix-first"}})).await;
     let first = review(&client, &uri).await;
@@ -1205,11 +1208,7 @@ async fn a_fix_only_for_a_dismissed_finding_is_not_offered() {
     assert_eq!(res["hidden"], 1, "{res}");
     assert!(dir.path().join(".refine/dismissed.toml").is_file());
 
-    mock.set_script({
-        let mut s = script(vec![], vec![Reply::code(FIXED)]);
-        s.explain = vec![explained(1, "the loop starts at 1 and skips xs[0]", true)].into();
-        s
-    });
+    mock.set_script(fixes_the_loop());
     let id = client
         .review_forced(
             &uri,

@@ -22,14 +22,7 @@ H.wait(10000, function()
 end, "RefineReviewFinished")
 H.eq(#H.refine_diagnostics(buf), 1, "refine diagnostics")
 
-local client = vim.lsp.get_clients({ bufnr = buf, name = "refine" })[1]
-local params = vim.lsp.util.make_range_params(0, client.offset_encoding)
-params.range = { start = { line = 3, character = 0 }, ["end"] = { line = 3, character = 1 } }
-params.context = { diagnostics = {} }
-local res = client:request_sync("textDocument/codeAction", params, 5000, buf)
-local titles = vim.tbl_map(function(a)
-  return a.title
-end, res.result or {})
+local titles = H.code_action_titles(buf, 3)
 H.ok(vim.tbl_contains(titles, "Refine: dismiss this finding"), "dismiss listed: " .. vim.inspect(titles))
 
 vim.api.nvim_win_set_cursor(0, { 4, 0 })

@@ -59,6 +59,19 @@ function H.refine_diagnostics(buf)
   end, vim.diagnostic.get(buf))
 end
 
+---The titles of the code actions the refine client offers on a line (zero-based).
+---@return string[]
+function H.code_action_titles(buf, line)
+  local client = vim.lsp.get_clients({ bufnr = buf, name = "refine" })[1]
+  local params = vim.lsp.util.make_range_params(0, client.offset_encoding)
+  params.range = { start = { line = line, character = 0 }, ["end"] = { line = line, character = 1 } }
+  params.context = { diagnostics = {} }
+  local res = client:request_sync("textDocument/codeAction", params, 5000, buf)
+  return vim.tbl_map(function(a)
+    return a.title
+  end, res.result or {})
+end
+
 ---Collects User events of a pattern.
 function H.record(pattern)
   local seen = {}

@@ -26,14 +26,7 @@ H.eq({ diags[1].lnum, diags[1].col, diags[1].end_col }, { 3, col, col + #"1..xs.
 H.eq(diags[1].code, "correctness", "diagnostic code")
 
 -- The fix is an ordinary code action (what `gra` lists).
-local client = vim.lsp.get_clients({ bufnr = buf, name = "refine" })[1]
-local params = vim.lsp.util.make_range_params(0, client.offset_encoding)
-params.range = { start = { line = 3, character = 0 }, ["end"] = { line = 3, character = 1 } }
-params.context = { diagnostics = {} }
-local res = client:request_sync("textDocument/codeAction", params, 5000, buf)
-local titles = vim.tbl_map(function(a)
-  return a.title
-end, res.result or {})
+local titles = H.code_action_titles(buf, 3)
 H.ok(
   vim.tbl_contains(titles, "Refine: apply revision (fixes 1 of 1 findings)"),
   "code action listed: " .. vim.inspect(titles)
