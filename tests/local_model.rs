@@ -478,6 +478,15 @@ fn default_model_path() -> PathBuf {
     p
 }
 
+/// `refine-ls` with a test's own folder for its configuration and cache, and no key.
+fn refine_ls_in(dir: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_refine-ls"));
+    cmd.env("REFINE_LS_CONFIG", dir.join("none.toml"))
+        .env("REFINE_LS_CACHE_DIR", dir.join("cache"))
+        .env_remove("OPENAI_API_KEY");
+    cmd
+}
+
 /// The default model's tests run one at a time: two 1.5B reviews sharing 2 cores would each
 /// take twice as long and measure nothing.
 static DEFAULT_MODEL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -492,15 +501,12 @@ fn the_default_model_finds_a_real_bug_in_the_readme_example() {
     let file = dir.path().join("buggy_sum.rs");
     std::fs::copy(&example, &file).unwrap();
     let started = Instant::now();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_refine-ls"))
+    let out = refine_ls_in(dir.path())
         .arg("review")
         .arg(&file)
         .args(["--provider", "local", "--model-path"])
         .arg(default_model_path())
         .args(["--format", "json"])
-        .env("REFINE_LS_CONFIG", dir.path().join("none.toml"))
-        .env("REFINE_LS_CACHE_DIR", dir.path().join("cache"))
-        .env_remove("OPENAI_API_KEY")
         .output()
         .expect("run refine-ls");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -541,7 +547,7 @@ fn eval_on_the_default_model_completes_and_reports_every_field() {
     // (EVAL.md holds the measured ones).
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_refine-ls"))
+    let out = refine_ls_in(dir.path())
         .args([
             "eval",
             "tests/data/humanevalpack-rust-sample.jsonl",
@@ -560,9 +566,6 @@ fn eval_on_the_default_model_completes_and_reports_every_field() {
         .arg(default_model_path())
         .arg("--out")
         .arg(dir.path().join("eval.jsonl"))
-        .env("REFINE_LS_CONFIG", dir.path().join("none.toml"))
-        .env("REFINE_LS_CACHE_DIR", dir.path().join("cache"))
-        .env_remove("OPENAI_API_KEY")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run refine-ls");
@@ -647,7 +650,7 @@ fn the_default_model_reviews_a_change_with_diff_and_reports_sarif() {
     std::fs::write(d.join("sum.rs"), &buggy).unwrap();
     git(&["commit", "-q", "-am", "change"]);
     let started = Instant::now();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_refine-ls"))
+    let out = refine_ls_in(d)
         .args([
             "review",
             "--diff",
@@ -659,9 +662,6 @@ fn the_default_model_reviews_a_change_with_diff_and_reports_sarif() {
         .args(["--provider", "local", "--model-path"])
         .arg(default_model_path())
         .current_dir(d)
-        .env("REFINE_LS_CONFIG", d.join("none.toml"))
-        .env("REFINE_LS_CACHE_DIR", d.join("cache"))
-        .env_remove("OPENAI_API_KEY")
         .output()
         .expect("run refine-ls");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -706,15 +706,12 @@ fn on_the_default_model_a_dismissed_finding_and_its_fix_are_not_offered_again() 
     .unwrap();
     let review = || {
         let started = Instant::now();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_refine-ls"))
+        let out = refine_ls_in(d)
             .args(["review", "sum.rs", "--format", "json", "--force"])
             .args(["--provider", "local", "--model-path"])
             .arg(default_model_path())
             .current_dir(d)
-            .env("REFINE_LS_CONFIG", d.join("none.toml"))
-            .env("REFINE_LS_CACHE_DIR", d.join("cache"))
             .env("REFINE_LS_DATA_DIR", d.join("data"))
-            .env_remove("OPENAI_API_KEY")
             .output()
             .expect("run refine-ls");
         let report: Value = serde_json::from_slice(&out.stdout)
