@@ -1128,4 +1128,27 @@ async fn without_a_workspace_folder_a_dismissal_goes_to_the_users_own_store() {
             .contains("store is `workspace` or `user`, not `team`"),
         "{err}"
     );
+    // A finding the review does not show, or arguments that are not the command's, are
+    // refused with a sentence; the server goes on.
+    let err = client
+        .command(
+            "refine.dismissFinding",
+            json!([{"uri": URI, "reviewId": id, "findingId": 99}]),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("shows no finding 99"), "{err}");
+    let err = client
+        .command("refine.dismissFinding", json!([{"uri": URI}]))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("refine.dismissFinding takes"),
+        "{err}"
+    );
+    let err = client
+        .command("refine.undismiss", json!([{"uri": URI}]))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("refine.undismiss takes"), "{err}");
 }
