@@ -161,7 +161,9 @@ fn unreachable_default() -> Source {
 
 /// The models folder: `$REFINE_LS_MODELS_DIR`, else the user's cache (`~/.cache/refine-ls/models`).
 pub fn models_dir() -> Option<PathBuf> {
+    // Set but empty is unset: never the current folder (a 1 GB download into a checkout).
     std::env::var_os("REFINE_LS_MODELS_DIR")
+        .filter(|d| !d.is_empty())
         .map(PathBuf::from)
         .or_else(|| dirs::cache_dir().map(|d| d.join("refine-ls").join("models")))
 }
