@@ -32,6 +32,30 @@ pub struct Config {
     pub cache: CacheConfig,
     /// Inline hints, hover and code lenses.
     pub hints: HintsConfig,
+    /// What the reviewer keeps of its user's choices (local only, off by default).
+    pub learning: LearningConfig,
+}
+
+/// `learning.*`: the opt-in record of reviews and what the user did with them (for `refine-ls
+/// learn export` / `stats`). The user's own choice: a workspace's `.refine.toml` cannot set it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct LearningConfig {
+    /// Record each review (redacted) and the fate of its findings and revision, as JSONL in the
+    /// user's data folder.
+    pub record: bool,
+    /// The most the record may take on disk, in MiB (two files of half each; the older half
+    /// is dropped when the newer is full).
+    pub max_mb: u64,
+}
+
+impl Default for LearningConfig {
+    fn default() -> Self {
+        Self {
+            record: false,
+            max_mb: 32,
+        }
+    }
 }
 
 /// `hints.*`: how a review shows beside the code.
@@ -517,6 +541,13 @@ impl Layers {
                 if value.is_null() || (empty_object && schema_object) {
                     continue;
                 }
+                if *source == Source::Workspace && path.starts_with("learning.") {
+                    out.warnings.push(format!(
+                        "`{path}` in {} is ignored: recording is the user's choice (set it in the user's config file or the editor's settings)",
+                        source.label()
+                    ));
+                    continue;
+                }
                 if !key_exists(&defaults, &path) {
                     out.warnings.push(format!(
                         "unknown configuration key `{path}` in {} (ignored)",
@@ -564,6 +595,15 @@ pub fn user_config_path() -> Option<PathBuf> {
         return Some(PathBuf::from(p));
     }
     dirs::config_dir().map(|d| d.join("refine-ls").join("config.toml"))
+}
+
+/// The user's data folder for refine-ls (dismissals, the learning record): `$REFINE_LS_DATA_DIR`,
+/// else the platform's data folder (`~/.local/share/refine-ls`).
+pub fn user_data_dir() -> Option<PathBuf> {
+    std::env::var_os("REFINE_LS_DATA_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| dirs::data_dir().map(|d| d.join("refine-ls")))
 }
 
 /// Lists `(dotted.path, value)` for every value that is not an object the schema breaks down

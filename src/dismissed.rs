@@ -101,10 +101,7 @@ pub fn workspace_file(root: &Path) -> PathBuf {
 /// Where the user's own dismissals live (paths in it are absolute): `$REFINE_LS_DATA_DIR`,
 /// else the user's data folder (`~/.local/share/refine-ls`).
 pub fn user_file() -> Option<PathBuf> {
-    std::env::var_os("REFINE_LS_DATA_DIR")
-        .map(PathBuf::from)
-        .or_else(|| dirs::data_dir().map(|d| d.join("refine-ls")))
-        .map(|d| d.join("dismissed.toml"))
+    crate::config::user_data_dir().map(|d| d.join("dismissed.toml"))
 }
 
 impl Dismissals {

@@ -36,6 +36,8 @@ pub mod dismissed;
 pub mod document;
 /// Language ids, grammars and interface items.
 pub mod lang;
+/// The opt-in learning record (reviews and their fates) and its exports.
+pub mod learning;
 /// Model files: the catalogue, downloads, the models folder.
 pub mod models;
 /// Network helpers shared by providers and downloads.

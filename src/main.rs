@@ -31,6 +31,12 @@ enum Command {
         /// The workspace root (the current folder when left out).
         path: Option<PathBuf>,
     },
+    /// The learning record (`learning.record = true`): training sets and the reviewer's
+    /// precision as this user sees it.
+    Learn {
+        #[command(subcommand)]
+        action: cli::LearnAction,
+    },
     /// Models for the embedded provider (`provider.kind = "local"`).
     Model {
         #[command(subcommand)]
@@ -63,6 +69,7 @@ fn main() -> ExitCode {
         Some(Command::Review(review)) => ExitCode::from(runtime.block_on(cli::review(review))),
         Some(Command::Eval(eval)) => ExitCode::from(runtime.block_on(refine_ls::eval::eval(eval))),
         Some(Command::Doctor(doctor)) => ExitCode::from(runtime.block_on(cli::doctor(doctor))),
+        Some(Command::Learn { action }) => ExitCode::from(cli::learn(action)),
         Some(Command::Model { action }) => ExitCode::from(runtime.block_on(cli::model(action))),
         Some(Command::Trust { path }) => {
             let path = path.unwrap_or_else(|| PathBuf::from("."));

@@ -192,6 +192,21 @@ impl Vault {
         .into_owned()
     }
 
+    /// Replaces every occurrence of a secret already found by its placeholder, then any other
+    /// secret in `text`: for text that may hold a secret where the patterns would not see it
+    /// (a quote that cuts a key short of its prefix).
+    pub fn conceal(&mut self, text: &str) -> String {
+        let mut known: Vec<&Secret> = self.secrets.iter().collect();
+        known.sort_by_key(|s| std::cmp::Reverse(s.value.len()));
+        let mut out = text.to_owned();
+        for s in known {
+            if !s.value.is_empty() {
+                out = out.replace(&s.value, &s.placeholder);
+            }
+        }
+        self.redact(&out)
+    }
+
     /// The secrets replaced so far.
     pub fn secrets(&self) -> &[Secret] {
         &self.secrets

@@ -93,3 +93,14 @@ mod tests {
         assert_eq!(excerpt("ab", 3).as_deref(), Some("ab"));
     }
 }
+
+/// `   12 | code` for each line, numbering from zero-based `first_line`.
+pub fn number_lines(text: &str, first_line: usize) -> String {
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    let body = body.strip_suffix('\r').unwrap_or(body);
+    body.split('\n')
+        .enumerate()
+        .map(|(i, l)| format!("{:>5} | {}", first_line + i + 1, l.trim_end_matches('\r')))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

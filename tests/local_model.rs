@@ -759,3 +759,125 @@ fn on_the_default_model_a_dismissed_finding_and_its_fix_are_not_offered_again() 
         "{second}"
     );
 }
+
+/// The learning record on the default model, over the real transport: the README example is
+/// reviewed with `learning.record = true`, its revision applied as an editor applies the code
+/// action (edit, then `refine.applied`), and `learn export --format dpo` gives the pair: the
+/// applied revision chosen over the original.
+#[test]
+fn on_the_default_model_an_applied_revision_becomes_a_preference_pair() {
+    let _one_at_a_time = DEFAULT_MODEL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(applied_revision_becomes_a_preference_pair());
+}
+
+async fn applied_revision_becomes_a_preference_pair() {
+    let client = LspClient::start(&[]);
+    client
+        .initialize(
+            json!({"workspace": {"workspaceEdit": {"documentChanges": true}}}),
+            json!({"refine": {
+                "provider": {"kind": "local", "model_path": default_model_path(), "timeout_secs": 600},
+                "learning": {"record": true}
+            }}),
+        )
+        .await;
+    let code = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/buggy_sum.rs"),
+    )
+    .unwrap();
+    let uri = "file:///work/demo/sum.rs";
+    client.open(uri, "rust", &code).await;
+    let lines = u32::try_from(code.lines().count()).unwrap();
+    let started = Instant::now();
+    let id = client
+        .review(
+            uri,
+            json!({"start": {"line": 0, "character": 0}, "end": {"line": lines, "character": 0}}),
+        )
+        .await;
+    let done = client.finished_within(&id, Duration::from_secs(900)).await;
+    eprintln!(
+        "default model, recorded review: {:.1} s: {done}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(done["error"].is_null(), "{done}");
+    assert_eq!(
+        done["revision"], true,
+        "the README example's bug is fixed: {done}"
+    );
+    let diags = client.diagnostics(uri);
+    let on = diags.first().expect("a finding");
+    let actions = client.code_actions(uri, on["range"].clone()).await;
+    let apply = actions
+        .iter()
+        .find(|x| {
+            x["title"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("Refine: apply revision"))
+        })
+        .unwrap_or_else(|| panic!("no revision action: {actions:?}"));
+    let change = &apply["edit"]["documentChanges"][0];
+    let fixed =
+        support::lsp_client::apply_edits(&code, change["edits"].as_array().unwrap(), "utf-16");
+    client
+        .notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"text": fixed}]}),
+        )
+        .await;
+    let res = client
+        .command("refine.applied", apply["command"]["arguments"].clone())
+        .await
+        .unwrap();
+    assert_eq!(res["recorded"], true);
+
+    let data = client.cache_dir.path().join("data");
+    let out = tempfile::tempdir().unwrap();
+    let dpo = out.path().join("dpo.jsonl");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_refine-ls"))
+        .args(["learn", "export", "--format", "dpo", "--output"])
+        .arg(&dpo)
+        .env("REFINE_LS_DATA_DIR", &data)
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&run.stderr).into_owned();
+    eprintln!("default model, export: {summary}");
+    assert!(run.status.success(), "{summary}");
+    assert!(summary.contains("1 accepted-revision pairs"), "{summary}");
+    let pair: Value = serde_json::from_str(
+        std::fs::read_to_string(&dpo)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let chosen = pair["chosen"][0]["content"].as_str().unwrap();
+    let rejected = pair["rejected"][0]["content"].as_str().unwrap();
+    assert_ne!(chosen, rejected);
+    assert!(
+        fixed.contains(
+            chosen
+                .trim_start_matches("```rust\n")
+                .trim_end_matches("\n```")
+        ),
+        "{chosen}\n---\n{fixed}"
+    );
+    let stats = std::process::Command::new(env!("CARGO_BIN_EXE_refine-ls"))
+        .args(["learn", "stats"])
+        .env("REFINE_LS_DATA_DIR", &data)
+        .output()
+        .unwrap();
+    eprintln!(
+        "default model, stats:\n{}",
+        String::from_utf8_lossy(&stats.stdout)
+    );
+    assert!(stats.status.success());
+}

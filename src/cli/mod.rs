@@ -5,9 +5,11 @@
 mod change;
 mod diff;
 mod doctor;
+mod learn;
 mod report;
 
 pub use doctor::doctor;
+pub use learn::{LearnAction, learn};
 pub use report::ReportFormat;
 
 use std::io::Write;

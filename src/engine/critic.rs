@@ -14,6 +14,7 @@ use super::{Engine, Event, Finding, ReviewInput, ReviewOutcome, Run};
 use crate::document::line_span;
 use crate::llm::{ChatRequest, JsonSchema, Message};
 use crate::secrets::Vault;
+pub use crate::text::number_lines;
 
 /// At most this many self-consistency samples per critique.
 const MAX_SAMPLES: u32 = 9;
@@ -483,15 +484,4 @@ impl Engine<'_> {
         };
         (before, after)
     }
-}
-
-/// `   12 | code` for each line, numbering from zero-based `first_line`.
-pub fn number_lines(text: &str, first_line: usize) -> String {
-    let body = text.strip_suffix('\n').unwrap_or(text);
-    let body = body.strip_suffix('\r').unwrap_or(body);
-    body.split('\n')
-        .enumerate()
-        .map(|(i, l)| format!("{:>5} | {}", first_line + i + 1, l.trim_end_matches('\r')))
-        .collect::<Vec<_>>()
-        .join("\n")
 }

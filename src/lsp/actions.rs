@@ -10,6 +10,7 @@ use tower_lsp_server::ls_types::{
 
 use super::convert;
 use super::state::{DocState, DoneReview, ReviewStatus, State};
+use super::transport::LLM_MARKER;
 use crate::engine::Edit;
 
 /// Code action kind of "Refine: review selection".
@@ -48,7 +49,7 @@ pub fn code_actions(st: &State, params: &CodeActionParams) -> Option<CodeActionR
                     done.findings.len()
                 );
                 let all: Vec<_> = done.findings.iter().collect();
-                actions.push(fix.action(title, &entry.id, done, &all, edits, true));
+                actions.push(fix.action(title, &entry.id, done, &all, edits, None));
             }
         }
         // One quick fix per finding under the cursor whose lines the revision touches.
@@ -67,7 +68,7 @@ pub fn code_actions(st: &State, params: &CodeActionParams) -> Option<CodeActionR
                     short
                 };
                 let title = format!("Refine: fix: {short}");
-                actions.push(fix.action(title, &entry.id, done, &[f], edits, false));
+                actions.push(fix.action(title, &entry.id, done, &[f], edits, Some(f.id)));
             }
         }
     }
@@ -155,6 +156,78 @@ fn dismiss_actions(
     }
 }
 
+/// What a lazily built revision action carries in `data`.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Lazy {
+    refine: String,
+    uri: String,
+    review_id: String,
+    #[serde(default)]
+    finding_id: Option<usize>,
+    version: i32,
+}
+
+/// `codeAction/resolve`: a revision action's edit, for the version it was offered for. An
+/// action that is not ours comes back as it was; a stale one is refused with a sentence.
+pub fn resolve(st: &State, mut action: CodeAction) -> Result<CodeAction, String> {
+    let Some(data) = action.data.clone() else {
+        return Ok(action);
+    };
+    let Ok(lazy) = serde_json::from_value::<Lazy>(data) else {
+        return Ok(action);
+    };
+    if lazy.refine != "revision" {
+        return Ok(action);
+    }
+    let stale = || {
+        format!(
+            "the document changed since review {} (version {}): ask for code actions again",
+            lazy.review_id, lazy.version
+        )
+    };
+    let ds = st.docs.get(&lazy.uri).ok_or_else(stale)?;
+    if ds.doc.version() != lazy.version || ds.out_of_sync {
+        return Err(stale());
+    }
+    let done = ds
+        .reviews
+        .iter()
+        .find(|e| e.id == lazy.review_id)
+        .and_then(|e| match &e.status {
+            ReviewStatus::Done(d) if d.version == lazy.version => Some(d),
+            _ => None,
+        })
+        .ok_or_else(stale)?;
+    let edits = match lazy.finding_id {
+        None => done.revision.as_deref(),
+        Some(id) => done
+            .per_finding
+            .iter()
+            .find(|(f, _)| *f == id)
+            .map(|(_, e)| e.as_slice()),
+    }
+    .ok_or_else(stale)?;
+    let uri = std::str::FromStr::from_str(&lazy.uri).map_err(|e| format!("bad uri: {e}"))?;
+    if let Some(d) = action
+        .data
+        .as_mut()
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        d.insert(LLM_MARKER.to_owned(), serde_json::Value::Bool(true));
+    }
+    action.edit = Some(convert::versioned_edit(
+        ds.doc.rope(),
+        &uri,
+        done.version,
+        edits,
+        st.encoding,
+        st.caps.change_annotations,
+        !done.previewed,
+    ));
+    Ok(action)
+}
+
 /// Builds revision quick fixes for one document.
 struct Fixer<'a> {
     st: &'a State,
@@ -163,7 +236,9 @@ struct Fixer<'a> {
 }
 
 impl Fixer<'_> {
-    /// A quick fix applying `edits` (computed against `done.version`) for `findings`.
+    /// A quick fix applying `edits` (computed against `done.version`) for `findings`: the
+    /// whole revision, or (`only`) one finding's edits. Its command `refine.applied` tells the
+    /// server the edit went in (the learning record's fate).
     fn action(
         &self,
         title: String,
@@ -171,25 +246,50 @@ impl Fixer<'_> {
         done: &DoneReview,
         findings: &[&crate::engine::Finding],
         edits: &[Edit],
-        preferred: bool,
+        only: Option<usize>,
     ) -> CodeActionOrCommand {
+        let preferred = only.is_none();
+        let applied = json!({
+            "uri": self.uri,
+            "reviewId": review_id,
+            "findingIds": only.map(|id| vec![id]),
+        });
         let rope = self.ds.doc.rope();
         let diagnostics = findings
             .iter()
             .map(|f| convert::diagnostic(rope, f, review_id, self.st.encoding))
             .collect();
+        // With `codeAction/resolve`, the edit is computed when the user picks the action.
+        let lazy = self.st.caps.resolve_edit;
         CodeActionOrCommand::CodeAction(CodeAction {
             title,
             kind: Some(CodeActionKind::QUICKFIX),
             diagnostics: Some(diagnostics),
-            edit: Some(convert::versioned_edit(
-                rope,
-                self.uri,
-                done.version,
-                edits,
-                self.st.encoding,
-                self.st.caps.change_annotations,
-            )),
+            edit: (!lazy).then(|| {
+                convert::versioned_edit(
+                    rope,
+                    self.uri,
+                    done.version,
+                    edits,
+                    self.st.encoding,
+                    self.st.caps.change_annotations,
+                    !done.previewed,
+                )
+            }),
+            // Made by a model: `tags: [LLMGenerated]` on the wire (see `transport`).
+            data: Some(if lazy {
+                json!({
+                    "refine": "revision", "uri": self.uri, "reviewId": review_id,
+                    "findingId": only, "version": done.version, LLM_MARKER: true,
+                })
+            } else {
+                json!({ LLM_MARKER: true })
+            }),
+            command: Some(Command {
+                title: "Refine: revision applied".to_owned(),
+                command: "refine.applied".to_owned(),
+                arguments: Some(vec![applied]),
+            }),
             is_preferred: preferred.then_some(true),
             ..CodeAction::default()
         })

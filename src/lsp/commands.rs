@@ -16,6 +16,7 @@ use crate::dismissed::{Dismissal, Scope, fingerprint};
 use crate::document::{line_span, widen_to_lines};
 use crate::engine::ReviewInput;
 use crate::lang::language_for_path;
+use crate::learning::Fate;
 
 /// Commands the server executes.
 pub const COMMANDS: &[&str] = &[
@@ -29,6 +30,7 @@ pub const COMMANDS: &[&str] = &[
     "refine.dismiss",
     "refine.dismissFinding",
     "refine.undismiss",
+    "refine.applied",
 ];
 
 /// Runs one command.
@@ -45,6 +47,7 @@ pub async fn execute(server: &Backend, params: ExecuteCommandParams) -> RpcResul
         "refine.dismiss" => dismiss(server, &arg)?,
         "refine.dismissFinding" => dismiss_finding(server, arg)?,
         "refine.undismiss" => undismiss(server, &arg)?,
+        "refine.applied" => applied(server, arg)?,
         other => {
             return Err(invalid_params(format!(
                 "unknown command `{other}`; refine-ls runs {}",
@@ -144,6 +147,7 @@ fn find_revision(server: &Backend, target: &ReviewTarget) -> Option<Shown> {
                 edits,
                 st.encoding,
                 st.caps.change_annotations,
+                !done.previewed,
             )
         }),
         revised: fits.then(|| crate::engine::edits::apply(&ds.doc.rope().to_string(), edits, 0)),
@@ -152,9 +156,18 @@ fn find_revision(server: &Backend, target: &ReviewTarget) -> Option<Shown> {
 
 /// `refine.showRevision` `[{"uri", "reviewId"?}]`: the diff and the revised document.
 fn show_revision(server: &Backend, arg: &Value) -> RpcResult<Value> {
-    let Some(s) = find_revision(server, &ReviewTarget::from(arg)?) else {
+    let target = ReviewTarget::from(arg)?;
+    let Some(s) = find_revision(server, &target) else {
         return Ok(Value::Null);
     };
+    let service = {
+        let mut st = lock(&server.state);
+        st.mark_previewed(&target.uri, &s.id);
+        st.service.clone()
+    };
+    if let Some(service) = service {
+        service.record_fate(&s.id, Fate::Previewed, Vec::new(), None);
+    }
     Ok(json!({
         "reviewId": s.id, "version": s.version, "fixes": s.fixes, "findings": s.findings,
         "diff": s.diff, "revised": s.revised,
@@ -173,9 +186,17 @@ fn apply_revision(server: &Backend, arg: &Value) -> RpcResult<Value> {
     };
     // Sent from a task: a handler must not wait on the client.
     let client = server.client.clone();
+    let service = lock(&server.state).service.clone();
+    let id = s.id.clone();
     tokio::spawn(async move {
-        if let Err(e) = client.apply_edit(edit).await {
-            tracing::warn!("workspace/applyEdit failed: {e}");
+        match client.apply_edit(edit).await {
+            Ok(r) if r.applied => {
+                if let Some(service) = service {
+                    service.record_fate(&id, Fate::Applied, Vec::new(), None);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("workspace/applyEdit failed: {e}"),
         }
     });
     Ok(json!({"reviewId": s.id, "applied": "requested"}))
@@ -298,9 +319,18 @@ fn dismiss_finding(server: &Backend, arg: Value) -> RpcResult<Value> {
     let written = service
         .dismiss(&store, dismissal.clone())
         .map_err(internal)?;
-    let hidden = lock(&server.state).hide_dismissed(&key, |f| {
+    let moved = lock(&server.state).hide_dismissed(&key, |f| {
         dismissal.covers(&path, &f.raw.principle, &f.raw.quote)
     });
+    let hidden: usize = moved.iter().map(|(_, ids)| ids.len()).sum();
+    let scope_name = match scope {
+        Scope::Finding => "finding",
+        Scope::Principle => "principle",
+        Scope::File => "file",
+    };
+    for (review, ids) in moved {
+        service.record_fate(&review, Fate::Dismissed, ids, Some(scope_name));
+    }
     server.republish(&key);
     Ok(json!({ "hidden": hidden, "written": written, "file": store.display().to_string() }))
 }
@@ -336,9 +366,46 @@ fn undismiss(server: &Backend, arg: &Value) -> RpcResult<Value> {
         .collect();
     let removed = service.undismiss(&paths, &covered);
     let shown = findings.len();
+    if shown > 0 {
+        service.record_fate(
+            &id,
+            Fate::Undismissed,
+            findings.iter().map(|f| f.id).collect(),
+            None,
+        );
+    }
     lock(&server.state).show_again(&target.uri, &id, findings);
     server.republish(&target.uri);
     Ok(json!({ "shown": shown, "removed": removed.map_err(internal)? }))
+}
+
+/// `refine.applied` `[{"uri", "reviewId", "findingIds"?}]`: a revision quick fix's edit went
+/// in (the editor runs it after applying the edit): the whole revision, or only the edits of
+/// `findingIds`. Only the learning record uses it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AppliedArgs {
+    review_id: String,
+    #[serde(default)]
+    finding_ids: Option<Vec<usize>>,
+}
+
+fn applied(server: &Backend, arg: Value) -> RpcResult<Value> {
+    let args: AppliedArgs = serde_json::from_value(arg).map_err(|e| {
+        invalid_params(format!(
+            "refine.applied takes [{{\"uri\", \"reviewId\", \"findingIds\"?}}]: {e}"
+        ))
+    })?;
+    let service = lock(&server.state).service.clone();
+    let recorded = service.is_some_and(|s| {
+        let recording = s.recording();
+        match args.finding_ids {
+            Some(ids) => s.record_fate(&args.review_id, Fate::AppliedFindings, ids, None),
+            None => s.record_fate(&args.review_id, Fate::Applied, Vec::new(), None),
+        }
+        recording
+    });
+    Ok(json!({ "recorded": recorded }))
 }
 
 /// Starts a review job and returns its id.

@@ -125,6 +125,7 @@ pub fn versioned_edit(
     edits: &[Edit],
     enc: PositionEncoding,
     annotate: bool,
+    confirm: bool,
 ) -> WorkspaceEdit {
     const ANNOTATION: &str = "refine-revision";
     let edits = edits
@@ -147,7 +148,7 @@ pub fn versioned_edit(
             ANNOTATION.to_owned(),
             lsp::ChangeAnnotation {
                 label: "Refine revision".to_owned(),
-                needs_confirmation: Some(true),
+                needs_confirmation: Some(confirm),
                 description: Some(
                     "A revision proposed by refine-ls: review each change".to_owned(),
                 ),

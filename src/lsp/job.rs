@@ -224,6 +224,10 @@ impl Job {
             }
             st.finish_review(&uri_key, &self.id, &outcome)
         };
+        if stored {
+            self.service
+                .record_review(&self.id, &self.input, self.file.as_deref(), &outcome);
+        }
         let cancelled = outcome.cancelled || (!stored && outcome.error.is_none());
         let (done_tx, done_rx) = oneshot::channel();
         if self.publish.send((uri_key.clone(), Some(done_tx))).is_ok() {
@@ -300,6 +304,7 @@ impl Job {
                             edits,
                             st.encoding,
                             st.caps.change_annotations,
+                            !done.previewed,
                         )
                     })
                 }
@@ -312,7 +317,14 @@ impl Job {
             edit,
         };
         match self.client.apply_edit(params.edit).await {
-            Ok(r) if r.applied => {}
+            Ok(r) if r.applied => {
+                self.service.record_fate(
+                    &self.id,
+                    crate::learning::Fate::Applied,
+                    Vec::new(),
+                    None,
+                );
+            }
             Ok(r) => {
                 tracing::info!(reason = ?r.failure_reason, "client did not apply the revision")
             }

@@ -42,11 +42,15 @@ pub async fn serve_stdio() {
         // (tower-lsp-server has no handler for this notification of LSP 3.15.)
         .custom_method("window/workDoneProgress/cancel", Backend::progress_cancel)
         .finish();
-    let stdin = transport::guard(tokio::io::stdin());
-    LspTransport::new(stdin, tokio::io::stdout(), socket)
+    let tags = transport::Tags::default();
+    let stdin = transport::guard_noting(tokio::io::stdin(), tags.clone());
+    let (stdout, written) = transport::tagger(tokio::io::stdout(), tags);
+    LspTransport::new(stdin, stdout, socket)
         .concurrency_level(64)
         .serve(service)
         .await;
+    // The framework's writer is gone: the last frames are on their way out.
+    let _ = written.await;
 }
 
 /// The language server.
@@ -281,6 +285,12 @@ impl LanguageServer for Backend {
                 .and_then(|e| e.change_annotation_support.as_ref())
                 .is_some(),
             configuration: workspace.and_then(|w| w.configuration).unwrap_or(false),
+            resolve_edit: caps
+                .text_document
+                .as_ref()
+                .and_then(|t| t.code_action.as_ref())
+                .and_then(|c| c.resolve_support.as_ref())
+                .is_some_and(|r| r.properties.iter().any(|p| p == "edit")),
             push: diagnostics_mode != "pull" || !client_pulls,
             pull: client_pulls && diagnostics_mode != "push",
         };
@@ -319,6 +329,7 @@ impl LanguageServer for Backend {
                             CodeActionKind::new(actions::KIND_REVIEW),
                             CodeActionKind::new(actions::KIND_REFINE),
                         ]),
+                        resolve_provider: Some(client_caps.resolve_edit),
                         ..lsp::CodeActionOptions::default()
                     },
                 )),
@@ -452,6 +463,11 @@ impl LanguageServer for Backend {
                 ds.doc.set_version(params.text_document.version);
             }
             st.stamp_version(&key);
+            if let Some(service) = &st.service {
+                for id in &effects.superseded {
+                    service.record_fate(id, crate::learning::Fate::Superseded, Vec::new(), None);
+                }
+            }
         }
         if effects.republish {
             self.republish(&key);
@@ -511,6 +527,11 @@ impl LanguageServer for Backend {
 
     async fn code_action(&self, params: CodeActionParams) -> RpcResult<Option<CodeActionResponse>> {
         Ok(actions::code_actions(&lock(&self.state), &params))
+    }
+
+    async fn code_action_resolve(&self, action: lsp::CodeAction) -> RpcResult<lsp::CodeAction> {
+        actions::resolve(&lock(&self.state), action)
+            .map_err(tower_lsp_server::jsonrpc::Error::invalid_params)
     }
 
     async fn inlay_hint(

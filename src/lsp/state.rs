@@ -31,6 +31,9 @@ pub struct ClientCaps {
     pub diagnostic_refresh: bool,
     /// Change annotations in workspace edits.
     pub change_annotations: bool,
+    /// The client resolves a code action's `edit` (`codeAction/resolve`): revision edits are
+    /// computed then, not with the list.
+    pub resolve_edit: bool,
     /// Push diagnostics (`textDocument/publishDiagnostics`).
     pub push: bool,
     /// Serve pull diagnostics (`textDocument/diagnostic`).
@@ -55,6 +58,9 @@ pub struct DoneReview {
     pub per_finding: Vec<(usize, Vec<Edit>)>,
     /// The document version the offsets fit.
     pub version: i32,
+    /// The user looked at the revision (`refine.showRevision`): its edits no longer need
+    /// confirming change by change.
+    pub previewed: bool,
 }
 
 /// Where a review is.
@@ -153,6 +159,9 @@ pub struct ChangeEffects {
     pub dropped: Vec<String>,
     /// Some review's results moved or disappeared: diagnostics must be published again.
     pub republish: bool,
+    /// Finished reviews dropped while they offered a revision (the user edited the lines
+    /// instead of applying it).
+    pub superseded: Vec<String>,
 }
 
 impl State {
@@ -220,8 +229,12 @@ impl State {
         let after = ds.doc.rope().clone();
         ds.reviews.retain_mut(|entry| {
             if overlaps(&span, &entry.region, &after) {
-                if let ReviewStatus::Running { cancel, .. } = &entry.status {
-                    cancel.cancel();
+                match &entry.status {
+                    ReviewStatus::Running { cancel, .. } => cancel.cancel(),
+                    ReviewStatus::Done(done) if done.revision.is_some() => {
+                        effects.superseded.push(entry.id.clone());
+                    }
+                    ReviewStatus::Done(_) => {}
                 }
                 effects.dropped.push(entry.id.clone());
                 effects.republish = true;
@@ -321,6 +334,7 @@ impl State {
             fixes: outcome.revision.as_ref().map_or(0, |r| r.fixes),
             per_finding,
             version,
+            previewed: false,
         });
         true
     }
@@ -340,23 +354,36 @@ impl State {
     }
 
     /// Moves the shown findings of `uri`'s finished reviews that `covered` says a new
-    /// dismissal covers to their reviews' dismissed list; how many.
-    pub fn hide_dismissed(&mut self, uri: &str, covered: impl Fn(&Finding) -> bool) -> usize {
+    /// dismissal covers to their reviews' dismissed list; which (review id, finding ids).
+    pub fn hide_dismissed(
+        &mut self,
+        uri: &str,
+        covered: impl Fn(&Finding) -> bool,
+    ) -> Vec<(String, Vec<usize>)> {
         let Some(ds) = self.docs.get_mut(uri) else {
-            return 0;
+            return Vec::new();
         };
-        let mut moved = 0;
+        let mut moved = Vec::new();
         for e in &mut ds.reviews {
             if let ReviewStatus::Done(done) = &mut e.status {
                 let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut done.findings)
                     .into_iter()
                     .partition(&covered);
-                moved += gone.len();
+                if !gone.is_empty() {
+                    moved.push((e.id.clone(), gone.iter().map(|f| f.id).collect()));
+                }
                 done.findings = kept;
                 done.dismissed.extend(gone);
             }
         }
         moved
+    }
+
+    /// Marks a finished review's revision as looked at.
+    pub fn mark_previewed(&mut self, uri: &str, id: &str) {
+        if let Some(ReviewStatus::Done(done)) = self.entry_mut(uri, id).map(|e| &mut e.status) {
+            done.previewed = true;
+        }
     }
 
     /// Takes one review's dismissed findings out (to be shown again); none when it has none.

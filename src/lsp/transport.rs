@@ -4,9 +4,113 @@
 //! first and replaces each malformed one by a well-formed request to
 //! [`MALFORMED_METHOD`], whose handler answers with the JSON-RPC error the client should
 //! have got (parse error or invalid request, id null). Nothing else is changed.
+//!
+//! It also carries what LSP 3.18 has and the framework's types do not: `CodeAction.tags`. The
+//! guard notes whether the client's `initialize` announces `codeAction.tagSupport` with
+//! `LLMGenerated` (1); [`tagger`] sits in front of stdout and turns the marker a model-made
+//! code action carries in its `data` ([`LLM_MARKER`]) into `tags: [1]` for such a client, and
+//! drops it for any other.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+
+/// The key in a code action's `data` that marks it as made by a model (`tags: [LLMGenerated]`
+/// on the wire).
+pub const LLM_MARKER: &str = "refineLlmGenerated";
+
+/// `CodeActionTag.LLMGenerated` (LSP 3.18).
+const LLM_GENERATED: u64 = 1;
+
+/// Whether the client announced `codeAction.tagSupport` with `LLMGenerated`.
+#[derive(Debug, Clone, Default)]
+pub struct Tags(Arc<AtomicBool>);
+
+impl Tags {
+    fn note_initialize(&self, body: &[u8]) {
+        let Ok(v) = serde_json::from_slice::<Value>(body) else {
+            return;
+        };
+        if v.get("method").and_then(Value::as_str) != Some("initialize") {
+            return;
+        }
+        let supported = v
+            .pointer("/params/capabilities/textDocument/codeAction/tagSupport/valueSet")
+            .and_then(Value::as_array)
+            .is_some_and(|set| set.iter().any(|t| t.as_u64() == Some(LLM_GENERATED)));
+        self.0.store(supported, Ordering::Relaxed);
+    }
+}
+
+/// A writer for the framework: frames written to it reach `output` with the model-made marks
+/// turned into tags (see the module). The task ends when the writer is dropped; await it so
+/// that the last frames are out before the process ends.
+pub fn tagger<W: AsyncWrite + Unpin + Send + 'static>(
+    mut output: W,
+    tags: Tags,
+) -> (tokio::io::DuplexStream, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = tokio::io::duplex(1 << 16);
+    let task = tokio::spawn(async move {
+        let mut reader = BufReader::new(rx);
+        while let Some(body) = next_frame(&mut reader).await {
+            let body = retag(body, tags.0.load(Ordering::Relaxed));
+            let frame = format!("Content-Length: {}\r\n\r\n", body.len());
+            if output.write_all(frame.as_bytes()).await.is_err()
+                || output.write_all(&body).await.is_err()
+                || output.flush().await.is_err()
+            {
+                break;
+            }
+        }
+    });
+    (tx, task)
+}
+
+/// A response body with each marked code action tagged (or only unmarked).
+fn retag(body: Vec<u8>, supported: bool) -> Vec<u8> {
+    if !body
+        .windows(LLM_MARKER.len())
+        .any(|w| w == LLM_MARKER.as_bytes())
+    {
+        return body;
+    }
+    let Ok(mut v) = serde_json::from_slice::<Value>(&body) else {
+        return body;
+    };
+    let Some(result) = v.get_mut("result") else {
+        return body;
+    };
+    let mut tag = |action: &mut Value| {
+        let Some(obj) = action.as_object_mut() else {
+            return;
+        };
+        let marked = obj
+            .get_mut("data")
+            .and_then(Value::as_object_mut)
+            .and_then(|d| d.remove(LLM_MARKER))
+            .is_some();
+        if !marked {
+            return;
+        }
+        if obj
+            .get("data")
+            .and_then(Value::as_object)
+            .is_some_and(serde_json::Map::is_empty)
+        {
+            obj.remove("data");
+        }
+        if supported {
+            obj.insert("tags".to_owned(), json!([LLM_GENERATED]));
+        }
+    };
+    match result {
+        Value::Array(items) => items.iter_mut().for_each(&mut tag),
+        other => tag(other),
+    }
+    serde_json::to_vec(&v).unwrap_or(body)
+}
 
 /// The internal method a malformed frame is turned into.
 pub const MALFORMED_METHOD: &str = "refine/malformedMessage";
@@ -16,10 +120,19 @@ const MAX_FRAME: usize = 256 * 1024 * 1024;
 
 /// Returns a reader that yields `input`'s frames with malformed ones replaced.
 pub fn guard<R: AsyncRead + Unpin + Send + 'static>(input: R) -> tokio::io::DuplexStream {
+    guard_noting(input, Tags::default())
+}
+
+/// [`guard`], noting the client's tag support from its `initialize`.
+pub fn guard_noting<R: AsyncRead + Unpin + Send + 'static>(
+    input: R,
+    tags: Tags,
+) -> tokio::io::DuplexStream {
     let (mut tx, rx) = tokio::io::duplex(1 << 16);
     tokio::spawn(async move {
         let mut reader = BufReader::new(input);
         while let Some(body) = next_frame(&mut reader).await {
+            tags.note_initialize(&body);
             let frame = format!("Content-Length: {}\r\n\r\n", body.len());
             if tx.write_all(frame.as_bytes()).await.is_err() || tx.write_all(&body).await.is_err() {
                 break;

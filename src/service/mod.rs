@@ -4,6 +4,8 @@
 //! default local model. The LSP server, the command line (`review`, `doctor`) and `eval` all
 //! review through it; none assembles the parts itself. It knows no LSP.
 
+mod record;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -15,6 +17,7 @@ use crate::config::{Config, ProviderConfig, Resolved};
 use crate::dismissed::{self, Dismissal, Dismissals};
 use crate::engine::verify::CommandCheck;
 use crate::engine::{Engine, Event, ReviewInput, ReviewOutcome};
+use crate::learning::{Fate, FateRecord, Record, Recorder};
 use crate::llm::{Provider, ProviderError};
 use crate::prompts::Prompts;
 
@@ -76,6 +79,8 @@ pub struct ReviewService {
     command: Option<String>,
     /// Why a workspace's `verify.command` may not run.
     command_refused: Option<String>,
+    /// The learning record, when `learning.record` is on.
+    recorder: Option<Recorder>,
 }
 
 impl ReviewService {
@@ -99,6 +104,18 @@ impl ReviewService {
             None
         };
         let (command, command_refused) = crate::trust::verify_command(&resolved, root.as_deref());
+        let learning = &resolved.config.learning;
+        let recorder = if learning.record {
+            let dir = crate::learning::default_dir();
+            if dir.is_none() {
+                tracing::warn!(
+                    "learning.record is on but there is no data folder (set REFINE_LS_DATA_DIR): nothing is recorded"
+                );
+            }
+            dir.map(|d| Recorder::new(d, learning.max_mb.saturating_mul(1024 * 1024)))
+        } else {
+            None
+        };
         Self {
             resolved,
             root,
@@ -107,6 +124,7 @@ impl ReviewService {
             cache,
             command,
             command_refused,
+            recorder,
         }
     }
 
@@ -288,6 +306,72 @@ impl ReviewService {
             .await;
         drop_dismissed(&paths, &dismissals, &mut outcome);
         outcome
+    }
+
+    /// Whether reviews are recorded (`learning.record`).
+    pub fn recording(&self) -> bool {
+        self.recorder.is_some()
+    }
+
+    /// Adds a finished review to the learning record (nothing unless `learning.record`):
+    /// `review_id` is the id the editor knows it by.
+    pub fn record_review(
+        &self,
+        review_id: &str,
+        input: &ReviewInput,
+        file: Option<&Path>,
+        outcome: &ReviewOutcome,
+    ) {
+        let Some(recorder) = &self.recorder else {
+            return;
+        };
+        if outcome.error.is_some() || outcome.cancelled {
+            return;
+        }
+        let models = match self.providers() {
+            Ok(p) => (p.critic.describe(), p.reviser.describe()),
+            Err(_) => return,
+        };
+        let paths = self.dismissal_paths(&input.path, file);
+        let told = ReviewInput {
+            unwanted: self
+                .dismissals()
+                .map(|d| unwanted(&d, &paths))
+                .unwrap_or_default(),
+            ..input.clone()
+        };
+        let path = self
+            .relative_path(file)
+            .unwrap_or_else(|| input.path.clone());
+        let rec = record::review_record(
+            crate::learning::record_id(review_id),
+            path,
+            &told,
+            outcome,
+            models,
+        );
+        recorder.append(&Record::Review(Box::new(rec)));
+    }
+
+    /// Adds what the user did with a review to the learning record (nothing unless
+    /// `learning.record`).
+    pub fn record_fate(
+        &self,
+        review_id: &str,
+        fate: Fate,
+        findings: Vec<usize>,
+        scope: Option<&str>,
+    ) {
+        let Some(recorder) = &self.recorder else {
+            return;
+        };
+        recorder.append(&Record::Fate(FateRecord {
+            id: crate::learning::record_id(review_id),
+            at: crate::learning::now(),
+            fate,
+            findings,
+            scope: scope.map(str::to_owned),
+        }));
     }
 
     /// The dismissals in force: the workspace's (`.refine/dismissed.toml`, shared through version
