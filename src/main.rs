@@ -31,6 +31,9 @@ enum Command {
         /// The workspace root (the current folder when left out).
         path: Option<PathBuf>,
     },
+    /// Dismiss a finding (`--principle` and `--quote`), a principle in a file, or a file, in
+    /// `.refine/dismissed.toml` (`--scope workspace`) or your own store (`--scope user`).
+    Dismiss(cli::DismissArgs),
     /// The learning record (`learning.record = true`): training sets and the reviewer's
     /// precision as this user sees it.
     Learn {
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Some(Command::Review(review)) => ExitCode::from(runtime.block_on(cli::review(review))),
         Some(Command::Eval(eval)) => ExitCode::from(runtime.block_on(refine_ls::eval::eval(eval))),
         Some(Command::Doctor(doctor)) => ExitCode::from(runtime.block_on(cli::doctor(doctor))),
+        Some(Command::Dismiss(args)) => ExitCode::from(cli::dismiss(args)),
         Some(Command::Learn { action }) => ExitCode::from(cli::learn(action)),
         Some(Command::Model { action }) => ExitCode::from(runtime.block_on(cli::model(action))),
         Some(Command::Trust { path }) => {

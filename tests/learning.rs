@@ -592,3 +592,58 @@ async fn revision_actions_are_tagged_and_their_edits_resolved_lazily() {
         "{apply}"
     );
 }
+
+/// `refine-ls dismiss … --scope workspace|user`: the same dismissal an editor writes, in the
+/// workspace's file (relative path) or the user's own (absolute path).
+#[test]
+fn the_command_line_dismisses_into_either_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join(".git")).unwrap();
+    std::fs::create_dir_all(d.join("src")).unwrap();
+    std::fs::write(d.join("src/sum.rs"), "fn f() {}\n").unwrap();
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_refine-ls"))
+            .args([
+                "dismiss",
+                "src/sum.rs",
+                "--principle",
+                "correctness",
+                "--quote",
+                "1..xs.len()",
+            ])
+            .args(extra)
+            .current_dir(d)
+            .env("REFINE_LS_DATA_DIR", d.join("data"))
+            .env("REFINE_LS_CONFIG", d.join("none.toml"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let written = run(&[]);
+    assert!(written.ends_with(".refine/dismissed.toml"), "{written}");
+    let t: toml::Value = toml::from_str(&std::fs::read_to_string(&written).unwrap()).unwrap();
+    assert_eq!(t["dismissed"][0]["path"].as_str(), Some("src/sum.rs"));
+    assert_eq!(
+        t["dismissed"][0]["fingerprint"].as_str(),
+        Some(
+            refine_ls::dismissed::fingerprint("src/sum.rs", "correctness", "1..xs.len()").as_str()
+        )
+    );
+    let written = run(&["--scope", "user"]);
+    assert_eq!(
+        std::path::PathBuf::from(&written),
+        d.join("data/dismissed.toml")
+    );
+    let t: toml::Value = toml::from_str(&std::fs::read_to_string(&written).unwrap()).unwrap();
+    let path = t["dismissed"][0]["path"].as_str().unwrap();
+    assert!(
+        path.starts_with('/') && path.ends_with("src/sum.rs"),
+        "{path}"
+    );
+}

@@ -116,3 +116,87 @@ fn run(action: LearnAction) -> Result<(), String> {
         }
     }
 }
+
+/// `refine-ls dismiss`: what "Refine: dismiss …" does in an editor, from the terminal.
+#[derive(Debug, clap::Args)]
+pub struct DismissArgs {
+    /// The file.
+    pub path: PathBuf,
+    /// The finding's principle (with `--quote`: that finding; alone: the principle in this
+    /// file; neither: every finding in this file).
+    #[arg(long)]
+    pub principle: Option<String>,
+    /// The code the finding quotes (its `quote` in `review --format json`).
+    #[arg(long, requires = "principle")]
+    pub quote: Option<String>,
+    /// `workspace` (`.refine/dismissed.toml`, shared through version control) or `user` (your
+    /// own store, every workspace).
+    #[arg(long, default_value = "workspace")]
+    pub scope: StoreArg,
+}
+
+/// Where a dismissal is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreArg {
+    /// `.refine/dismissed.toml` at the workspace root.
+    Workspace,
+    /// The user's data folder.
+    User,
+}
+
+/// Runs `refine-ls dismiss`; prints the file written.
+pub fn dismiss(args: DismissArgs) -> u8 {
+    use crate::dismissed::{Dismissal, Scope, fingerprint};
+    if !args.path.is_file() {
+        eprintln!("refine-ls: {} is not a file", args.path.display());
+        return super::EXIT_ERROR;
+    }
+    let root = super::workspace_root(&args.path);
+    let file = std::fs::canonicalize(&args.path).ok();
+    let resolved = super::load_config(root.as_deref(), &crate::flags::ProviderFlags::default());
+    let service = crate::service::ReviewService::new(
+        resolved,
+        root,
+        std::sync::Arc::new(Prompts::load(None)),
+        None,
+    );
+    let shown = args.path.display().to_string();
+    let target = service.dismissal_target(&shown, file.as_deref(), args.scope == StoreArg::User);
+    let (store, path) = match target {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("refine-ls: {e}");
+            return super::EXIT_ERROR;
+        }
+    };
+    let scope = match (&args.principle, &args.quote) {
+        (Some(_), Some(_)) => Scope::Finding,
+        (Some(_), None) => Scope::Principle,
+        _ => Scope::File,
+    };
+    let one = scope == Scope::Finding;
+    let dismissal = Dismissal {
+        path: path.clone(),
+        scope,
+        principle: args.principle.clone(),
+        fingerprint: match (&args.principle, &args.quote) {
+            (Some(p), Some(q)) => Some(fingerprint(&path, p, q)),
+            _ => None,
+        },
+        quote: args.quote.clone().filter(|_| one),
+        message: None,
+    };
+    match service.dismiss(&store, dismissal) {
+        Ok(added) => {
+            println!("{}", store.display());
+            if !added {
+                eprintln!("refine-ls: already dismissed");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("refine-ls: {e}");
+            super::EXIT_ERROR
+        }
+    }
+}

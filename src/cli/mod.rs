@@ -9,7 +9,7 @@ mod learn;
 mod report;
 
 pub use doctor::doctor;
-pub use learn::{LearnAction, learn};
+pub use learn::{DismissArgs, LearnAction, dismiss, learn};
 pub use report::ReportFormat;
 
 use std::io::Write;
