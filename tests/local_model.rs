@@ -137,6 +137,18 @@ fn long_prompt(m: &LocalModel) -> String {
 #[test]
 fn a_cancellation_during_prompt_processing_stops_within_a_second() {
     let m = own_model();
+    // The worker makes its context after `open` returns: under load that can take longer than
+    // the 300 ms below, and a job cancelled before it starts is skipped (nothing processed,
+    // nothing to reuse). One short answer first, so the long prompt starts at once.
+    m.generate(
+        &chat(&m, "Hi"),
+        None,
+        1,
+        0.0,
+        &CancellationToken::new(),
+        &mut |_| {},
+    )
+    .unwrap();
     let prompt = long_prompt(&m);
     let cancel = CancellationToken::new();
     let c = cancel.clone();
