@@ -192,17 +192,21 @@ impl Vault {
         .into_owned()
     }
 
-    /// Replaces every occurrence of a secret already found by its placeholder, then any other
-    /// secret in `text`: for text that may hold a secret where the patterns would not see it
-    /// (a quote that cuts a key short of its prefix).
+    /// Replaces every occurrence of a secret already found by its placeholder, and every
+    /// stretch of [`MIN_FRAGMENT`] characters or more of one, then any other secret in `text`:
+    /// for text that may hold a secret where the patterns would not see it (a quote that cuts a
+    /// key short of its prefix, a model's answer that repeats half of one).
     pub fn conceal(&mut self, text: &str) -> String {
         let mut known: Vec<&Secret> = self.secrets.iter().collect();
         known.sort_by_key(|s| std::cmp::Reverse(s.value.len()));
         let mut out = text.to_owned();
-        for s in known {
+        for s in &known {
             if !s.value.is_empty() {
                 out = out.replace(&s.value, &s.placeholder);
             }
+        }
+        for s in &known {
+            out = conceal_fragments(&out, &s.value, &s.placeholder);
         }
         self.redact(&out)
     }
@@ -211,6 +215,44 @@ impl Vault {
     pub fn secrets(&self) -> &[Secret] {
         &self.secrets
     }
+}
+
+/// The shortest part of a known secret [`Vault::conceal`] hides on its own.
+pub const MIN_FRAGMENT: usize = 8;
+
+/// `text` with each longest stretch of at least [`MIN_FRAGMENT`] bytes that also occurs in
+/// `secret` replaced by `placeholder`. (If a stretch is not in the secret, no longer one from
+/// the same start is, so each start is extended only while it matches.)
+fn conceal_fragments(text: &str, secret: &str, placeholder: &str) -> String {
+    if secret.len() < MIN_FRAGMENT || text.len() < MIN_FRAGMENT {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    while let Some(c) = text[at..].chars().next() {
+        let mut best = None;
+        let mut end = at.saturating_add(MIN_FRAGMENT);
+        while end <= text.len() {
+            if text.is_char_boundary(end) {
+                if !secret.contains(&text[at..end]) {
+                    break;
+                }
+                best = Some(end);
+            }
+            end = end.saturating_add(1);
+        }
+        match best {
+            Some(end) => {
+                out.push_str(placeholder);
+                at = end;
+            }
+            None => {
+                out.push(c);
+                at = at.saturating_add(c.len_utf8());
+            }
+        }
+    }
+    out
 }
 
 /// Whether text holds anything that looks like a placeholder.
@@ -292,6 +334,33 @@ mod tests {
         assert!(!r.contains("sk-proj"));
         assert_eq!(r.matches("REDACTED_SECRET_1").count(), 2);
         assert_eq!(v.restore(&r), code);
+    }
+
+    #[test]
+    fn conceal_hides_a_known_secret_and_any_long_part_of_it() {
+        let key = "sk-proj-abcdefghijklmnopqrstuvwxyz012345";
+        let mut v = Vault::default();
+        let code = v.redact(&format!("let k = \"{key}\";"));
+        assert_eq!(code, "let k = \"REDACTED_SECRET_1\";");
+        // Whole, cut short of its prefix, half of it inside other text, in non-ASCII text.
+        for (text, want) in [
+            (format!("uses {key} here"), "uses REDACTED_SECRET_1 here"),
+            (
+                "quote: ghijklmnopqrstuv".to_owned(),
+                "quote: REDACTED_SECRET_1",
+            ),
+            ("é«qrstuvwxyz01»é".to_owned(), "é«REDACTED_SECRET_1»é"),
+        ] {
+            assert_eq!(v.conceal(&text), want, "{text}");
+        }
+        // Fewer than MIN_FRAGMENT characters of it, and ordinary words, stay.
+        for text in [
+            "abcdefg",
+            "let x = 1; // wxyz",
+            "ordinary text with no secret",
+        ] {
+            assert_eq!(v.conceal(text), text);
+        }
     }
 
     #[test]
