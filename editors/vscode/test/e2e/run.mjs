@@ -3,7 +3,8 @@
 //
 // It opens a file, selects lines, runs "Refine: Review Selection" from the palette, waits for
 // the finding in the Problems panel and the summary in the status bar, opens "Refine: Show
-// Revision Diff", applies the revision through the lightbulb (Ctrl+.) and the refactor preview,
+// Revision Diff", checks the lightbulb's sparkle (the revision is tagged LLMGenerated), applies
+// the revision through the lightbulb (Ctrl+.) without the refactor preview (its diff was seen),
 // saves, checks the file on disk, refines and discards, then dismisses the finding from the
 // lightbulb (its squiggle goes, .refine/dismissed.toml is written). Screenshots go to
 // test-output/vscode/.
@@ -331,6 +332,23 @@ async function main() {
     await page.keyboard.press("ArrowDown");
   }
   await page.keyboard.press("End");
+  // The lightbulb on the finding's line: the revision is the model's, so it has the sparkle
+  // (vscode-languageclient announces `codeAction.tagSupport`, the server sends `tags:
+  // [LLMGenerated]`, the client maps it to `isAI`); without the tag it is a plain lightbulb.
+  // code-server grants every extension its API proposals; desktop VS Code draws the sparkle
+  // only for extensions allowed the `codeActionAI` proposal, until it is final.
+  const sparkle = await page.waitForFunction(
+    () => {
+      const bulbs = [...document.querySelectorAll(".lightBulbWidget, .gutter-lightbulb, [class*='gutter-lightbulb']")];
+      const shown = bulbs.filter((b) => b.getClientRects().length > 0);
+      const classes = shown.map((b) => b.className).join(" ");
+      return shown.length > 0 && /sparkle|aifix/.test(classes) ? classes : false;
+    },
+    null,
+    { timeout: 20_000 },
+  ).then((h) => h.jsonValue(), () => "");
+  await page.screenshot({ path: path.join(OUT, "lightbulb.png") });
+  check(sparkle !== "", `the lightbulb has the sparkle of a model's action (${sparkle})`);
   await chooseLightbulbAction(page, "Refine: apply revision");
   // The revision's diff was looked at: its change annotation no longer needs confirmation, so
   // the edit goes in at once (a revision not looked at opens the refactor preview: the
