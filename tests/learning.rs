@@ -3,8 +3,8 @@
 //! then its command), previews and discards another and dismisses a finding gives exactly the
 //! expected JSONL and DPO rows through `refine-ls learn export`; a secret in the reviewed code
 //! is in no recorded or exported file; with recording off nothing is written. When
-//! `REFINE_TEST_PYTHON` names a Python with `datasets`, the exports are loaded by it as TRL
-//! reads them.
+//! `REFINE_TEST_PYTHON` names a Python with `datasets` and TRL (scripts/test installs them), the
+//! exports are loaded and rendered by TRL's own data utilities (`tests/support/trl_check.py`).
 
 mod support;
 
@@ -378,38 +378,41 @@ async fn a_recorded_session_exports_exactly_its_decisions_and_never_a_secret() {
         );
     }
 
-    // The exports load as TRL reads them (the `datasets` library).
+    // The exports load as a trainer reads them: `datasets` loads them, TRL's data utilities
+    // take them for conversational rows and render them with the test model's chat template.
     if let Ok(python) = std::env::var("REFINE_TEST_PYTHON") {
-        let script = r#"
-import sys
-from datasets import load_dataset
-dpo = load_dataset("json", data_files=sys.argv[1], split="train")
-assert dpo.column_names == ["prompt", "chosen", "rejected"], dpo.column_names
-assert len(dpo) == 3
-assert dpo[0]["prompt"][0]["role"] == "system"
-assert dpo[0]["chosen"][0]["role"] == "assistant"
-sft = load_dataset("json", data_files=sys.argv[2], split="train")
-assert sft.column_names == ["prompt", "completion"], sft.column_names
-assert len(sft) == 1
-print("loaded", len(dpo), len(sft))
-"#;
+        let gguf = std::env::var_os("REFINE_TEST_GGUF").map_or_else(
+            || {
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join(".tools/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+            },
+            std::path::PathBuf::from,
+        );
+        assert!(
+            gguf.is_file(),
+            "no model at {} for its chat template: run scripts/test or set REFINE_TEST_GGUF",
+            gguf.display()
+        );
+        let check = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/trl_check.py");
         let run = Command::new(python)
-            .args(["-c", script])
+            .arg(check)
             .arg(&dpo)
             .arg(&sft)
+            .arg(&gguf)
             .env("HF_DATASETS_OFFLINE", "1")
+            .env("HF_HUB_OFFLINE", "1")
             .env("HF_HOME", out.path().join("hf"))
             .output()
             .expect("python");
+        let stdout = String::from_utf8_lossy(&run.stdout);
         assert!(
             run.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&run.stdout),
+            "{stdout}{}",
             String::from_utf8_lossy(&run.stderr)
         );
-        assert!(String::from_utf8_lossy(&run.stdout).contains("loaded 3 1"));
+        assert!(stdout.contains("trl ok 3 1"), "{stdout}");
     } else {
-        eprintln!("REFINE_TEST_PYTHON is not set: the `datasets` loader check is skipped");
+        eprintln!("REFINE_TEST_PYTHON is not set: the datasets/TRL loader check is skipped");
     }
 }
 
