@@ -216,15 +216,7 @@ pub fn resolve(st: &State, mut action: CodeAction) -> Result<CodeAction, String>
     {
         d.insert(LLM_MARKER.to_owned(), serde_json::Value::Bool(true));
     }
-    action.edit = Some(convert::versioned_edit(
-        ds.doc.rope(),
-        &uri,
-        done.version,
-        edits,
-        st.encoding,
-        st.caps.change_annotations,
-        !done.previewed,
-    ));
+    action.edit = Some(st.revision_edit(ds.doc.rope(), &uri, done, edits));
     Ok(action)
 }
 
@@ -265,17 +257,7 @@ impl Fixer<'_> {
             title,
             kind: Some(CodeActionKind::QUICKFIX),
             diagnostics: Some(diagnostics),
-            edit: (!lazy).then(|| {
-                convert::versioned_edit(
-                    rope,
-                    self.uri,
-                    done.version,
-                    edits,
-                    self.st.encoding,
-                    self.st.caps.change_annotations,
-                    !done.previewed,
-                )
-            }),
+            edit: (!lazy).then(|| self.st.revision_edit(rope, self.uri, done, edits)),
             // Made by a model: `tags: [LLMGenerated]` on the wire (see `transport`).
             data: Some(if lazy {
                 json!({

@@ -139,17 +139,7 @@ fn find_revision(server: &Backend, target: &ReviewTarget) -> Option<Shown> {
         fixes: done.fixes,
         findings: done.findings.len(),
         diff: views::revision_diff(ds.doc.rope(), entry, done, &display_path(&uri)),
-        edit: fits.then(|| {
-            convert::versioned_edit(
-                ds.doc.rope(),
-                &uri,
-                done.version,
-                edits,
-                st.encoding,
-                st.caps.change_annotations,
-                !done.previewed,
-            )
-        }),
+        edit: fits.then(|| st.revision_edit(ds.doc.rope(), &uri, done, edits)),
         revised: fits.then(|| crate::engine::edits::apply(&ds.doc.rope().to_string(), edits, 0)),
     })
 }

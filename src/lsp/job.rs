@@ -16,7 +16,6 @@ use tower_lsp_server::ls_types::{
     WorkDoneProgressReport,
 };
 
-use super::convert;
 use super::state::{ReviewStatus, State, lock};
 use crate::engine::{Event, ReviewInput, ReviewOutcome};
 use crate::service::ReviewService;
@@ -295,19 +294,10 @@ impl Job {
                 return;
             };
             match &entry.status {
-                ReviewStatus::Done(done) if done.version == ds.doc.version() => {
-                    done.revision.as_ref().map(|edits| {
-                        convert::versioned_edit(
-                            ds.doc.rope(),
-                            &self.uri,
-                            done.version,
-                            edits,
-                            st.encoding,
-                            st.caps.change_annotations,
-                            !done.previewed,
-                        )
-                    })
-                }
+                ReviewStatus::Done(done) if done.version == ds.doc.version() => done
+                    .revision
+                    .as_ref()
+                    .map(|edits| st.revision_edit(ds.doc.rope(), &self.uri, done, edits)),
                 _ => None,
             }
         };

@@ -165,6 +165,27 @@ pub struct ChangeEffects {
 }
 
 impl State {
+    /// The workspace edit applying `edits` (a review's revision, or one finding's part of it,
+    /// computed against `done.version`) to `uri`, in this client's encoding: annotated when it
+    /// supports change annotations, needing confirmation until the revision was previewed.
+    pub fn revision_edit(
+        &self,
+        rope: &Rope,
+        uri: &tower_lsp_server::ls_types::Uri,
+        done: &DoneReview,
+        edits: &[Edit],
+    ) -> tower_lsp_server::ls_types::WorkspaceEdit {
+        super::convert::versioned_edit(
+            rope,
+            uri,
+            done.version,
+            edits,
+            self.encoding,
+            self.caps.change_annotations,
+            !done.previewed,
+        )
+    }
+
     /// Merges the editor's layer (when given) and rebuilds the review service from the layers.
     pub fn reload_config(&mut self, editor: Option<serde_json::Value>) {
         if let Some(v) = editor {
