@@ -533,6 +533,43 @@ async fn revision_actions_are_tagged_and_their_edits_resolved_lazily() {
             .contains("the document changed since review"),
         "{err}"
     );
+    // Resolve requests the server did not make: data of another kind or shape comes back as
+    // it went, a revision of a review that does not exist is refused with the same sentence,
+    // and a request that is no code action is a JSON-RPC error. The server stays up.
+    for foreign in [
+        json!({"title": "someone else's", "data": {"kind": "other"}}),
+        json!({"title": "bad shape", "data": {"refine": "revision", "version": "three"}}),
+        json!({"title": "no data"}),
+    ] {
+        let back = client
+            .request("codeAction/resolve", foreign.clone())
+            .await
+            .unwrap();
+        assert_eq!(back["title"], foreign["title"], "{back}");
+        assert_eq!(back.get("data"), foreign.get("data"), "{back}");
+        assert!(back.get("edit").is_none(), "{back}");
+    }
+    let unknown = json!({"title": "Refine: apply revision", "data": {
+        "refine": "revision", "uri": uri, "reviewId": "review-999", "findingId": null,
+        "version": 2}});
+    let err = client
+        .request("codeAction/resolve", unknown)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the document changed since review review-999"),
+        "{err}"
+    );
+    let err = client
+        .request("codeAction/resolve", json!({"no": "title"}))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("title"), "{err}");
+    assert!(
+        !client.code_actions(uri, range(0, 1)).await.is_empty(),
+        "the server still answers"
+    );
 
     // A client without tag support gets no tags and no marker.
     let plain = LspClient::start(&[("OPENAI_BASE_URL", &mock.base_url)]);
