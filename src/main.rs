@@ -26,7 +26,8 @@ enum Command {
     Doctor(DoctorArgs),
     /// Measure the loop on HumanEvalPack-style tasks (bug hits, passing revisions, drift).
     Eval(refine_ls::eval::EvalArgs),
-    /// Trust a workspace, so that a `verify.command` in its `.refine.toml` may run.
+    /// Trust a workspace: its `.refine.toml` may then set the keys that decide where code goes,
+    /// what runs or what loads (provider endpoints, keys, `verify.*`, `privacy.*`, ...).
     Trust {
         /// The workspace root (the current folder when left out).
         path: Option<PathBuf>,
@@ -69,8 +70,12 @@ fn main() -> ExitCode {
         }
     };
     match args.command {
-        Some(Command::Review(review)) => ExitCode::from(runtime.block_on(cli::review(review))),
-        Some(Command::Eval(eval)) => ExitCode::from(runtime.block_on(refine_ls::eval::eval(eval))),
+        Some(Command::Review(review)) => {
+            ExitCode::from(runtime.block_on(until_interrupted(cli::review(review))))
+        }
+        Some(Command::Eval(eval)) => {
+            ExitCode::from(runtime.block_on(until_interrupted(refine_ls::eval::eval(eval))))
+        }
         Some(Command::Doctor(doctor)) => ExitCode::from(runtime.block_on(cli::doctor(doctor))),
         Some(Command::Dismiss(args)) => ExitCode::from(cli::dismiss(args)),
         Some(Command::Learn { action }) => ExitCode::from(cli::learn(action)),
@@ -95,6 +100,46 @@ fn main() -> ExitCode {
             runtime.shutdown_background();
             ExitCode::SUCCESS
         }
+    }
+}
+
+/// Runs a command that may start other processes and make scratch copies: the first Ctrl-C or
+/// SIGTERM cancels it, so it stops what it started and removes its copies before exiting
+/// (status 130); a second one, or a command that has not ended 10 s later, exits at once.
+async fn until_interrupted(command: impl std::future::Future<Output = u8>) -> u8 {
+    let token = cli::interrupted();
+    tokio::spawn(async move {
+        if !interrupt().await {
+            return;
+        }
+        eprintln!("refine-ls: interrupted; stopping");
+        token.cancel();
+        tokio::select! {
+            _ = interrupt() => {}
+            () = tokio::time::sleep(std::time::Duration::from_secs(10)) => {}
+        }
+        std::process::exit(130);
+    });
+    let code = command.await;
+    if token.is_cancelled() { 130 } else { code }
+}
+
+/// Waits for Ctrl-C or (on unix) SIGTERM; `false` when no handler could be installed.
+async fn interrupt() -> bool {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            return tokio::signal::ctrl_c().await.is_ok();
+        };
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.is_ok(),
+            s = term.recv() => s.is_some(),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.is_ok()
     }
 }
 

@@ -113,8 +113,14 @@ fn the_action_is_valid_action_metadata() {
 }
 
 /// A step's `env` with `${{ inputs.X }}` replaced by the input's value (given, else its
-/// default) and any other expression by the empty string.
-fn step_env(action: &Value, step: &Value, given: &BTreeMap<&str, String>) -> Vec<(String, String)> {
+/// default), `${{ steps.S.outputs.X }}` by what earlier steps wrote to `GITHUB_OUTPUT`, and any
+/// other expression by the empty string.
+fn step_env(
+    action: &Value,
+    step: &Value,
+    given: &BTreeMap<&str, String>,
+    outputs: &BTreeMap<String, String>,
+) -> Vec<(String, String)> {
     let re = regex::Regex::new(r"\$\{\{\s*([^}]*?)\s*\}\}").unwrap();
     let Some(env) = step["env"].as_object() else {
         return Vec::new();
@@ -131,7 +137,11 @@ fn step_env(action: &Value, step: &Value, given: &BTreeMap<&str, String>) -> Vec
                             .unwrap_or_default()
                             .to_owned()
                     }),
-                    None => String::new(),
+                    None => expr
+                        .strip_prefix("steps.")
+                        .and_then(|e| e.split_once(".outputs."))
+                        .and_then(|(_, name)| outputs.get(name).cloned())
+                        .unwrap_or_default(),
                 }
             });
             (k.clone(), value.into_owned())
@@ -217,7 +227,7 @@ async fn the_actions_steps_review_a_pull_request_and_write_sarif_and_rdjson() {
                 "/nonexistent/refine-ls-test-config.toml",
             )
             .env_remove("OPENAI_BASE_URL");
-        for (k, v) in step_env(&action, step, &given) {
+        for (k, v) in step_env(&action, step, &given, &outputs(&output_file)) {
             cmd.env(k, v);
         }
         cmd.output().expect("run the step")
@@ -272,9 +282,17 @@ async fn the_actions_steps_review_a_pull_request_and_write_sarif_and_rdjson() {
         .filter(|b| support::mock_llm::role_of(b) == "critique")
         .count();
     assert_eq!(critiques, 1, "{stderr}");
+    let cache_dir = outputs(&output_file)
+        .get("cache-dir")
+        .cloned()
+        .expect("the install step names the cache folder");
     assert!(
-        d.join(".refine-ls-cache").is_dir(),
-        "the cache folder the action restores"
+        Path::new(&cache_dir).is_dir() && Path::new(&cache_dir).starts_with(runner.path()),
+        "the cache folder the action restores, outside the checkout: {cache_dir}"
+    );
+    assert!(
+        !d.join(".refine-ls-cache").exists(),
+        "no cache inside the checkout"
     );
 
     // The last step fails the job on the review's exit status.

@@ -50,10 +50,14 @@ async fn workspace_with(
     std::fs::write(&file, code).unwrap();
     let client = LspClient::start(&[("OPENAI_BASE_URL", &mock.base_url)]);
     let root = format!("file://{}", dir.path().display());
+    // A verify.command runs the workspace's code: only where the user trusted it (here, as
+    // VS Code does, through the editor's own workspace trust).
+    let trusted = settings.get("verify").is_some();
     client
         .request(
             "initialize",
-            json!({"processId": null, "rootUri": root, "capabilities": capabilities, "initializationOptions": {"refine": settings}}),
+            json!({"processId": null, "rootUri": root, "capabilities": capabilities,
+                   "initializationOptions": {"refine": settings, "trustedWorkspace": trusted}}),
         )
         .await
         .unwrap();

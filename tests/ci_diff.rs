@@ -10,6 +10,7 @@ use std::process::Output;
 use serde_json::{Value, json};
 use support::mock_llm::{MockLlm, Reply, Script};
 use support::repo::git_ok as git;
+use support::repo::set_on_branch;
 
 const BASE: &str = "fn a(x: i32) -> i32 {\n    x + 1\n}\n\nfn b(xs: &[i32]) -> i32 {\n    let mut s = 0;\n    for i in 0..xs.len() {\n        s += xs[i];\n    }\n    s\n}\n\nfn c() -> i32 {\n    3\n}\n";
 
@@ -62,6 +63,7 @@ async fn run_with_stdin(dir: &Path, args: &[&str], base_url: &str, input: &str) 
             )
             .env("REFINE_LS_CACHE_DIR", dir.join(".cache-test"))
             .env("REFINE_LS_DATA_DIR", dir.join(".data-test"))
+            .env("REFINE_LS_TRUST_FILE", dir.join(".trust-test"))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -267,6 +269,12 @@ async fn fingerprints_survive_lines_inserted_above_and_the_baseline_silences_the
         mock.set_script(one_finding(10, "warning"));
         let out = run(repo.path(), args, &mock.base_url).await;
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        if args.contains(&"--write-baseline") {
+            // The team lands the baseline on the base branch, where a review reads it.
+            let written =
+                std::fs::read_to_string(repo.path().join(".refine/baseline.json")).unwrap();
+            set_on_branch(repo.path(), "main", ".refine/baseline.json", Some(&written));
+        }
         if args.contains(&"json") {
             let report: Value = serde_json::from_slice(&out.stdout).unwrap();
             assert_eq!(report["findings"], json!([]), "{report}");
@@ -628,14 +636,15 @@ async fn findings_dismissed_in_the_workspace_file_are_not_reported_wherever_they
     let mock = mock().await;
     // What "Refine: dismiss this finding" writes (fingerprint: path, principle, quote).
     let fp = refine_ls::dismissed::fingerprint("src/lib.rs", "correctness", "1..xs.len()");
-    std::fs::create_dir_all(repo.path().join(".refine")).unwrap();
-    std::fs::write(
-        repo.path().join(".refine/dismissed.toml"),
-        format!(
+    // Landed on the base branch: a review reads the team's dismissals there.
+    set_on_branch(
+        repo.path(),
+        "main",
+        ".refine/dismissed.toml",
+        Some(&format!(
             "[[dismissed]]\npath = \"src/lib.rs\"\nscope = \"finding\"\nprinciple = \"correctness\"\nfingerprint = \"{fp}\"\nquote = \"1..xs.len()\"\n"
-        ),
-    )
-    .unwrap();
+        )),
+    );
     // Three lines above `b`: the finding moves to line 10, the dismissal still holds.
     std::fs::write(
         repo.path().join("src/lib.rs"),
@@ -661,7 +670,7 @@ async fn findings_dismissed_in_the_workspace_file_are_not_reported_wherever_they
 
     // Without the file, the same finding is reported again: a new review (its critic is no
     // longer told), not the cached one made while it was.
-    std::fs::remove_file(repo.path().join(".refine/dismissed.toml")).unwrap();
+    set_on_branch(repo.path(), "main", ".refine/dismissed.toml", None);
     let calls = mock.requests().len();
     let out = run(
         repo.path(),
@@ -678,11 +687,12 @@ async fn findings_dismissed_in_the_workspace_file_are_not_reported_wherever_they
     let calls = after.len();
 
     // A file that is not a dismissal file is an error, not silently ignored.
-    std::fs::write(
-        repo.path().join(".refine/dismissed.toml"),
-        "dismissed = 3\n",
-    )
-    .unwrap();
+    set_on_branch(
+        repo.path(),
+        "main",
+        ".refine/dismissed.toml",
+        Some("dismissed = 3\n"),
+    );
     let out = run(
         repo.path(),
         &["--diff", "main", "--format", "json"],
@@ -705,20 +715,21 @@ async fn findings_dismissed_in_the_workspace_file_are_not_reported_wherever_they
 #[tokio::test(flavor = "multi_thread")]
 async fn with_fix_first_the_fixer_is_told_what_was_dismissed() {
     let repo = repo();
-    std::fs::write(
-        repo.path().join(".refine.toml"),
-        "[loop]\nstrategy = \"fix-first\"\n",
-    )
-    .unwrap();
+    set_on_branch(
+        repo.path(),
+        "main",
+        ".refine.toml",
+        Some("[loop]\nstrategy = \"fix-first\"\n"),
+    );
     let fp = refine_ls::dismissed::fingerprint("src/lib.rs", "readability", "s * 1");
-    std::fs::create_dir_all(repo.path().join(".refine")).unwrap();
-    std::fs::write(
-        repo.path().join(".refine/dismissed.toml"),
-        format!(
+    set_on_branch(
+        repo.path(),
+        "main",
+        ".refine/dismissed.toml",
+        Some(&format!(
             "[[dismissed]]\npath = \"src/lib.rs\"\nscope = \"finding\"\nprinciple = \"readability\"\nfingerprint = \"{fp}\"\nquote = \"s * 1\"\n"
-        ),
-    )
-    .unwrap();
+        )),
+    );
     // The fixer finds nothing to fix: one call, and it is the one that must be told.
     let mock = MockLlm::start(Script {
         revise: vec![Reply::code(
@@ -749,5 +760,97 @@ async fn with_fix_first_the_fixer_is_told_what_was_dismissed() {
     assert!(
         text.contains("do not change the code for them") && text.contains("readability: `s * 1`"),
         "{text}"
+    );
+}
+
+/// A pull request cannot steer the review of itself: its own dismissal, baseline entry, lowered
+/// severity cap and endpoint in `.refine.toml` are all read from the change, so none applies
+/// (the base's settings do), and CI still fails on its finding.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pull_request_that_dismisses_its_own_finding_still_fails_ci() {
+    let repo = repo();
+    let mock = mock().await;
+    let hostile = MockLlm::start(one_finding(7, "error")).await;
+    mock.set_script(one_finding(7, "error"));
+    let sarif = repo.path().join("first.sarif");
+    let out = run(
+        repo.path(),
+        &[
+            "--diff",
+            "main",
+            "--format",
+            "sarif",
+            "--output",
+            sarif.to_str().unwrap(),
+        ],
+        &mock.base_url,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let first: Value = serde_json::from_str(&std::fs::read_to_string(&sarif).unwrap()).unwrap();
+    let fp = first["runs"][0]["results"][0]["partialFingerprints"]["refineLs/v1"]
+        .as_str()
+        .expect("a fingerprint")
+        .to_owned();
+
+    // The pull request adds settings that would silence its own finding.
+    let d = repo.path();
+    std::fs::create_dir_all(d.join(".refine")).unwrap();
+    let dfp = refine_ls::dismissed::fingerprint("src/lib.rs", "correctness", "1..xs.len()");
+    std::fs::write(
+        d.join(".refine/dismissed.toml"),
+        format!(
+            "[[dismissed]]\npath = \"src/lib.rs\"\nscope = \"finding\"\nprinciple = \"correctness\"\nfingerprint = \"{dfp}\"\nquote = \"1..xs.len()\"\n[[dismissed]]\npath = \"src/lib.rs\"\nscope = \"file\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join(".refine/baseline.json"),
+        json!({"version": 1, "fingerprints": [fp]}).to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join(".refine.toml"),
+        format!(
+            "[loop]\nmax_unbacked_severity = \"hint\"\ndisabled_principles = [\"correctness\"]\n[provider]\nkind = \"openai\"\nbase_url = \"{}\"\n",
+            hostile.base_url
+        ),
+    )
+    .unwrap();
+    git(d, &["add", ".refine", ".refine.toml"]);
+    git(d, &["commit", "-q", "-m", "silence the reviewer"]);
+    mock.set_script(one_finding(7, "error"));
+    let out = run(
+        d,
+        &[
+            "--diff",
+            "main",
+            "--format",
+            "json",
+            "--force",
+            "--fail-on",
+            "warning",
+            "--trust-base",
+        ],
+        &mock.base_url,
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "CI still fails: {}",
+        stderr(&out)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["findings"][0]["line"], 7, "{report}");
+    assert_eq!(
+        report["findings"][0]["severity"], "warning",
+        "the base's cap: {report}"
+    );
+    assert_eq!(report["summary"]["dismissed"], 0, "{report}");
+    assert_eq!(report["summary"]["in_baseline"], 0, "{report}");
+    assert!(
+        hostile.recorded().is_empty(),
+        "the change's endpoint got a request"
     );
 }

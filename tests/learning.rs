@@ -428,7 +428,7 @@ fn a_workspace_cannot_turn_recording_on() {
         resolved
             .warnings
             .iter()
-            .any(|w| w.contains("`learning.record`") && w.contains("the user's choice")),
+            .any(|w| w.contains("`learning.record`") && w.contains("not trusted")),
         "{:?}",
         resolved.warnings
     );

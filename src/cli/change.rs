@@ -15,9 +15,10 @@ use ropey::Rope;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::base;
 use super::diff::{self, Base, FileChange, Region};
 use super::report::{self, Replacement, ReportFormat, Reported, Totals};
-use super::{ReviewArgs, line_col, load_config, unified_diff};
+use super::{ReviewArgs, line_col, load_config_from, unified_diff};
 use crate::engine::{Event, Finding, ReviewInput, ReviewOutcome, edits};
 use crate::lang::language_for_path;
 use crate::service::ReviewService;
@@ -61,9 +62,27 @@ pub(super) async fn run(args: &ReviewArgs) -> Result<u8, String> {
     )?;
     let changes = diff::parse(&text);
 
-    let service = super::open_service(
-        load_config(Some(&root), &args.flags),
+    // The base's settings steer the review, never the change's (see `base.rs`).
+    let settings = match base::settings_rev(&root, &base, args.staged)? {
+        Some(rev) => Some(base::materialize(&root, &rev)?),
+        None => {
+            eprintln!(
+                "refine-ls: warning: the diff came on stdin, so its base is unknown: the workspace's .refine.toml, principles, dismissals and baseline are not read"
+            );
+            None
+        }
+    };
+    let settings_dir = settings.as_ref().map(|s| s.dir.path().to_path_buf());
+    if let Some(s) = &settings {
+        tracing::info!(rev = %s.rev, "the workspace's settings are read from the base");
+        for w in &s.warnings {
+            eprintln!("refine-ls: warning: {w}");
+        }
+    }
+    let service = super::open_service_from(
+        load_config_from(&root, settings_dir.as_deref(), args.trust_base, &args.flags),
         Some(root.clone()),
+        settings_dir.clone(),
         args.cache_dir.as_deref(),
     );
     let mut totals = Totals::default();
@@ -92,15 +111,21 @@ pub(super) async fn run(args: &ReviewArgs) -> Result<u8, String> {
     }
 
     let baseline_file = report::baseline_path(&root);
-    if args.write_baseline {
+    let baseline = if args.write_baseline {
         report::write_baseline(&baseline_file, &found)?;
         eprintln!(
             "refine-ls: wrote {} fingerprint(s) to {}",
             found.len(),
             baseline_file.display()
         );
-    }
-    let baseline = report::read_baseline(&baseline_file)?;
+        report::read_baseline(&baseline_file)?
+    } else {
+        // The base's baseline: a change cannot add its own findings to it.
+        match &settings_dir {
+            Some(dir) => report::read_baseline(&report::baseline_path(dir))?,
+            None => Default::default(),
+        }
+    };
     let before = found.len();
     found.retain(|f| !baseline.contains(&f.fingerprint));
     totals.in_baseline = before - found.len();
@@ -180,7 +205,7 @@ async fn review_change(
     found: &mut Vec<Reported>,
     revisions: &mut Vec<TextRevision>,
 ) -> Result<(), String> {
-    let cancel = CancellationToken::new();
+    let cancel = super::interrupted().child_token();
     let units = stream::iter(changes.iter().enumerate())
         .then(|(index, change)| async move { load(service, root, args, index, change) })
         .flat_map(|loaded| {
@@ -382,7 +407,10 @@ pub(super) fn reported(path: &str, rope: &Rope, outcome: &ReviewOutcome, f: &Fin
 
 /// A file as commit `rev` has it.
 fn show(root: &Path, rev: &str, path: &str) -> Result<String, String> {
-    diff::git(root, &["show", &format!("{rev}:{path}")])
+    diff::git(
+        root,
+        &["show", "--end-of-options", &format!("{rev}:{path}")],
+    )
 }
 
 pub(super) fn render(

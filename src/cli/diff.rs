@@ -61,7 +61,7 @@ pub fn repo_root(dir: &Path) -> Result<PathBuf, String> {
 }
 
 /// The commit `Base::Default` means: the merge base with the upstream branch, else `HEAD~1`.
-fn default_base(root: &Path) -> Result<String, String> {
+pub(super) fn default_base(root: &Path) -> Result<String, String> {
     if let Ok(mb) = git(root, &["merge-base", "HEAD", "@{upstream}"]) {
         return Ok(mb.trim().to_owned());
     }

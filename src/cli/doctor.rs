@@ -26,6 +26,19 @@ pub async fn doctor(args: DoctorArgs) -> u8 {
     let mut problems = Vec::new();
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "refine-ls {}", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(
+        out,
+        "\nworkspace: {}",
+        match (service.root(), resolved.trust) {
+            (None, _) => "none".to_owned(),
+            (Some(r), Some(by)) => format!("{} ({})", r.display(), by.label()),
+            (Some(r), None) => format!(
+                "{} (not trusted: its .refine.toml may not set {})",
+                r.display(),
+                crate::trust::gated_keys()
+            ),
+        }
+    );
     let _ = writeln!(out, "\nconfiguration (value, then where it came from):");
     let mut leaves = Vec::new();
     flatten(
@@ -38,7 +51,23 @@ pub async fn doctor(args: DoctorArgs) -> u8 {
             Some(s) => s.label().to_owned(),
             None => env_source(&key, &resolved.config).unwrap_or_else(|| "default".to_owned()),
         };
-        let _ = writeln!(out, "  {key} = {value}  ({source})");
+        let gate = if crate::trust::needs_trust(&key) {
+            if resolved.trusted() {
+                ", needs trust: allowed"
+            } else {
+                ", needs trust: from the user only"
+            }
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "  {key} = {value}  ({source}{gate})");
+    }
+    for (key, source) in &resolved.refused {
+        let _ = writeln!(
+            out,
+            "  {key}: set by {}, ignored (needs trust; the workspace is not trusted)",
+            source.label()
+        );
     }
     for w in &resolved.warnings {
         problems.push(format!("configuration: {w}"));

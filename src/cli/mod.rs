@@ -2,6 +2,7 @@
 //! Findings and the revision go to stdout; progress and errors to stderr. Exit status: 0 no
 //! findings, 1 findings, 2 error.
 
+mod base;
 mod change;
 mod diff;
 mod doctor;
@@ -79,6 +80,12 @@ pub struct ReviewArgs {
     /// so that later runs do not report them again.
     #[arg(long)]
     pub write_baseline: bool,
+    /// With `--diff`: trust the settings of the change's base (its `.refine.toml` may then set
+    /// the keys that decide where code goes and what runs), as the GitHub action does for its
+    /// own checkout. Without it, they apply only when the workspace is trusted
+    /// (`refine-ls trust`). The change's own settings never apply.
+    #[arg(long)]
+    pub trust_base: bool,
     /// Write the best revision into the file.
     #[arg(long)]
     pub apply: bool,
@@ -212,7 +219,7 @@ async fn run_review(args: &ReviewArgs) -> Result<u8, String> {
         last + 1,
         providers.critic.describe()
     );
-    let cancel = CancellationToken::new();
+    let cancel = interrupted().child_token();
     let abs = std::fs::canonicalize(path).ok();
     let outcome = service
         .review(&input, abs.as_deref(), &cancel, &mut |event| {
@@ -409,18 +416,36 @@ async fn pull_model(source: &crate::models::Source) -> Result<PathBuf, String> {
     Ok(path)
 }
 
+/// Cancelled when the user interrupts the command (Ctrl-C, SIGTERM): a review then stops, kills
+/// what `verify.command` started and removes its scratch copy before the process exits.
+pub fn interrupted() -> &'static CancellationToken {
+    static TOKEN: std::sync::OnceLock<CancellationToken> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(CancellationToken::new)
+}
+
 /// The service for a workspace, its review cache in `cache_dir` when one is given.
 pub(crate) fn open_service(
     resolved: crate::config::Resolved,
     root: Option<PathBuf>,
     cache_dir: Option<&Path>,
 ) -> ReviewService {
+    open_service_from(resolved, root.clone(), root, cache_dir)
+}
+
+/// [`open_service`], the workspace's own settings (prompts, principles, dismissals) read from
+/// `settings` instead of the root (`review --diff` reads them from the base of the change).
+pub(crate) fn open_service_from(
+    resolved: crate::config::Resolved,
+    root: Option<PathBuf>,
+    settings: Option<PathBuf>,
+    cache_dir: Option<&Path>,
+) -> ReviewService {
     let cache = cache_dir
         .filter(|_| resolved.config.cache.enabled)
         .and_then(|d| crate::cache::Cache::open(&d.join("reviews.redb")))
         .map(std::sync::Arc::new);
-    let prompts = std::sync::Arc::new(crate::prompts::Prompts::load(root.as_deref()));
-    ReviewService::new(resolved, root, prompts, cache)
+    let prompts = std::sync::Arc::new(crate::prompts::Prompts::load(settings.as_deref()));
+    ReviewService::new(resolved, root, prompts, cache).with_settings_from(settings)
 }
 
 /// Resolves the configuration for a workspace with the provider flags on top, and prints
@@ -428,6 +453,26 @@ pub(crate) fn open_service(
 pub(crate) fn load_config(root: Option<&Path>, flags: &ProviderFlags) -> crate::config::Resolved {
     let mut layers = Layers::default();
     layers.load_files(root);
+    resolve_with_flags(layers, flags)
+}
+
+/// The configuration of `review --diff`: the workspace layer from `settings` (the base's copy),
+/// trust from the root or `trust_base`.
+pub(crate) fn load_config_from(
+    root: &Path,
+    settings: Option<&Path>,
+    trust_base: bool,
+    flags: &ProviderFlags,
+) -> crate::config::Resolved {
+    let mut layers = Layers::default();
+    if trust_base {
+        layers.grant_trust(crate::config::TrustedBy::CommandLine);
+    }
+    layers.load_files_from(Some(root), settings);
+    resolve_with_flags(layers, flags)
+}
+
+fn resolve_with_flags(mut layers: Layers, flags: &ProviderFlags) -> crate::config::Resolved {
     layers.set(Source::CommandLine, flags.layer());
     let mut resolved = layers.resolve();
     for w in &resolved.warnings {

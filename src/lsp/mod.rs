@@ -29,7 +29,7 @@ use tower_lsp_server::ls_types::{
 };
 use tower_lsp_server::{Client, LanguageServer, LspService, Server as LspTransport};
 
-use crate::config::Source;
+use crate::config::{Source, TrustedBy};
 use crate::document::Document;
 use crate::prompts::Prompts;
 use job::PublishRequest;
@@ -129,9 +129,7 @@ impl Backend {
             }
             let warnings = {
                 let mut st = lock(&state);
-                let root = st.root.clone();
-                st.layers = Default::default();
-                st.layers.load_files(root.as_deref());
+                st.layers.reload_files();
                 st.reload_config(editor_settings(Some(answer)));
                 st.config_warnings()
             };
@@ -174,10 +172,24 @@ pub async fn refresh(client: &Client, caps: state::ClientCaps, all: bool) {
 }
 
 /// The `refine` settings inside what an editor sends (or the whole object if it is flat).
+/// Whether the editor says the user trusted this workspace (`initializationOptions.
+/// trustedWorkspace: true`; the VS Code extension sends it from VS Code's own workspace trust).
+/// The editor is the user's side: it started this server.
+fn editor_trusts_workspace(options: Option<&Value>) -> bool {
+    options
+        .and_then(|o| o.get(TRUSTED_WORKSPACE))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// The initialization option by which an editor passes on its own workspace trust.
+const TRUSTED_WORKSPACE: &str = "trustedWorkspace";
+
 fn editor_settings(v: Option<Value>) -> Option<Value> {
     let Value::Object(mut map) = v? else {
         return None;
     };
+    map.remove(TRUSTED_WORKSPACE);
     if let Some(inner) = map.remove("refine") {
         return Some(inner);
     }
@@ -304,6 +316,9 @@ impl LanguageServer for Backend {
                 .as_ref()
                 .and_then(|w| w.work_done_progress)
                 .unwrap_or(false);
+            if editor_trusts_workspace(params.initialization_options.as_ref()) {
+                st.layers.grant_trust(TrustedBy::Editor);
+            }
             st.layers.load_files(root.as_deref());
             st.prompts = Arc::new(Prompts::load(root.as_deref()));
             st.root = root;
@@ -503,15 +518,9 @@ impl LanguageServer for Backend {
         }
         let warnings = {
             let mut st = lock(&self.state);
-            let root = st.root.clone();
             // The files are read again; the editor's layer keeps what it had, and what changed
             // merges in (a client may send only the changed section).
-            let editor = st.layers.get(Source::Editor).cloned();
-            st.layers = Default::default();
-            st.layers.load_files(root.as_deref());
-            if let Some(e) = editor {
-                st.layers.set(Source::Editor, e);
-            }
+            st.layers.reload_files();
             if let Some(changed) = editor_settings(Some(params.settings)) {
                 st.layers.merge(Source::Editor, changed);
             }

@@ -72,6 +72,9 @@ fn build(cfg: &Config) -> Setup {
 pub struct ReviewService {
     resolved: Resolved,
     root: Option<PathBuf>,
+    /// Where the workspace's own settings (`.refine/dismissed.toml`) are read: the root, or
+    /// the copy of the base's that `review --diff` reviews under.
+    settings: Option<PathBuf>,
     prompts: Arc<Prompts>,
     setup: RwLock<Setup>,
     cache: Option<Arc<Cache>>,
@@ -103,7 +106,7 @@ impl ReviewService {
         } else {
             None
         };
-        let (command, command_refused) = crate::trust::verify_command(&resolved, root.as_deref());
+        let (command, command_refused) = verify_command(&resolved, root.as_deref());
         let learning = &resolved.config.learning;
         let recorder = if learning.record {
             let dir = crate::learning::default_dir();
@@ -118,6 +121,7 @@ impl ReviewService {
         };
         Self {
             resolved,
+            settings: root.clone(),
             root,
             prompts,
             setup: RwLock::new(setup),
@@ -132,6 +136,14 @@ impl ReviewService {
     pub fn open(resolved: Resolved, root: Option<PathBuf>) -> Self {
         let prompts = Arc::new(Prompts::load(root.as_deref()));
         Self::new(resolved, root, prompts, None)
+    }
+
+    /// Reads the workspace's own settings (dismissals) from `dir` instead of the root:
+    /// `review --diff` reads them from the base of the change, never from the change.
+    #[must_use]
+    pub fn with_settings_from(mut self, dir: Option<PathBuf>) -> Self {
+        self.settings = dir;
+        self
     }
 
     /// The configuration in force.
@@ -377,7 +389,7 @@ impl ReviewService {
     /// The dismissals in force: the workspace's (`.refine/dismissed.toml`, shared through version
     /// control) and the user's own, read afresh each time (either may be edited by hand).
     pub fn dismissals(&self) -> Result<Dismissals, String> {
-        let workspace = match &self.root {
+        let workspace = match &self.settings {
             Some(root) => Dismissals::load(&dismissed::workspace_file(root))?,
             None => Dismissals::default(),
         };
@@ -539,6 +551,31 @@ impl ReviewService {
         let engine = self.engine(&providers, command, cached);
         engine.review(input, cancel, progress).await
     }
+}
+
+/// The `verify.command` that may run for this workspace, and why a configured one may not.
+/// Whoever configured it, it runs the workspace's code (a build script, a test), so it runs
+/// only in a trusted workspace.
+fn verify_command(resolved: &Resolved, root: Option<&Path>) -> (Option<String>, Option<String>) {
+    let Some(cmd) = resolved
+        .config
+        .verify
+        .command
+        .clone()
+        .filter(|c| !c.trim().is_empty())
+    else {
+        return (None, None);
+    };
+    if resolved.trusted() {
+        return (Some(cmd), None);
+    }
+    let root = root.map_or_else(|| ".".to_owned(), |r| r.display().to_string());
+    (
+        None,
+        Some(format!(
+            "verify.command was not run: it runs this workspace's code, and this workspace is not trusted (run `refine-ls trust {root}` if you trust it)"
+        )),
+    )
 }
 
 /// What the critic is told this codebase does not want in `path`: each dismissed finding

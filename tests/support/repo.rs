@@ -54,3 +54,71 @@ pub fn many_files(n: usize) -> tempfile::TempDir {
     git_ok(d, &["commit", "-q", "-am", "change every file"]);
     dir
 }
+
+/// Sets (`Some`) or removes (`None`) a file on branch `branch` in a new commit, leaving the
+/// checkout and the working tree alone: the settings a team landed on the base branch, which
+/// `review --diff` reads there (never from the change under review).
+pub fn set_on_branch(dir: &Path, branch: &str, path: &str, content: Option<&str>) {
+    let run = |args: &[&str], index: &Path, input: Option<&str>| -> String {
+        use std::io::Write;
+        let mut child = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .env("GIT_INDEX_FILE", index)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run git");
+        if let Some(text) = input {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().expect("git");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let index = tmp.path().join("index");
+    run(&["read-tree", branch], &index, None);
+    match content {
+        Some(text) => {
+            let blob = run(&["hash-object", "-w", "--stdin"], &index, Some(text));
+            run(
+                &[
+                    "update-index",
+                    "--add",
+                    "--cacheinfo",
+                    &format!("100644,{blob},{path}"),
+                ],
+                &index,
+                None,
+            );
+        }
+        None => {
+            run(&["update-index", "--force-remove", path], &index, None);
+        }
+    }
+    let tree = run(&["write-tree"], &index, None);
+    let commit = run(
+        &["commit-tree", &tree, "-p", branch, "-m", "settings"],
+        &index,
+        None,
+    );
+    run(
+        &["update-ref", &format!("refs/heads/{branch}"), &commit],
+        &index,
+        None,
+    );
+}

@@ -124,7 +124,10 @@ async function start(): Promise<void> {
   const clientOptions: LanguageClientOptions = {
     documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
     outputChannel: output,
-    initializationOptions: { refine: settings(), diagnostics: "push" },
+    // The server takes trust-gated keys (where code goes, what runs) from .refine.toml only in
+    // a trusted workspace: VS Code's own workspace trust is the user's word (the server only
+    // starts in a trusted workspace at all).
+    initializationOptions: { refine: settings(), diagnostics: "push", trustedWorkspace: vscode.workspace.isTrusted },
     middleware: {
       workspace: {
         configuration: (params, token, next) => {
