@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::fsx;
+
 /// The fingerprint of a finding: 16 hex digits of SHA-256 over path, principle and quote
 /// (whitespace-normalised). The same for the CI baseline, SARIF's `partialFingerprints` and
 /// dismissals.
@@ -80,6 +82,20 @@ impl Dismissal {
     }
 }
 
+impl Dismissal {
+    /// Whether `other` dismisses the same thing (its quote and message aside: they are for
+    /// people, and concealing a secret in them need not give the same text twice).
+    fn same(&self, other: &Self) -> bool {
+        (&self.path, self.scope, &self.principle, &self.fingerprint)
+            == (
+                &other.path,
+                other.scope,
+                &other.principle,
+                &other.fingerprint,
+            )
+    }
+}
+
 /// The file's shape.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct File {
@@ -104,16 +120,28 @@ pub fn user_file() -> Option<PathBuf> {
     crate::config::user_data_dir().map(|d| d.join("dismissed.toml"))
 }
 
+/// The most a dismissal file may hold.
+const MAX_BYTES: u64 = 1024 * 1024;
+
 impl Dismissals {
-    /// Reads a store (empty when there is no file). A file that is not a dismissal file is an
-    /// error, so that nothing overwrites what a person wrote.
+    /// Reads one of the user's stores (empty when there is no file); see [`Self::read`].
     pub fn load(file: &Path) -> Result<Self, String> {
-        let text = match std::fs::read_to_string(file) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
-        };
-        Self::parse(&text).map_err(|e| format!("{}: {e}", file.display()))
+        Self::read(file, None)
+    }
+
+    /// Reads a store (empty when there is no file): a workspace's (`root`: the workspace) never
+    /// through a link out of it, the user's (`None`) following links; either bounded. A file
+    /// that is not a dismissal file is an error, so that nothing overwrites what a person wrote.
+    pub fn read(store: &Path, root: Option<&Path>) -> Result<Self, String> {
+        let text = match root {
+            Some(root) => fsx::read_in(root, store, MAX_BYTES),
+            None => fsx::read_bounded(store, MAX_BYTES),
+        }
+        .map_err(|e| e.to_string())?;
+        match text {
+            None => Ok(Self::default()),
+            Some(text) => Self::parse(&text).map_err(|e| format!("{}: {e}", store.display())),
+        }
     }
 
     /// Parses the file's text.
@@ -136,26 +164,56 @@ impl Dismissals {
         ))
     }
 
-    /// Writes the store, creating its folder.
+    /// Writes one of the user's stores; see [`Self::write`].
     pub fn save(&self, file: &Path) -> Result<(), String> {
-        if let Some(dir) = file.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        self.write(file, None)
+    }
+
+    /// Writes a store whole or not at all, creating its folder: a workspace's (`root`) never
+    /// through a link, nor into a folder that leads out of it; the user's never through a link
+    /// either.
+    fn write(&self, store: &Path, root: Option<&Path>) -> Result<(), String> {
+        let text = self.to_toml()?;
+        match root {
+            Some(root) => fsx::write_atomic_in(root, store, text.as_bytes()),
+            None => fsx::write_atomic(store, text.as_bytes()),
         }
-        std::fs::write(file, self.to_toml()?)
-            .map_err(|e| format!("cannot write {}: {e}", file.display()))
+        .map_err(|e| e.to_string())
+    }
+
+    /// Reads a store, lets `f` change it and writes it back when it changed, all under the
+    /// store's lock, so that two processes dismissing at once both land. `root` as for
+    /// [`Self::read`].
+    pub fn update<R>(
+        store: &Path,
+        root: Option<&Path>,
+        f: impl FnOnce(&mut Self) -> R,
+    ) -> Result<R, String> {
+        let _lock = fsx::lock(store).map_err(|e| e.to_string())?;
+        let mut all = Self::read(store, root)?;
+        let before = all.clone();
+        let out = f(&mut all);
+        if all != before {
+            all.write(store, root)?;
+        }
+        Ok(out)
     }
 
     fn normalise(&mut self) {
         self.list.sort();
-        self.list.dedup();
+        self.list.dedup_by(|a, b| a.same(b));
     }
 
-    /// Adds a dismissal; `false` when it was there already.
-    pub fn add(&mut self, d: Dismissal) -> bool {
-        if self.list.contains(&d) {
+    /// Adds a dismissal; `false` when it was there already. Its quote and message are kept with
+    /// any secret in them concealed (the file is meant to be committed); its fingerprint, from
+    /// the real quote, is what matches the finding.
+    pub fn add(&mut self, mut d: Dismissal) -> bool {
+        if self.list.iter().any(|x| x.same(&d)) {
             return false;
         }
+        let conceal = |t: String| crate::secrets::Vault::default().redact(&t);
+        d.quote = d.quote.map(conceal);
+        d.message = d.message.map(conceal);
         self.list.push(d);
         self.normalise();
         true
@@ -297,11 +355,66 @@ mod tests {
         assert!(Dismissals::parse("dismissed = 3").is_err());
         assert!(Dismissals::parse("[[dismissed]]\npath = 'a'\nscope = 'everything'\n").is_err());
         let dir = tempfile::tempdir().unwrap();
+        let root = Some(dir.path());
         let file = workspace_file(dir.path());
-        assert!(Dismissals::load(&file).unwrap().is_empty());
+        assert!(Dismissals::read(&file, root).unwrap().is_empty());
+        let added = Dismissals::update(&file, root, |d| d.add(finding("a.rs", "readability", "x")));
+        assert!(added.unwrap());
         let mut d = Dismissals::default();
         d.add(finding("a.rs", "readability", "x"));
-        d.save(&file).unwrap();
-        assert_eq!(Dismissals::load(&file).unwrap(), d);
+        assert_eq!(Dismissals::read(&file, root).unwrap(), d);
+        std::fs::write(&file, "dismissed = 3").unwrap();
+        let err = Dismissals::update(&file, root, |d| d.add(finding("b.rs", "security", "y")));
+        assert!(err.unwrap_err().contains("not a dismissal file"));
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "dismissed = 3");
+    }
+
+    #[test]
+    fn a_dismissed_secret_is_stored_concealed_and_still_matches_its_finding() {
+        let key = "sk-ant-api03-Zq4vB8nR2xL7mT1pK9wY3cF6hJ0sD5gA-eU2iO8uQ7tR4yW1zX6vN3bM0kL9jH2gF5dS8aP_Q7wE4rT1yU6iAA";
+        let quote = format!("let client = Client::new(\"{key}\");");
+        let message = format!("the key {key} is in the code");
+        let dir = tempfile::tempdir().unwrap();
+        let root = Some(dir.path());
+        let file = workspace_file(dir.path());
+        let d = Dismissal {
+            message: Some(message),
+            ..finding("src/main.rs", "security", &quote)
+        };
+        assert!(Dismissals::update(&file, root, |all| all.add(d.clone())).unwrap());
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(!text.contains("sk-ant-"), "{text}");
+        assert!(!text.contains(&key[10..40]), "{text}");
+        assert!(text.contains("let client = Client::new("), "{text}");
+        let back = Dismissals::read(&file, root).unwrap();
+        assert!(back.covers("src/main.rs", "security", &quote));
+        assert!(!back.covers("src/main.rs", "security", "let client = Client::new(x);"));
+        // The same finding again is not added twice, and undismissing it takes it out.
+        assert!(!Dismissals::update(&file, root, |all| all.add(d)).unwrap());
+        let removed = Dismissals::update(&file, root, |all| {
+            all.remove_covering("src/main.rs", "security", &quote)
+        });
+        assert_eq!(removed.unwrap(), 1);
+        assert!(Dismissals::read(&file, root).unwrap().is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_workspace_store_that_links_out_is_neither_read_nor_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ws");
+        std::fs::create_dir_all(root.join(".refine")).unwrap();
+        let outside = dir.path().join("outside.toml");
+        let mine = "[[dismissed]]\npath = \"a.rs\"\nscope = \"file\"\n";
+        std::fs::write(&outside, mine).unwrap();
+        let file = workspace_file(&root);
+        std::os::unix::fs::symlink("../../outside.toml", &file).unwrap();
+        let err = Dismissals::read(&file, Some(&root)).unwrap_err();
+        assert!(err.contains("outside the workspace"), "{err}");
+        let err = Dismissals::update(&file, Some(&root), |d| {
+            d.add(finding("b.rs", "security", "y"))
+        });
+        assert!(err.unwrap_err().contains("outside the workspace"));
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), mine);
     }
 }

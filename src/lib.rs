@@ -34,6 +34,8 @@ pub mod config;
 pub mod dismissed;
 /// Open documents on ropey and position encodings.
 pub mod document;
+/// Workspace files read and written without following links out, bounded, atomically.
+pub mod fsx;
 /// Language ids, grammars and interface items.
 pub mod lang;
 /// The opt-in learning record (reviews and their fates) and its exports.

@@ -91,27 +91,27 @@ impl Prompts {
     pub fn load(workspace_root: Option<&Path>) -> Self {
         let mut dirs = Vec::new();
         if let Some(d) = dirs::config_dir() {
-            dirs.push(d.join("refine-ls").join("prompts"));
+            dirs.push((d.join("refine-ls").join("prompts"), None));
         }
         if let Some(root) = workspace_root {
-            dirs.push(root.join(".refine").join("prompts"));
+            dirs.push((root.join(".refine").join("prompts"), Some(root)));
         }
-        let mut prompts = Self::load_from(&dirs);
+        let mut prompts = Self::load_within(&dirs);
         if let Some(root) = workspace_root {
-            prompts.apply_workspace_principles(&root.join(".refine").join("principles.md"));
+            prompts.apply_workspace_principles(root);
         }
         prompts
     }
 
     /// A workspace `.refine/principles.md` replaces the principles, or extends them when its
     /// first line is `<!-- extends -->`.
-    fn apply_workspace_principles(&mut self, path: &Path) {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+    fn apply_workspace_principles(&mut self, root: &Path) {
+        let path = root.join(".refine").join("principles.md");
+        let text = match read_override(&path, Some(root)) {
+            Ok(Some(t)) => t,
+            Ok(None) => return,
             Err(e) => {
-                self.warnings
-                    .push(format!("cannot read {}: {e}", path.display()));
+                self.warnings.push(e);
                 return;
             }
         };
@@ -129,11 +129,19 @@ impl Prompts {
             text
         };
         self.principle_ids = parse_principle_ids(&self.principles);
-        self.overrides.push(path.to_path_buf());
+        self.overrides.push(path);
     }
 
-    /// Loads the built-ins, each overridden by the same file name in the later of `dirs`.
+    /// Loads the built-ins, each overridden by the same file name in the later of `dirs` (the
+    /// user's own folders).
     pub fn load_from(dirs: &[PathBuf]) -> Self {
+        let dirs: Vec<(PathBuf, Option<&Path>)> = dirs.iter().map(|d| (d.clone(), None)).collect();
+        Self::load_within(&dirs)
+    }
+
+    /// [`Self::load_from`] for folders each of the user's own (`None`) or in a workspace (its
+    /// root), whose files are read without following links out of it.
+    fn load_within(dirs: &[(PathBuf, Option<&Path>)]) -> Self {
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
@@ -142,15 +150,15 @@ impl Prompts {
         let mut principles = String::new();
         for (name, builtin) in BUILTIN {
             let mut text = (*builtin).to_owned();
-            for dir in dirs {
+            for (dir, root) in dirs {
                 let path = dir.join(name);
-                match std::fs::read_to_string(&path) {
-                    Ok(t) => {
+                match read_override(&path, *root) {
+                    Ok(Some(t)) => {
                         text = t;
                         overrides.push(path);
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => warnings.push(format!("cannot read {}: {e}", path.display())),
+                    Ok(None) => {}
+                    Err(e) => warnings.push(e),
                 }
             }
             if *name == "principles.md" {
@@ -254,6 +262,22 @@ impl Prompts {
     }
 }
 
+/// The most an override may hold: a prompt, not a file to send whole.
+const MAX_OVERRIDE_BYTES: u64 = 256 * 1024;
+
+/// An override's text (`None`: there is none): a workspace's (`root` given) never through a
+/// link out of it, the user's bounded; a refusal is the warning to show, the built-in kept.
+fn read_override(path: &Path, root: Option<&Path>) -> Result<Option<String>, String> {
+    match root {
+        Some(root) => crate::fsx::read_in(root, path, MAX_OVERRIDE_BYTES),
+        None => crate::fsx::read_bounded(path, MAX_OVERRIDE_BYTES),
+    }
+    .map_err(|e| {
+        tracing::warn!("prompt override not used: {e}");
+        format!("{e}; using the built-in")
+    })
+}
+
 /// Principle ids are the second-level headings of `principles.md`.
 fn parse_principle_ids(text: &str) -> Vec<String> {
     text.lines()
@@ -331,5 +355,41 @@ mod tests {
             )
             .unwrap();
         assert!(out.contains("a.rs"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn workspace_overrides_that_link_out_are_refused_with_a_warning_and_the_builtin_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ws");
+        let prompts = root.join(".refine").join("prompts");
+        std::fs::create_dir_all(&prompts).unwrap();
+        let outside = dir.path().join("outside.md");
+        std::fs::write(&outside, "## canary-principle\nAsks: CANARY.\n").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join(".refine/principles.md")).unwrap();
+        std::os::unix::fs::symlink(&outside, prompts.join("critique_user.md")).unwrap();
+        let p = Prompts::load(Some(&root));
+        assert!(!p.principles().contains("CANARY"));
+        assert_eq!(p.principle_ids().len(), 6);
+        let out = p
+            .render(
+                "critique_user.md",
+                serde_json::json!({"path": "a.rs", "selection": "x", "first_line": 1, "last_line": 1}),
+            )
+            .unwrap();
+        assert!(!out.contains("CANARY"), "{out}");
+        assert!(p.overrides.is_empty(), "{:?}", p.overrides);
+        for name in ["principles.md", "critique_user.md"] {
+            assert!(
+                p.warnings
+                    .iter()
+                    .any(|w| w.contains(name) && w.contains("outside the workspace")),
+                "{:?}",
+                p.warnings
+            );
+        }
+        // The user's own folder may link wherever it likes.
+        let user = Prompts::load_from(&[prompts]);
+        assert!(user.overrides.len() == 1 && user.warnings.is_empty());
     }
 }
