@@ -229,6 +229,8 @@ enum Flood {
     EndlessLine,
     /// `500`, then an error body that never ends.
     EndlessErrorBody,
+    /// A header line that never ends.
+    EndlessHeader,
 }
 
 /// A raw HTTP server on 127.0.0.1 that floods every connection (up to 64 MiB, then it holds
@@ -252,6 +254,7 @@ async fn flooder(flood: Flood) -> (String, Arc<AtomicUsize>) {
                     Flood::EndlessErrorBody => {
                         "HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n"
                     }
+                    Flood::EndlessHeader => "HTTP/1.1 200 OK\r\nx-flood: ",
                 };
                 if sock.write_all(head.as_bytes()).await.is_err() {
                     return;
@@ -305,6 +308,16 @@ async fn an_endless_error_body_is_read_only_in_part() {
     let all = e.all();
     assert!(all.contains("HTTP 500"), "{all}");
     assert!(matches!(e.code, Some(1..=2)), "{:?}: {all}", e.code);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endless_header_line_ends_the_review_with_an_error() {
+    let (e, conns) = review_against_flood(Flood::EndlessHeader).await;
+    assert_no_panic(&e);
+    let all = e.all();
+    assert!(all.contains("could not be reached"), "{all}");
+    assert!(matches!(e.code, Some(1..=2)), "{:?}: {all}", e.code);
+    assert_eq!(conns, 1, "{all}");
 }
 
 /// A repository with one commit of `sum.rs` and a change to it.

@@ -284,6 +284,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_revision_that_looks_like_an_option_is_refused() {
+        assert_eq!(checked_rev("main"), Ok("main"));
+        assert_eq!(checked_rev("HEAD~1"), Ok("HEAD~1"));
+        for bad in ["--output=/tmp/x", "-p", "-"] {
+            let e = checked_rev(bad).unwrap_err();
+            assert!(e.contains("not a revision") && e.contains(bad), "{e}");
+        }
+    }
+
+    #[test]
     fn added_and_changed_lines_come_from_the_hunk_headers() {
         let diff = "diff --git a/src/a.rs b/src/a.rs\n--- a/src/a.rs\n+++ b/src/a.rs\n@@ -3 +3 @@ fn a()\n-    old\n+    new\n@@ -10,0 +11,2 @@\n+x\n+y\ndiff --git a/gone.rs b/gone.rs\n--- a/gone.rs\n+++ /dev/null\n@@ -1 +0,0 @@\n-z\n";
         assert_eq!(
