@@ -222,15 +222,15 @@ async fn a_redirect_to_another_host_is_not_followed_and_the_key_stays_home() {
     assert_ne!(e.code, Some(0), "{all}");
 }
 
-/// What the raw server sends after its headers.
+/// What the raw server sends without end.
 #[derive(Clone, Copy)]
 enum Flood {
     /// `200`, then one SSE `data:` line that never ends.
-    EndlessLine,
+    Line,
     /// `500`, then an error body that never ends.
-    EndlessErrorBody,
+    ErrorBody,
     /// A header line that never ends.
-    EndlessHeader,
+    Header,
 }
 
 /// A raw HTTP server on 127.0.0.1 that floods every connection (up to 64 MiB, then it holds
@@ -248,13 +248,13 @@ async fn flooder(flood: Flood) -> (String, Arc<AtomicUsize>) {
                 let mut buf = vec![0u8; 64 << 10];
                 let _ = sock.read(&mut buf).await;
                 let head = match flood {
-                    Flood::EndlessLine => {
+                    Flood::Line => {
                         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\ndata: {\"choices\":[{\"delta\":{\"content\":\""
                     }
-                    Flood::EndlessErrorBody => {
+                    Flood::ErrorBody => {
                         "HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n"
                     }
-                    Flood::EndlessHeader => "HTTP/1.1 200 OK\r\nx-flood: ",
+                    Flood::Header => "HTTP/1.1 200 OK\r\nx-flood: ",
                 };
                 if sock.write_all(head.as_bytes()).await.is_err() {
                     return;
@@ -292,7 +292,7 @@ async fn review_against_flood(flood: Flood) -> (Ended, usize) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_endless_line_ends_the_review_with_an_error() {
-    let (e, conns) = review_against_flood(Flood::EndlessLine).await;
+    let (e, conns) = review_against_flood(Flood::Line).await;
     assert_no_panic(&e);
     let all = e.all();
     assert!(all.contains("a line longer than 1 MiB"), "{all}");
@@ -303,7 +303,7 @@ async fn an_endless_line_ends_the_review_with_an_error() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_endless_error_body_is_read_only_in_part() {
-    let (e, _) = review_against_flood(Flood::EndlessErrorBody).await;
+    let (e, _) = review_against_flood(Flood::ErrorBody).await;
     assert_no_panic(&e);
     let all = e.all();
     assert!(all.contains("HTTP 500"), "{all}");
@@ -312,7 +312,7 @@ async fn an_endless_error_body_is_read_only_in_part() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_endless_header_line_ends_the_review_with_an_error() {
-    let (e, conns) = review_against_flood(Flood::EndlessHeader).await;
+    let (e, conns) = review_against_flood(Flood::Header).await;
     assert_no_panic(&e);
     let all = e.all();
     assert!(all.contains("could not be reached"), "{all}");
