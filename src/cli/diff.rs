@@ -102,23 +102,39 @@ pub fn unified_diff(
     .to_vec();
     if staged {
         args.push("--cached".to_owned());
+    }
+    // Revisions come from the command line (often a CI variable): past this marker git takes
+    // nothing as an option, so `--diff=--output=FILE` cannot make it write a file.
+    args.push("--end-of-options".to_owned());
+    if staged {
         if let Base::Rev(b) = base {
-            args.push(b.clone());
+            args.push(checked_rev(b)?.to_owned());
         }
     } else {
         let b = match base {
-            Base::Rev(b) => b.clone(),
+            Base::Rev(b) => checked_rev(b)?.to_owned(),
             _ => default_base(root)?,
         };
         args.push(b);
         if let Some(r) = rev {
-            args.push(r.to_owned());
+            args.push(checked_rev(r)?.to_owned());
         }
     }
     args.push("--".to_owned());
     args.extend(paths.iter().cloned());
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     git(root, &refs)
+}
+
+/// `rev` when it can name a revision; an error for one that starts with `-`, which git would
+/// read as an option (no branch, tag or commit name starts with one).
+pub(super) fn checked_rev(rev: &str) -> Result<&str, String> {
+    if rev.starts_with('-') {
+        return Err(format!(
+            "`{rev}` is not a revision (it starts with `-`, so git would take it for an option); name a branch, tag or commit"
+        ));
+    }
+    Ok(rev)
 }
 
 /// Parses a unified diff: per new file, the lines it adds or changes. Deleted files, binary
@@ -266,6 +282,16 @@ fn enclosing_item(root: Node<'_>, line: usize, kinds: &[(&str, bool)]) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_revision_that_looks_like_an_option_is_refused() {
+        assert_eq!(checked_rev("main"), Ok("main"));
+        assert_eq!(checked_rev("HEAD~1"), Ok("HEAD~1"));
+        for bad in ["--output=/tmp/x", "-p", "-"] {
+            let e = checked_rev(bad).unwrap_err();
+            assert!(e.contains("not a revision") && e.contains(bad), "{e}");
+        }
+    }
 
     #[test]
     fn added_and_changed_lines_come_from_the_hunk_headers() {

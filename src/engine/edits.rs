@@ -52,8 +52,8 @@ pub fn minimal_edits(original: &str, revised: &str, base: usize) -> Vec<Edit> {
             let old: String = old_lines[o.clone()].concat();
             let new: String = new_lines[n].concat();
             let (skip, new_text) = trim_common(&old, &new);
-            let start = base + old_starts[o.start] + skip.start;
-            let end = base + old_starts[o.start] + skip.end;
+            let at = base.saturating_add(old_starts[o.start]);
+            let (start, end) = (at.saturating_add(skip.start), at.saturating_add(skip.end));
             Edit {
                 range: start..end,
                 new_text,
@@ -115,18 +115,91 @@ fn trim_common(old: &str, new: &str) -> (Range<usize>, String) {
     (prefix..o.len() - suffix, replacement)
 }
 
-/// Applies edits (sorted, non-overlapping) to a text whose char 0 is document char `base`.
-pub fn apply(text: &str, edits: &[Edit], base: usize) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::with_capacity(text.len());
-    let mut at = 0;
-    for e in edits {
-        let (s, t) = (e.range.start - base, e.range.end - base);
-        out.extend(&chars[at..s]);
-        out.push_str(&e.new_text);
-        at = t;
+/// Why a list of edits does not fit a text: edits read back from the review cache (a file
+/// anyone with the workspace could have crafted) are checked with [`validate`] before use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidEdit {
+    /// An edit ends before it starts.
+    #[error("edit {index} ends before it starts ({start}..{end})")]
+    Reversed {
+        /// Its position in the list.
+        index: usize,
+        /// Its start (document chars).
+        start: usize,
+        /// Its end (document chars).
+        end: usize,
+    },
+    /// An edit reaches outside the text.
+    #[error("edit {index} ({start}..{end}) is outside the text (chars {base}..{text_end})")]
+    OutOfRange {
+        /// Its position in the list.
+        index: usize,
+        /// Its start (document chars).
+        start: usize,
+        /// Its end (document chars).
+        end: usize,
+        /// The text's first char in the document.
+        base: usize,
+        /// The end of the text in the document.
+        text_end: usize,
+    },
+    /// An edit starts before the one before it ends (the list is unsorted or overlaps).
+    #[error("edit {index} starts before edit {} ends: edits must be sorted and not overlap", index - 1)]
+    Overlapping {
+        /// Its position in the list.
+        index: usize,
+    },
+}
+
+/// Checks that `edits` fit a text whose char 0 is document char `base`: each inside the text,
+/// sorted and not overlapping (what [`apply`] needs).
+pub fn validate(text: &str, edits: &[Edit], base: usize) -> Result<(), InvalidEdit> {
+    let text_end = base.saturating_add(text.chars().count());
+    let mut at = base;
+    for (index, e) in edits.iter().enumerate() {
+        let (start, end) = (e.range.start, e.range.end);
+        if end < start {
+            return Err(InvalidEdit::Reversed { index, start, end });
+        }
+        if start < base || end > text_end {
+            return Err(InvalidEdit::OutOfRange {
+                index,
+                start,
+                end,
+                base,
+                text_end,
+            });
+        }
+        if start < at {
+            return Err(InvalidEdit::Overlapping { index });
+        }
+        at = end;
     }
-    out.extend(&chars[at..]);
+    Ok(())
+}
+
+/// Applies edits (sorted, non-overlapping) to a text whose char 0 is document char `base`.
+/// Edits that do not fit the text (see [`validate`]) are not applied at all: the text comes
+/// back unchanged, since half a list of edits is no revision.
+pub fn apply(text: &str, edits: &[Edit], base: usize) -> String {
+    if let Err(e) = validate(text, edits, base) {
+        tracing::warn!("edits not applied: {e}");
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    let mut at = base;
+    for e in edits {
+        // Validated: `at <= start <= end <= base + chars`.
+        out.extend(chars.by_ref().take(e.range.start.saturating_sub(at)));
+        out.push_str(&e.new_text);
+        chars
+            .by_ref()
+            .take(e.range.end.saturating_sub(e.range.start))
+            .for_each(drop);
+        at = e.range.end;
+    }
+    out.extend(chars);
     out
 }
 
@@ -146,6 +219,33 @@ mod props {
             let edits = minimal_edits(&a, &b, base);
             prop_assert_eq!(apply(&doc, &edits, 0), format!("{pre}{b}{post}"));
             prop_assert_eq!(apply(&a, &minimal_edits(&a, &b, 0), 0), b);
+            prop_assert!(validate(&doc, &edits, 0).is_ok());
+        }
+
+        #[test]
+        fn apply_never_panics_on_arbitrary_edits(
+            t in text(),
+            base in prop_oneof![Just(0usize), 0usize..50, Just(usize::MAX - 3), Just(usize::MAX)],
+            raw in proptest::collection::vec(
+                (prop_oneof![0usize..60, Just(usize::MAX)], prop_oneof![0usize..60, Just(usize::MAX)], text()),
+                0..5,
+            ),
+        ) {
+            let edits: Vec<Edit> = raw
+                .into_iter()
+                .map(|(s, e, new_text)| Edit { range: s..e, new_text })
+                .collect();
+            let got = apply(&t, &edits, base);
+            match validate(&t, &edits, base) {
+                // Valid edits: each replaced its chars.
+                Ok(()) => {
+                    let removed: usize = edits.iter().map(|e| e.range.end - e.range.start).sum();
+                    let added: usize = edits.iter().map(|e| e.new_text.chars().count()).sum();
+                    prop_assert_eq!(got.chars().count(), t.chars().count() - removed + added);
+                }
+                // Anything else: the text, untouched.
+                Err(_) => prop_assert_eq!(got, t),
+            }
         }
     }
 }
@@ -177,6 +277,47 @@ mod tests {
     #[test]
     fn identical_text_needs_no_edit() {
         assert!(minimal_edits("x\n", "x\n", 0).is_empty());
+    }
+
+    #[test]
+    fn edits_that_do_not_fit_are_refused_and_not_applied() {
+        let e = |s: usize, t: usize| Edit {
+            range: s..t,
+            new_text: "X".to_owned(),
+        };
+        let text = "abcdef";
+        assert!(matches!(
+            validate(text, &[e(3, 2)], 0),
+            Err(InvalidEdit::Reversed { index: 0, .. })
+        ));
+        assert!(matches!(
+            validate(text, &[e(5, 7)], 0),
+            Err(InvalidEdit::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            validate(text, &[e(1, 2)], 2),
+            Err(InvalidEdit::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            validate(text, &[e(1, 3), e(2, 4)], 0),
+            Err(InvalidEdit::Overlapping { index: 1 })
+        ));
+        assert!(matches!(
+            validate(text, &[e(4, 5), e(1, 2)], 0),
+            Err(InvalidEdit::Overlapping { index: 1 })
+        ));
+        for bad in [
+            vec![e(3, 2)],
+            vec![e(0, usize::MAX)],
+            vec![e(4, 5), e(1, 2)],
+        ] {
+            assert_eq!(apply(text, &bad, 0), text);
+        }
+        // Touching edits and an insertion at the end fit.
+        let ok = [e(0, 1), e(1, 1), e(1, 2), e(6, 6)];
+        assert_eq!(validate(text, &ok, 0), Ok(()));
+        assert_eq!(apply(text, &ok, 0), "XXXcdefX");
+        assert_eq!(apply("é😀z", &[e(11, 12)], 10), "éXz");
     }
 
     #[test]

@@ -31,6 +31,38 @@ pub enum ProviderError {
         /// Variable that should hold the key.
         env: String,
     },
+    /// An API key would go over plain HTTP to another machine, where anyone on the way reads it.
+    #[error(
+        "{provider} at {url}: the API key would be sent over plain http to a host that is not this machine, where anyone on the way can read it; use an https:// provider.base_url, or a loopback address (127.0.0.1, ::1, localhost) for a local server"
+    )]
+    InsecureUrl {
+        /// Provider kind.
+        provider: &'static str,
+        /// Endpoint.
+        url: String,
+    },
+    /// The endpoint redirected to another origin; the redirect was not followed.
+    #[error(
+        "{provider} at {url}: the endpoint redirected to another host ({to}): not followed, so the key is not sent there; if that host is the right one, set provider.base_url to it"
+    )]
+    Redirected {
+        /// Provider kind.
+        provider: &'static str,
+        /// Endpoint.
+        url: String,
+        /// The origin (scheme, host, port) it redirected to.
+        to: String,
+    },
+    /// The reply (or one line of it) outgrew what refine-ls reads, so it was cut off.
+    #[error("{provider} at {url} sent {what}, more than refine-ls reads, so the reply was cut off")]
+    TooLarge {
+        /// Provider kind.
+        provider: &'static str,
+        /// Endpoint.
+        url: String,
+        /// What was too large (`a line longer than 1 MiB`).
+        what: String,
+    },
     /// Could not connect, or the connection broke before the reply began.
     #[error(
         "{provider} at {url} could not be reached ({reason}); check that the server is running and provider.base_url is right"
@@ -165,6 +197,7 @@ impl ProviderError {
                 | Self::NoFirstToken { .. }
                 | Self::Interrupted { .. }
                 | Self::BadResponse { .. }
+                | Self::TooLarge { .. }
         )
     }
 }

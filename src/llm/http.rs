@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::error_detail;
 use super::limit::Limiter;
-use super::stream::{self, LineBuffer};
+use super::stream::{self, LineBuffer, MAX_REPLY};
 use super::{
     ChatRequest, ChatResponse, Kind, ProviderError, Usage, anthropic, estimate_tokens, ollama,
     openai,
@@ -149,8 +149,15 @@ impl HttpProvider {
                 env: key_env,
             });
         }
+        if key.is_some() && parsed.scheme() == "http" && !is_loopback(&parsed) {
+            return Err(ProviderError::InsecureUrl {
+                provider: kind.name(),
+                url: base_url,
+            });
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
+            .redirect(same_origin_redirects())
             .build()
             .map_err(|e| ProviderError::Config {
                 provider: kind.name(),
@@ -415,6 +422,11 @@ impl HttpProvider {
         let resp = match send.await {
             Err(_) => return Err(no_first_token()),
             Ok(Err(e)) => {
+                if let Some(to) = refused_redirect(&e) {
+                    return Err(Failure::fatal(self.error(|provider, url| {
+                        ProviderError::Redirected { provider, url, to }
+                    })));
+                }
                 return Err(Failure::retryable(self.error(|provider, url| {
                     ProviderError::Connect {
                         provider,
@@ -472,10 +484,22 @@ impl HttpProvider {
                 raw.extend_from_slice(&chunk);
             }
             lines.push(&chunk);
-            while let Some(line) = lines.next_line() {
+            loop {
+                let line = match lines.next_line() {
+                    Ok(Some(line)) => line,
+                    Ok(None) => break,
+                    Err(e) => return Err(self.too_large(e.to_string())),
+                };
                 let line = String::from_utf8_lossy(&line).into_owned();
                 let payload = if sse {
-                    match sse_event.feed(&line) {
+                    let ev = sse_event.feed(&line);
+                    // `data:` lines with no blank line between: one event that never ends.
+                    if sse_event.data.len() > MAX_REPLY {
+                        return Err(
+                            self.too_large(format!("an event longer than {} MiB", MAX_REPLY >> 20))
+                        );
+                    }
+                    match ev {
                         Some(ev) => ev,
                         None => continue,
                     }
@@ -544,14 +568,17 @@ impl HttpProvider {
                 }
             })));
         }
+        let plausible = |n: &u64| *n <= MAX_CALL_TOKENS;
         let usage = Usage {
             input_tokens: acc
                 .input_tokens
+                .filter(plausible)
                 .unwrap_or_else(|| estimate_tokens(&body.to_string())),
             output_tokens: acc
                 .output_tokens
+                .filter(plausible)
                 .unwrap_or_else(|| estimate_tokens(&acc.text)),
-            reused_input_tokens: acc.cached_tokens.unwrap_or(0),
+            reused_input_tokens: acc.cached_tokens.filter(plausible).unwrap_or(0),
         };
         Ok(ChatResponse {
             content: acc.text,
@@ -583,11 +610,24 @@ impl HttpProvider {
                 }
             })));
         }
+        if acc.text.len() > MAX_REPLY {
+            return Err(self.too_large(format!("a reply longer than {} MiB", MAX_REPLY >> 20)));
+        }
         if acc.text.len() > before {
             *delivered = true;
             on_delta(&acc.text[before..]);
         }
         Ok(())
+    }
+
+    /// A reply (or a line of it) beyond what is read: the call ends, and is not tried again
+    /// (the same server would send the same).
+    fn too_large(&self, what: String) -> Failure {
+        Failure::fatal(self.error(|provider, url| ProviderError::TooLarge {
+            provider,
+            url,
+            what,
+        }))
     }
 
     async fn status_failure(&self, resp: reqwest::Response, status: u16) -> Failure {
@@ -596,7 +636,8 @@ impl HttpProvider {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let text = resp.text().await.unwrap_or_default();
+        // Only its start is quoted; an endless error body is not read to its end.
+        let text = read_capped(resp, MAX_ERROR_BODY).await;
         let detail = error_detail(&text);
         let error = if matches!(status, 401 | 403) {
             self.error(|provider, url| ProviderError::Auth {
@@ -642,13 +683,28 @@ impl HttpProvider {
             };
         }
         let name = self.kind.name();
-        let resp = builder.send().await.map_err(|e| ProviderError::Connect {
-            provider: name,
-            url: url.clone(),
-            reason: root_cause(&e),
-        })?;
+        let resp = builder
+            .send()
+            .await
+            .map_err(|e| match refused_redirect(&e) {
+                Some(to) => ProviderError::Redirected {
+                    provider: name,
+                    url: url.clone(),
+                    to,
+                },
+                None => ProviderError::Connect {
+                    provider: name,
+                    url: url.clone(),
+                    reason: root_cause(&e),
+                },
+            })?;
         let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
+        let cap = if (200..300).contains(&status) {
+            MAX_REPLY
+        } else {
+            MAX_ERROR_BODY
+        };
+        let text = read_capped(resp, cap).await;
         if !(200..300).contains(&status) {
             return Err(ProviderError::Http {
                 provider: name,
@@ -730,6 +786,71 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
     httpdate::parse_http_date(v)
         .ok()
         .and_then(|t| t.duration_since(std::time::SystemTime::now()).ok())
+        .map(|d| d.min(MAX_RETRY_AFTER))
+}
+
+/// The most tokens one call is taken to use: no model reads or writes that many in one call,
+/// so a provider reporting more (`u64::MAX`) is taken as not saying, and the count is
+/// estimated (an absurd count would hold the rate limit and every total that adds it up).
+const MAX_CALL_TOKENS: u64 = 100_000_000;
+
+/// The most of an error body read (its start is quoted in the error).
+const MAX_ERROR_BODY: usize = 64 << 10;
+
+/// At most `cap` bytes of a body, as text (what arrived before a network error included).
+async fn read_capped(mut resp: reqwest::Response, cap: usize) -> String {
+    let mut body = Vec::new();
+    while body.len() < cap {
+        match resp.chunk().await {
+            Ok(Some(c)) => {
+                let room = cap.saturating_sub(body.len());
+                body.extend_from_slice(c.get(..room).unwrap_or(&c));
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// A redirect to another origin, refused so that the key and headers stay with the host the
+/// user named (reqwest drops `Authorization` across hosts, but not `x-api-key` or
+/// `provider.headers`).
+#[derive(Debug, thiserror::Error)]
+#[error("redirect to another origin ({0}) refused")]
+struct CrossOriginRedirect(String);
+
+/// How many redirects within the origin are followed (reqwest's default).
+const MAX_REDIRECTS: usize = 10;
+
+/// Redirects within the endpoint's origin (scheme, host, port) are followed; one anywhere else
+/// is an error.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same = attempt
+            .previous()
+            .last()
+            .is_some_and(|from| from.origin() == attempt.url().origin());
+        if !same {
+            let to = attempt.url().origin().ascii_serialization();
+            attempt.error(CrossOriginRedirect(to))
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error("too many redirects")
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// The origin a refused cross-origin redirect led to, when that is why `e` happened.
+fn refused_redirect(e: &reqwest::Error) -> Option<String> {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(r) = s.downcast_ref::<CrossOriginRedirect>() {
+            return Some(r.0.clone());
+        }
+        source = s.source();
+    }
+    None
 }
 
 /// True when a URL's host is this machine (no key is needed there).
@@ -775,6 +896,51 @@ mod tests {
             Some(StructuredMode::PromptOnly)
         );
         assert_eq!(StructuredMode::PromptOnly.weaker(), None);
+    }
+
+    #[test]
+    fn a_key_never_goes_over_plain_http_to_another_machine() {
+        // SAFETY of the test: the variable is unique to it.
+        unsafe { std::env::set_var("REFINE_TEST_PLAIN_HTTP_KEY", "sk-test-plain") };
+        let build = |url: &str, key: bool, kind: Kind| {
+            let cfg = ProviderConfig {
+                api_key_env: key.then(|| "REFINE_TEST_PLAIN_HTTP_KEY".into()),
+                base_url: Some(url.into()),
+                ..ProviderConfig::default()
+            };
+            HttpProvider::from_config(&cfg, kind, None)
+        };
+        for url in [
+            "http://example.com/v1",
+            "http://10.0.0.5:8080/v1",
+            "http://[2001:db8::1]/v1",
+            "http://127.0.0.1.example.com/v1",
+        ] {
+            for kind in [Kind::OpenAi, Kind::Anthropic, Kind::Ollama] {
+                let e = build(url, true, kind).unwrap_err();
+                assert!(
+                    matches!(e, ProviderError::InsecureUrl { .. }),
+                    "{url} {kind:?}: {e}"
+                );
+                let msg = e.to_string();
+                assert!(
+                    msg.contains("https://") && msg.contains("loopback"),
+                    "{msg}"
+                );
+                assert!(!msg.contains("sk-test"), "{msg}");
+            }
+        }
+        for url in [
+            "http://127.0.0.1:9/v1",
+            "http://127.1.2.3:9/v1",
+            "http://[::1]:9/v1",
+            "http://localhost:9/v1",
+            "https://example.com/v1",
+        ] {
+            assert!(build(url, true, Kind::OpenAi).is_ok(), "{url}");
+        }
+        // No key, nothing to leak: a server on the LAN over http is fine.
+        assert!(build("http://10.0.0.5:11434", false, Kind::Ollama).is_ok());
     }
 
     #[test]

@@ -44,6 +44,15 @@ struct State {
     paused_until: Instant,
 }
 
+/// The most debt the bucket runs into, in minutes' worth of tokens: an answer may be longer
+/// than its prompt's estimate, but a provider reporting absurd usage (`u64::MAX` tokens) holds
+/// the endpoint for minutes, not for ever.
+const MAX_DEBT_MINUTES: f64 = 10.0;
+
+/// The longest any wait here lasts (a server's `Retry-After`, a debt): beyond it a number is
+/// taken as absurd rather than as a reason to wait for years.
+const MAX_WAIT: Duration = Duration::from_secs(3600);
+
 /// An endpoint and its limits: (base URL, rpm, tpm), 0 for none.
 type Key = (String, u32, u32);
 
@@ -117,14 +126,16 @@ impl Limiter {
         };
         if let Ok(mut s) = self.state.lock() {
             refill(&mut s, rate, size, Instant::now());
-            s.balance = (s.balance + tokens_f64(reserved) - tokens_f64(used)).min(size);
+            // The difference first: equal huge counts cancel exactly.
+            s.balance = (s.balance + (tokens_f64(reserved) - tokens_f64(used)))
+                .clamp(-size * MAX_DEBT_MINUTES, size);
         }
     }
 
-    /// Holds every request to the endpoint for `d` (a 429's `Retry-After`).
+    /// Holds every request to the endpoint for `d` (a 429's `Retry-After`), at most an hour.
     pub fn pause(&self, d: Duration) {
         if let Ok(mut s) = self.state.lock() {
-            let until = Instant::now() + d;
+            let until = after(Instant::now(), d);
             if until > s.paused_until {
                 s.paused_until = until;
             }
@@ -144,21 +155,27 @@ impl Limiter {
             refill(s, rate, size, now);
             need = tokens_f64(tokens).min(size);
             if s.balance < need {
-                let short = Duration::from_secs_f64((need - s.balance) / rate);
-                ready = ready.max(now + short);
+                let short =
+                    Duration::try_from_secs_f64((need - s.balance) / rate).unwrap_or(MAX_WAIT);
+                ready = ready.max(after(now, short));
             }
         }
         if ready > now {
-            return Some(ready - now);
+            return Some(ready.saturating_duration_since(now));
         }
         if let Some(gap) = self.spacing {
-            s.next_request = now + gap;
+            s.next_request = after(now, gap);
         }
         if self.tokens.is_some() {
             s.balance -= need;
         }
         None
     }
+}
+
+/// `t + d` with `d` at most [`MAX_WAIT`] (no overflow of the clock, whatever `d` is).
+fn after(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d.min(MAX_WAIT)).unwrap_or(t)
 }
 
 fn refill(s: &mut State, rate: f64, size: f64, now: Instant) {
@@ -233,6 +250,41 @@ mod tests {
         l.pause(Duration::from_secs(2));
         l.admit(0).await;
         assert!(t0.elapsed() >= Duration::from_secs(2), "{:?}", t0.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn absurd_usage_and_limits_never_panic_and_the_debt_is_bounded() {
+        for tpm in [1, 1000, u32::MAX] {
+            let l = Limiter::new(Some(u32::MAX), Some(tpm)).unwrap();
+            let t0 = tokio::time::Instant::now();
+            l.admit(u64::MAX).await;
+            // A provider reporting u64::MAX tokens: a debt of at most ten minutes' worth.
+            l.settle(u64::MAX, u64::MAX);
+            l.settle(0, u64::MAX);
+            l.admit(u64::MAX).await;
+            let waited = t0.elapsed();
+            // Ten minutes of debt, then a full bucket (one minute): not years.
+            assert!(
+                waited <= Duration::from_secs(11 * 60 + 1),
+                "{tpm}: {waited:?}"
+            );
+            assert!(waited >= Duration::from_secs(10 * 60), "{tpm}: {waited:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_absurd_retry_after_is_bounded() {
+        let l = Limiter::new(Some(1), Some(1)).unwrap();
+        let t0 = tokio::time::Instant::now();
+        l.pause(Duration::from_secs(99_999_999_999));
+        l.pause(Duration::MAX);
+        l.admit(0).await;
+        assert!(t0.elapsed() <= MAX_WAIT, "{:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() >= Duration::from_secs(3599),
+            "{:?}",
+            t0.elapsed()
+        );
     }
 
     #[test]

@@ -1,10 +1,26 @@
 //! Reading streamed replies: bytes into whole lines (so a UTF-8 character split across network
 //! chunks is never cut), lines into server-sent events, events into text and usage.
 
+/// The longest line read (one SSE line, one NDJSON object): a server that sends one endless
+/// line is an error once it passes this, not a buffer that grows until memory runs out.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// The longest reply text (or one event's data) kept: far beyond any answer refine-ls asks
+/// for, so only a broken or hostile server reaches it.
+pub const MAX_REPLY: usize = 4 << 20;
+
+/// A line longer than [`MAX_LINE`] came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a line longer than {} MiB", MAX_LINE >> 20)]
+pub struct LineTooLong;
+
 /// Splits a byte stream into lines, whatever the chunk boundaries.
 #[derive(Debug, Default)]
 pub struct LineBuffer {
     buf: Vec<u8>,
+    /// How much of `buf` is known to hold no newline (not searched again: an endless line in
+    /// small chunks costs linear time, not quadratic).
+    scanned: usize,
 }
 
 impl LineBuffer {
@@ -13,19 +29,38 @@ impl LineBuffer {
         self.buf.extend_from_slice(chunk);
     }
 
-    /// The next complete line, without its `\n` / `\r\n`.
-    pub fn next_line(&mut self) -> Option<Vec<u8>> {
-        let at = self.buf.iter().position(|&b| b == b'\n')?;
+    /// The next complete line, without its `\n` / `\r\n`; an error once a line (complete or
+    /// not) is longer than [`MAX_LINE`].
+    pub fn next_line(&mut self) -> Result<Option<Vec<u8>>, LineTooLong> {
+        let from = self.scanned.min(self.buf.len());
+        let Some(found) = self
+            .buf
+            .get(from..)
+            .and_then(|b| b.iter().position(|&c| c == b'\n'))
+        else {
+            self.scanned = self.buf.len();
+            // (One byte more may be the `\r` of a line at the bound.)
+            if self.buf.len() > MAX_LINE.saturating_add(1) {
+                return Err(LineTooLong);
+            }
+            return Ok(None);
+        };
+        let at = from.saturating_add(found);
+        self.scanned = 0;
         let mut line: Vec<u8> = self.buf.drain(..=at).collect();
         line.pop();
         if line.last() == Some(&b'\r') {
             line.pop();
         }
-        Some(line)
+        if line.len() > MAX_LINE {
+            return Err(LineTooLong);
+        }
+        Ok(Some(line))
     }
 
     /// What is left without a final newline (a last line some servers leave unterminated).
     pub fn rest(&mut self) -> Vec<u8> {
+        self.scanned = 0;
         std::mem::take(&mut self.buf)
     }
 }
@@ -99,7 +134,7 @@ mod tests {
             let mut got = Vec::new();
             for part in [&text[..cut], &text[cut..]] {
                 lb.push(part);
-                while let Some(l) = lb.next_line() {
+                while let Some(l) = lb.next_line().unwrap() {
                     if let Some(e) = ev.feed(&String::from_utf8(l).unwrap()) {
                         got.push(e.data);
                     }
@@ -107,6 +142,45 @@ mod tests {
             }
             assert_eq!(got, ["{\"x\":\"é😀\"}", "[DONE]"], "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn an_endless_line_is_an_error_and_lines_up_to_the_bound_are_read() {
+        let mut lb = LineBuffer::default();
+        let chunk = vec![b'x'; 64 << 10];
+        let mut pushed = 0;
+        let err = loop {
+            lb.push(&chunk);
+            pushed += chunk.len();
+            assert!(
+                pushed <= MAX_LINE + 1 + chunk.len(),
+                "no error after {pushed} bytes"
+            );
+            match lb.next_line() {
+                Ok(None) => {}
+                Ok(Some(_)) => panic!("no newline was sent"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.to_string(), "a line longer than 1 MiB");
+
+        // A complete line too long, in one chunk.
+        let mut lb = LineBuffer::default();
+        let mut long = vec![b'y'; MAX_LINE + 1];
+        long.push(b'\n');
+        lb.push(&long);
+        assert_eq!(lb.next_line(), Err(LineTooLong));
+
+        // At the bound, split anywhere: read.
+        let mut lb = LineBuffer::default();
+        let mut line = vec![b'z'; MAX_LINE];
+        line.extend_from_slice(b"\r\nnext\n");
+        for part in line.chunks(100_003) {
+            lb.push(part);
+        }
+        assert_eq!(lb.next_line().unwrap().map(|l| l.len()), Some(MAX_LINE));
+        assert_eq!(lb.next_line().unwrap().as_deref(), Some(&b"next"[..]));
+        assert_eq!(lb.next_line(), Ok(None));
     }
 
     #[test]
