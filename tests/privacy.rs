@@ -400,8 +400,8 @@ async fn no_secret_of_the_corpus_reaches_the_model_and_revisions_get_them_back()
     );
 
     // A revision with a placeholder of this review that matches nothing is refused, and so
-    // is one with a placeholder-like word the code does not hold.
-    for invented in ["{start}999\"", "REDACTED_SECRET_1\""] {
+    // is one with a placeholder-like word the code does not hold (another review's).
+    for invented in ["{start}999\"", "REDACTED_SECRET_zz9zz9_1\""] {
         let id = review_revised_with(&mock, &client, (URI, whole.clone()), flag("m"), |start| {
             revised
                 .replace(&first, start)
