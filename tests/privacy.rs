@@ -10,7 +10,7 @@ use support::mock_llm::{MockLlm, Reply, Script};
 
 const URI: &str = "file:///work/demo/src/settings.py";
 
-/// Fake credentials of 24 kinds, assembled at run time so that no file in the repository
+/// Fake credentials of 42 kinds, assembled at run time so that no file in the repository
 /// holds a string that looks like a live key.
 fn corpus() -> Vec<(&'static str, String)> {
     let r = |n: usize, alphabet: &str| -> String {
@@ -85,11 +85,102 @@ fn corpus() -> Vec<(&'static str, String)> {
             "generic token",
             format!("SERVICE_TOKEN = \"{}\"", r(32, alnum)),
         ),
+        (
+            "pgp private key",
+            format!(
+                "-----BEGIN PGP PRIVATE KEY BLOCK-----\nVersion: GnuPG v2\n\n{}\n{}\n=Qx7b\n-----END PGP PRIVATE KEY BLOCK-----",
+                r(64, "lQOYBFZxCk8BEACy5tRz7Wn+/3Hd"),
+                r(64, alnum)
+            ),
+        ),
+        (
+            "bearer",
+            format!("Authorization: Bearer {}", r(40, "Xk2Ja9Lz4Qm7Np1Rt")),
+        ),
+        (
+            "gcp private key",
+            format!(
+                "\"private_key\": \"-----BEGIN PRIVATE KEY-----\\n{}\\n{}\\n-----END PRIVATE KEY-----\\n\",",
+                r(64, "MIIEvgIBADANBgkqhkiG9w0"),
+                r(64, alnum)
+            ),
+        ),
+        (
+            "gcp private key id",
+            format!("\"private_key_id\": \"{}\",", r(40, "0123456789abcdef")),
+        ),
+        (
+            "azure service bus",
+            format!(
+                "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=Root;SharedAccessKey={}",
+                r(44, "Zy8Xw7Vu6Ts5Rq4Po3")
+            ),
+        ),
+        (
+            "azure sas",
+            format!(
+                "https://acct.blob.core.windows.net/c/b.txt?sv=2022-11-02&sp=r&sig={}%3D",
+                r(43, "Hg5Fe4Dc3Ba2Zy1Xw")
+            ),
+        ),
+        ("gitlab runner", format!("glrt-{}", r(24, alnum))),
+        (
+            "slack app",
+            format!("xapp-1-A0{}-{}", r(9, upper), r(30, alnum)),
+        ),
+        ("slack user", format!("xoxe-1-{}", r(40, "Pq9Rs8Tu7Vw6"))),
+        ("stripe restricted", format!("rk_live_{}", r(26, alnum))),
+        ("stripe webhook", format!("whsec_{}", r(32, "Mn4Bv5Cx6Za7"))),
+        (
+            "redis",
+            format!("redis://:{}@cache.internal:6379/0", r(14, "Wq3Er4Ty5")),
+        ),
+        ("yaml password", "password: hunter2secret".to_owned()),
+        (
+            "export",
+            format!("export DEPLOY_TOKEN={}", r(32, "Gh7Jk8Lm9Np")),
+        ),
+        ("dotenv", "DB_PASSWORD=s3cr3t!pass".to_owned()),
+        ("yaml api key", format!("api_key: {}", r(28, "Ui6Op5As4Df"))),
     ]
+}
+
+/// Entries that are lines of a config file (`.env`, YAML, JSON, a key block), not a value.
+fn is_line(entry: &str) -> bool {
+    entry.contains('\n')
+        || entry.contains(" = ")
+        || entry.contains(": ")
+        || entry.starts_with("export ")
+        || entry.starts_with("DB_")
 }
 
 /// The part of a corpus entry that is the secret itself.
 fn secret_part(entry: &str) -> String {
+    let after = |marker: &str| entry.split(marker).nth(1).map(str::to_owned);
+    if let Some(v) = after("-----BEGIN PRIVATE KEY-----\\n") {
+        return v.split("\\n").next().unwrap_or("").to_owned();
+    }
+    if let Some(v) = after("\"private_key_id\": \"") {
+        return v.split('"').next().unwrap_or("").to_owned();
+    }
+    if let Some(v) = after("redis://:") {
+        return v.split('@').next().unwrap_or("").to_owned();
+    }
+    for marker in [
+        "Bearer ",
+        "SharedAccessKey=",
+        "password: ",
+        "api_key: ",
+        "TOKEN=",
+        "PASSWORD=",
+    ] {
+        if let Some(v) = after(marker) {
+            return v;
+        }
+    }
+    if let Some(v) = after("sig=") {
+        return v.trim_end_matches("%3D").to_owned();
+    }
     if let Some((_, v)) = entry.split_once(" = \"") {
         return v.trim_end_matches('"').to_owned();
     }
@@ -103,7 +194,8 @@ fn secret_part(entry: &str) -> String {
         return rest.trim_end_matches(';').to_owned();
     }
     if entry.starts_with("-----BEGIN") {
-        return entry.lines().nth(1).unwrap_or("").to_owned();
+        let body = entry.lines().find(|l| l.len() >= 32);
+        return body.unwrap_or("").to_owned();
     }
     entry.to_owned()
 }
@@ -111,7 +203,7 @@ fn secret_part(entry: &str) -> String {
 fn settings_file() -> String {
     let mut s = String::from("def connect():\n");
     for (i, (_, secret)) in corpus().iter().enumerate() {
-        if secret.contains('\n') || secret.contains(" = ") {
+        if is_line(secret) {
             for line in secret.lines() {
                 s.push_str(&format!("    # {line}\n"));
             }
@@ -121,6 +213,61 @@ fn settings_file() -> String {
     }
     s.push_str("    return open_db(value_0)\n");
     s
+}
+
+/// What the placeholders in `text` start with: `REDACTED_SECRET_` and the random part of the
+/// review that sent it (`REDACTED_SECRET_k3f9qa_`).
+fn placeholder_start(text: &str) -> String {
+    const START: &str = "REDACTED_SECRET_";
+    let (at, _) = text
+        .match_indices(START)
+        .find(|(at, _)| {
+            text[at + START.len()..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_lowercase())
+        })
+        .unwrap_or_else(|| panic!("no placeholder with a random part in {text}"));
+    let rest = &text[at + START.len()..];
+    let part: String = rest
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect();
+    format!("{START}{part}_")
+}
+
+/// Starts a forced review of `range` in `uri` whose critic says `flag`, with the reviser
+/// answering `revision(placeholder start)`: the critic's reply waits while the test reads this
+/// review's placeholders off the critic's request and scripts the reviser's answer with them.
+/// Returns the review's id.
+async fn review_revised_with(
+    mock: &MockLlm,
+    client: &LspClient,
+    (uri, range): (&str, Value),
+    flag: Reply,
+    revision: impl Fn(&str) -> String,
+) -> String {
+    let seen = mock.requests().len();
+    mock.set_script(Script {
+        critique: vec![flag.delayed(1500), Reply::findings(json!([]))].into(),
+        revise: vec![Reply::content("not scripted yet")].into(),
+        ..Script::default()
+    });
+    let id = client.review_forced(uri, range).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let critic_request = loop {
+        if let Some(r) = mock.requests().get(seen) {
+            break r.to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "no critic request");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    mock.set_script(Script {
+        critique: vec![Reply::findings(json!([]))].into(),
+        revise: vec![Reply::code(&revision(&placeholder_start(&critic_request)))].into(),
+        ..Script::default()
+    });
+    id
 }
 
 #[tokio::test]
@@ -155,7 +302,10 @@ async fn no_secret_of_the_corpus_reaches_the_model_and_revisions_get_them_back()
             .review(URI, json!({"start": {"line": 0, "character": 0}, "end": {"line": lines, "character": 0}}))
             .await;
         let done = client.finished(&id).await;
-        assert!(done["redactions"].as_u64().unwrap() >= 24, "{done}");
+        assert!(
+            done["redactions"].as_u64().unwrap() >= corpus().len() as u64,
+            "{done}"
+        );
         assert!(
             done["notes"]
                 .to_string()
@@ -179,7 +329,11 @@ async fn no_secret_of_the_corpus_reaches_the_model_and_revisions_get_them_back()
         let end = start + user[start..].find("\n```").unwrap();
         user[start..end].to_owned()
     };
-    assert!(sent_selection.contains("REDACTED_SECRET_1"));
+    let first = placeholder_start(&sent_selection);
+    assert!(
+        sent_selection.contains(&format!("{first}1\"")),
+        "{sent_selection}"
+    );
 
     // Nothing secret in any recorded request.
     let everything: String = mock.requests().iter().map(Value::to_string).collect();
@@ -192,7 +346,8 @@ async fn no_secret_of_the_corpus_reaches_the_model_and_revisions_get_them_back()
         );
     }
 
-    // A revision built on the placeholders is written back with the real values.
+    // A revision built on the placeholders (this review's own: each review picks a random
+    // part) is written back with the real values.
     let revised = format!(
         "{}\n",
         sent_selection.replace(
@@ -200,22 +355,22 @@ async fn no_secret_of_the_corpus_reaches_the_model_and_revisions_get_them_back()
             "with open_db(value_0) as db:\n        return db"
         )
     );
-    mock.set_script(Script {
-        critique: vec![
-            Reply::findings(json!([{"start_line": lines, "end_line": lines, "quote": "open_db(value_0)", "severity": "warning",
-                                    "principle": "robustness", "message": "never closed", "confidence": 0.9}])),
-            Reply::findings(json!([])),
-        ]
-        .into(),
-        revise: vec![Reply::code(&revised)].into(),
-        ..Script::default()
-    });
-    let id = client
-        .review_forced(
-            URI,
-            json!({"start": {"line": 0, "character": 0}, "end": {"line": lines, "character": 0}}),
+    let flag = |message: &str| {
+        Reply::findings(
+            json!([{"start_line": lines, "end_line": lines, "quote": "open_db(value_0)", "severity": "warning",
+                                "principle": "robustness", "message": message, "confidence": 0.9}]),
         )
-        .await;
+    };
+    let whole =
+        json!({"start": {"line": 0, "character": 0}, "end": {"line": lines, "character": 0}});
+    let id = review_revised_with(
+        &mock,
+        &client,
+        (URI, whole.clone()),
+        flag("never closed"),
+        |start| revised.replace(&first, start),
+    )
+    .await;
     let done = client.finished(&id).await;
     assert_eq!(done["revision"], true, "{done}");
     let actions = client
@@ -244,23 +399,19 @@ async fn no_secret_of_the_corpus_reaches_the_model_and_revisions_get_them_back()
         )
     );
 
-    // A revision with a placeholder that matches nothing is refused.
-    mock.set_script(Script {
-        critique: vec![Reply::findings(json!([{"start_line": lines, "end_line": lines, "quote": "open_db(value_0)", "severity": "warning",
-                                                "principle": "robustness", "message": "m", "confidence": 0.9}]))]
-        .into(),
-        revise: vec![Reply::code(&revised.replace("REDACTED_SECRET_1\"", "REDACTED_SECRET_999\""))].into(),
-        ..Script::default()
-    });
-    let id = client
-        .review_forced(
-            URI,
-            json!({"start": {"line": 0, "character": 0}, "end": {"line": lines, "character": 0}}),
-        )
+    // A revision with a placeholder of this review that matches nothing is refused, and so
+    // is one with a placeholder-like word the code does not hold (another review's).
+    for invented in ["{start}999\"", "REDACTED_SECRET_zz9zz9_1\""] {
+        let id = review_revised_with(&mock, &client, (URI, whole.clone()), flag("m"), |start| {
+            revised
+                .replace(&first, start)
+                .replace(&format!("{start}1\""), &invented.replace("{start}", start))
+        })
         .await;
-    let done = client.finished(&id).await;
-    assert_eq!(done["revision"], false);
-    assert!(done["notes"].to_string().contains("placeholder"), "{done}");
+        let done = client.finished(&id).await;
+        assert_eq!(done["revision"], false, "{invented}: {done}");
+        assert!(done["notes"].to_string().contains("placeholder"), "{done}");
+    }
 
     // The log has the request bodies (redacted) and never the key or a secret.
     drop(client);
@@ -270,7 +421,7 @@ async fn no_secret_of_the_corpus_reaches_the_model_and_revisions_get_them_back()
         logged.contains("model request"),
         "request bodies are logged at debug"
     );
-    assert!(logged.contains("REDACTED_SECRET_1"));
+    assert!(logged.contains(&first));
     assert!(!logged.contains("KEYSHOULDNEVERBELOGGED"));
     for (kind, entry) in corpus() {
         assert!(
@@ -302,6 +453,143 @@ async fn no_secret_of_the_corpus_reaches_the_model_and_revisions_get_them_back()
         assert_eq!(mode(&cache.join("reviews.redb")), 0o600, "the review cache");
         assert_eq!(mode(&cache), 0o700, "the cache folder");
     }
+}
+
+#[tokio::test]
+async fn a_key_block_cut_by_the_selection_reaches_neither_the_model_nor_the_log() {
+    let r = |n: usize, alphabet: &str| -> String {
+        let a: Vec<char> = alphabet.chars().collect();
+        (0..n).map(|i| a[(i * 7 + n) % a.len()]).collect()
+    };
+    let body: Vec<String> = [
+        "MIIEpAIBAAKCAQEA3Tz2",
+        "Kq8Lm3Np7Rs",
+        "Vw4Xy6Za9Bc",
+        "Df2Gh5Jk1Lo",
+    ]
+    .iter()
+    .map(|a| r(64, a))
+    .collect();
+    // Lines 1-6 (0-based) are the key; each review cuts it in two, the rest in the context.
+    let text = format!(
+        "def load():\n    key = \"\"\"-----BEGIN RSA PRIVATE KEY-----\n{}\n{}\n{}\n{}\n-----END RSA PRIVATE KEY-----\"\"\"\n    return key\n\ndef other():\n    return 1\n",
+        body[0], body[1], body[2], body[3]
+    );
+    let uri = "file:///work/demo/src/keys.py";
+    let flag = |line: u32, quote: &str| {
+        Reply::findings(
+            json!([{"start_line": line, "end_line": line, "quote": quote, "severity": "warning",
+                                "principle": "robustness", "message": "m", "confidence": 0.9}]),
+        )
+    };
+    let mock = MockLlm::start(Script::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("refine.log");
+    let client = LspClient::start(&[
+        ("OPENAI_BASE_URL", &mock.base_url),
+        ("RUST_LOG", "debug"),
+        ("REFINE_LS_LOG_FILE", log.to_str().unwrap()),
+    ]);
+    client.initialize(json!({}), json!({})).await;
+    client.open(uri, "python", &text).await;
+    let range = |a: u32, b: u32| json!({"start": {"line": a, "character": 0}, "end": {"line": b, "character": 0}});
+    // The key's BEGIN and first lines in the context before, the rest in the selection; then
+    // the selection ending halfway through the key, the rest in the context after. The
+    // critic flags a line and the reviser is asked too (its answer holds no code).
+    for (selection, flagged) in [
+        ((4, 11), flag(8, "return key")),
+        ((0, 4), flag(1, "def load():")),
+    ] {
+        mock.set_script(Script {
+            critique: vec![flagged].into(),
+            revise: vec![Reply::content("no code")].into(),
+            ..Script::default()
+        });
+        let id = client
+            .review_forced(uri, range(selection.0, selection.1))
+            .await;
+        let done = client.finished(&id).await;
+        assert!(done["redactions"].as_u64().unwrap() >= 1, "{done}");
+    }
+    let reqs = mock.requests();
+    assert!(
+        reqs.iter()
+            .any(|r| r.to_string().contains("# refine-ls reviser"))
+    );
+    // The key's placeholder where it starts: in the context before, behind `"""`.
+    assert!(
+        reqs.iter().any(|r| r["messages"][1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("key = \"\"\"REDACTED_SECRET_")),
+        "the critic saw the context before"
+    );
+    drop(client);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("model request"),
+        "request bodies are logged"
+    );
+    let everything: String = reqs.iter().map(Value::to_string).collect();
+    for (i, line) in body.iter().enumerate() {
+        // Any 24 characters of the key's lines.
+        for piece in [&line[..24], &line[20..44], &line[40..]] {
+            assert!(
+                !everything.contains(piece),
+                "key line {i} reached the model"
+            );
+            assert!(!logged.contains(piece), "key line {i} in the log");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_placeholder_written_in_the_code_stays_as_it_is() {
+    // Code that itself holds a placeholder-like word (a test of redaction) and a real key.
+    let key = format!("sk-proj-{}", "Zq7Xw3Vb9Nm1Lk5Jh8Gf2Dd4Ss6Aa0Pp3Oo7Ii");
+    let text = format!(
+        "def test_redaction():\n    assert \"REDACTED_SECRET_1\" in redact(KEY)\n\nKEY = \"{key}\"\n\ndef f():\n    return 1\n"
+    );
+    let uri = "file:///work/demo/tests/test_redact.py";
+    let mock = MockLlm::start(Script::default()).await;
+    let client = LspClient::start(&[("OPENAI_BASE_URL", &mock.base_url)]);
+    client.initialize(json!({}), json!({})).await;
+    client.open(uri, "python", &text).await;
+    let flag = Reply::findings(
+        json!([{"start_line": 7, "end_line": 7, "quote": "return 1", "severity": "warning",
+                                       "principle": "correctness", "message": "should be 2", "confidence": 0.9}]),
+    );
+    // The reviser answers with what it was sent, one line changed: the key as this review's
+    // placeholder, the word the code held as it was.
+    let whole = json!({"start": {"line": 0, "character": 0}, "end": {"line": 7, "character": 0}});
+    let id = review_revised_with(&mock, &client, (uri, whole), flag, |start| {
+        text.replace(&key, &format!("{start}1"))
+            .replace("return 1", "return 2")
+    })
+    .await;
+    let done = client.finished(&id).await;
+    assert_eq!(done["revision"], true, "{done}");
+    let sent = mock.requests()[0].to_string();
+    assert!(!sent.contains(&key) && sent.contains("\\\"REDACTED_SECRET_1\\\" in redact"));
+    let actions = client
+        .code_actions(
+            uri,
+            json!({"start": {"line": 0, "character": 0}, "end": {"line": 1, "character": 0}}),
+        )
+        .await;
+    let apply = actions
+        .iter()
+        .find(|a| a["title"].as_str().unwrap().contains("apply revision"))
+        .unwrap();
+    let edits = apply["edit"]["documentChanges"][0]["edits"]
+        .as_array()
+        .unwrap();
+    assert_eq!(
+        apply_edits(&text, edits, "utf-16"),
+        text.replace("return 1", "return 2"),
+        "the key is back and the word the code held is untouched"
+    );
 }
 
 #[tokio::test]

@@ -164,8 +164,11 @@ impl Engine<'_> {
         let mut ctx = self.context(input, selection, sel_lines.line_count());
         let mut numbered = number_lines(selection, input.first_line);
         if self.redact_secrets {
-            ctx = (vault.redact(&ctx.0), vault.redact(&ctx.1));
-            numbered = vault.redact(&numbered);
+            // As one text: a key block cut by the selection's edge is found whole.
+            let mut parts = vault.redact_parts(&[&ctx.0, &numbered, &ctx.1]).into_iter();
+            ctx.0 = parts.next().unwrap_or_default();
+            numbered = parts.next().unwrap_or_default();
+            ctx.1 = parts.next().unwrap_or_default();
         }
         let schema = self.critique_schema(&numbered);
         let system = self.critic_system(&input.language, input.first_line + 1, last_line + 1)?;

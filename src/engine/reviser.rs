@@ -9,7 +9,7 @@ use super::anchor::Selection;
 use super::critique::RawFinding;
 use super::{Candidate, Engine, EngineError, ReviewInput, ReviewOutcome, Run, revision};
 use crate::llm::{ChatRequest, Message};
-use crate::secrets::{Vault, has_placeholder};
+use crate::secrets::Vault;
 
 impl Engine<'_> {
     /// Asks the reviser for a new version of `base`, addressing its findings.
@@ -49,7 +49,7 @@ impl Engine<'_> {
             feedback.as_deref(),
         )?;
         self.ask_for_code(
-            &sent_selection,
+            (&base.text, &sent_selection),
             code_request(system, user, None),
             vault,
             out,
@@ -100,7 +100,7 @@ impl Engine<'_> {
         )?;
         match self
             .ask_for_code(
-                &sent_selection,
+                (original, &sent_selection),
                 code_request(system, user, temperature),
                 vault,
                 out,
@@ -157,10 +157,12 @@ impl Engine<'_> {
         }
     }
 
-    /// One reviser call: the reply parsed into the whole selection, secrets restored.
+    /// One reviser call: the reply parsed into the whole selection, secrets restored. Refused
+    /// when the revision would write a placeholder, or when putting the secrets back would
+    /// change a line the model left as it was sent.
     async fn ask_for_code(
         &self,
-        sent_selection: &str,
+        (original, sent_selection): (&str, &str),
         req: ChatRequest,
         vault: &mut Vault,
         out: &mut ReviewOutcome,
@@ -170,11 +172,57 @@ impl Engine<'_> {
         tracing::debug!(reply = %resp.content, "revision reply");
         let revised = revision::apply_reply(sent_selection, &resp.content)?;
         let restored = vault.restore(&revised);
-        if has_placeholder(&restored) {
+        if vault.holds_placeholder(&restored, original) {
+            return Err(EngineError::Placeholder);
+        }
+        let touched = restore_touches_kept_lines(vault, original, sent_selection, &revised);
+        if !touched.is_empty() {
+            tracing::info!(
+                lines = ?touched,
+                "putting the secrets back would change lines the revision kept; refused"
+            );
             return Err(EngineError::Placeholder);
         }
         Ok(restored)
     }
+}
+
+/// The lines (0-based, of what was sent) that the model kept as they were sent in `received`
+/// but that read differently from `original` once the secrets are put back: restoring must
+/// touch only what the model changed. (A sent line stands for its restored text, one line or,
+/// for a multi-line secret, several; the restored sent text is lined up with the original.)
+fn restore_touches_kept_lines(
+    vault: &Vault,
+    original: &str,
+    sent: &str,
+    received: &str,
+) -> Vec<usize> {
+    let sent_lines: Vec<&str> = sent.split_inclusive('\n').collect();
+    let received_lines: Vec<&str> = received.split_inclusive('\n').collect();
+    let restored: Vec<String> = sent_lines.iter().map(|l| vault.restore(l)).collect();
+    // Each restored line, and the sent line it comes from.
+    let (pieces, owners): (Vec<&str>, Vec<usize>) = restored
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| r.split_inclusive('\n').map(move |p| (p, i)))
+        .unzip();
+    let original_lines: Vec<&str> = original.split_inclusive('\n').collect();
+    let mut unfaithful = std::collections::BTreeSet::new();
+    for op in similar::capture_diff_slices(similar::Algorithm::Myers, &original_lines, &pieces) {
+        if !matches!(op, similar::DiffOp::Equal { .. }) {
+            unfaithful.extend(op.new_range().filter_map(|j| owners.get(j).copied()));
+        }
+    }
+    let mut touched = Vec::new();
+    for op in similar::capture_diff_slices(similar::Algorithm::Myers, &sent_lines, &received_lines)
+    {
+        if let similar::DiffOp::Equal { old_index, len, .. } = op {
+            touched.extend(
+                (old_index..old_index.saturating_add(len)).filter(|i| unfaithful.contains(i)),
+            );
+        }
+    }
+    touched
 }
 
 fn redact(redacting: bool, vault: &mut Vault, text: &str) -> String {
@@ -192,5 +240,50 @@ fn code_request(system: String, user: String, temperature: Option<f64>) -> ChatR
         messages: vec![Message::system(system), Message::user(user)],
         json_schema: None,
         temperature,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "sk-proj-abcdefghijklmnopqrstuvwxyz012345";
+
+    #[test]
+    fn a_restore_that_changes_a_kept_line_is_caught() {
+        // A vault whose placeholders read like a word the code already holds (what every
+        // placeholder was before they had a random part): putting the key back also rewrites
+        // the line the model kept.
+        let original =
+            format!("let fake = \"REDACTED_SECRET_1\";\nlet key = \"{KEY}\";\nlet n = 1;\n");
+        let mut vault = Vault::stable();
+        let sent = vault.redact(&original);
+        assert_eq!(
+            sent,
+            "let fake = \"REDACTED_SECRET_1\";\nlet key = \"REDACTED_SECRET_1\";\nlet n = 1;\n"
+        );
+        let received = sent.replace("let n = 1;", "let n = 2;");
+        assert_eq!(
+            restore_touches_kept_lines(&vault, &original, &sent, &received),
+            vec![0]
+        );
+        // The model rewrote that line itself: restoring it is not restore's doing.
+        let received = sent.replace("let fake = ", "let fake2 = ");
+        assert!(restore_touches_kept_lines(&vault, &original, &sent, &received).is_empty());
+    }
+
+    #[test]
+    fn a_faithful_restore_passes_with_multi_line_secrets() {
+        let body = "MIIEowIBAAKCAQEAx1y2z3ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop";
+        let original = format!(
+            "const PEM: &str = \"-----BEGIN RSA PRIVATE KEY-----\n{body}\n{body}\n-----END RSA PRIVATE KEY-----\";\nlet key = \"{KEY}\";\nlet fake = \"REDACTED_SECRET_1\";\nlet n = 1;\n"
+        );
+        let mut vault = Vault::default();
+        let sent = vault.redact(&original);
+        assert_eq!(sent.lines().count(), 4, "{sent}");
+        let received = format!("// header\n{}", sent.replace("let n = 1;", "let n = 2;"));
+        assert!(restore_touches_kept_lines(&vault, &original, &sent, &received).is_empty());
+        assert!(vault.restore(&received).contains(body));
+        assert!(!vault.holds_placeholder(&vault.restore(&received), &original));
     }
 }
