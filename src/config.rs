@@ -497,6 +497,9 @@ impl TrustedBy {
     }
 }
 
+/// The largest configuration file read.
+const MAX_CONFIG_BYTES: u64 = 256 * 1024;
+
 /// Keys only the user's own configuration may set, never a workspace, trusted or not.
 const USER_ONLY: &[&str] = &["verify.network"];
 
@@ -561,13 +564,18 @@ impl Layers {
     }
 
     /// Loads a TOML file into a layer; a missing file is no layer, an unreadable one a warning.
-    pub fn load_toml(&mut self, source: Source, path: &Path) {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+    /// `root`: the workspace the file lies in (never read through a link out of it); `None`
+    /// for the user's own file. Either is bounded.
+    pub fn load_toml(&mut self, source: Source, path: &Path, root: Option<&Path>) {
+        let read = match root {
+            Some(root) => crate::fsx::read_in(root, path, MAX_CONFIG_BYTES),
+            None => crate::fsx::read_bounded(path, MAX_CONFIG_BYTES),
+        };
+        let text = match read {
+            Ok(Some(t)) => t,
+            Ok(None) => return,
             Err(e) => {
-                self.read_warnings
-                    .push(format!("cannot read {}: {e}", path.display()));
+                self.read_warnings.push(e.to_string());
                 return;
             }
         };
@@ -592,13 +600,13 @@ impl Layers {
     /// Trust is still the root's.
     pub fn load_files_from(&mut self, workspace_root: Option<&Path>, settings: Option<&Path>) {
         if let Some(path) = user_config_path() {
-            self.load_toml(Source::UserFile, &path);
+            self.load_toml(Source::UserFile, &path, None);
         }
         self.root = workspace_root.map(Path::to_path_buf);
         self.settings = settings.map(Path::to_path_buf);
         self.listed = workspace_root.is_some_and(crate::trust::is_trusted);
         if let Some(dir) = settings {
-            self.load_toml(Source::Workspace, &dir.join(".refine.toml"));
+            self.load_toml(Source::Workspace, &dir.join(".refine.toml"), Some(dir));
         }
     }
 
@@ -937,7 +945,7 @@ mod tests {
         let p = dir.path().join(".refine.toml");
         std::fs::write(&p, "provider = [").unwrap();
         let mut l = Layers::default();
-        l.load_toml(Source::Workspace, &p);
+        l.load_toml(Source::Workspace, &p, Some(dir.path()));
         let r = l.resolve();
         assert_eq!(r.config, Config::default());
         assert!(r.warnings[0].contains("not valid TOML"));

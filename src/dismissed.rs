@@ -124,11 +124,6 @@ pub fn user_file() -> Option<PathBuf> {
 const MAX_BYTES: u64 = 1024 * 1024;
 
 impl Dismissals {
-    /// Reads one of the user's stores (empty when there is no file); see [`Self::read`].
-    pub fn load(file: &Path) -> Result<Self, String> {
-        Self::read(file, None)
-    }
-
     /// Reads a store (empty when there is no file): a workspace's (`root`: the workspace) never
     /// through a link out of it, the user's (`None`) following links; either bounded. A file
     /// that is not a dismissal file is an error, so that nothing overwrites what a person wrote.
@@ -162,11 +157,6 @@ impl Dismissals {
             "# Findings refine-ls does not report again here (\"Refine: dismiss this finding\").\n\
              # Commit this file to share it; remove an entry (or run refine.undismiss) to undo.\n\n{body}"
         ))
-    }
-
-    /// Writes one of the user's stores; see [`Self::write`].
-    pub fn save(&self, file: &Path) -> Result<(), String> {
-        self.write(file, None)
     }
 
     /// Writes a store whole or not at all, creating its folder: a workspace's (`root`) never

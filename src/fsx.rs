@@ -268,8 +268,6 @@ fn lock_file(file: &Path) -> Result<LockGuard, FsError> {
         .write(true)
         .open(file)
         .map_err(io("lock", file))?;
-    // `File::lock` is stable since Rust 1.89 (remove this once `rust-version` says so).
-    #[allow(clippy::incompatible_msrv)]
     f.lock().map_err(io("lock", file))?;
     Ok(LockGuard { _file: f })
 }

@@ -247,6 +247,9 @@ async fn review_change(
     Ok(())
 }
 
+/// The largest changed file read for review.
+const MAX_CHANGED_FILE: u64 = 4 * 1024 * 1024;
+
 /// Reads one changed file and finds its regions; `None` when it is not reviewed (a secrets
 /// file, not UTF-8, unreadable, not a language refine-ls knows, or no region).
 fn load(
@@ -264,16 +267,16 @@ fn load(
     let abs: PathBuf = root.join(&change.path);
     let text = match &args.rev {
         Some(rev) => show(root, rev, &change.path)?,
-        None => match std::fs::read(&abs) {
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(t) => t,
-                Err(_) => {
-                    eprintln!("refine-ls: {} is not UTF-8 text; skipped", change.path);
-                    return Ok(None);
-                }
-            },
+        // Never through a link out of the repository (a change may add one to ~/.ssh/id_rsa),
+        // never a FIFO or device, never unbounded.
+        None => match crate::fsx::read_in(root, Path::new(&change.path), MAX_CHANGED_FILE) {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                eprintln!("refine-ls: {} is gone; skipped", change.path);
+                return Ok(None);
+            }
             Err(e) => {
-                eprintln!("refine-ls: cannot read {}: {e}; skipped", change.path);
+                eprintln!("refine-ls: {e}; skipped");
                 return Ok(None);
             }
         },

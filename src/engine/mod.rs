@@ -90,7 +90,10 @@ impl Engine<'_> {
         };
         let key = self.cache_key(input, &original);
         if let (Some(cache), false) = (self.cache, input.force) {
-            if let Some(mut hit) = cache.get(&key) {
+            // A cache is a file on disk anyone may have written (a CI cache restored from a
+            // pull request's run): an entry whose offsets do not fit the code is reviewed
+            // again, never applied.
+            if let Some(mut hit) = cache.get(&key).filter(|h| fits(h, &original)) {
                 relocate(&mut hit, region.start as isize);
                 hit.region = region;
                 hit.llm_calls = 0;
@@ -194,4 +197,24 @@ impl Engine<'_> {
             &input.unwanted.join("\n"),
         ])
     }
+}
+
+/// Whether a cached outcome's edits and finding ranges (region-relative) fit `original`.
+fn fits(hit: &ReviewOutcome, original: &str) -> bool {
+    let chars = original.chars().count();
+    let in_range = |r: &std::ops::Range<usize>| r.start <= r.end && r.end <= chars;
+    let edits_fit = hit.revision.as_ref().is_none_or(|rev| {
+        edits::validate(original, &rev.edits, 0).is_ok()
+            && rev
+                .per_finding
+                .iter()
+                .all(|(_, e)| edits::validate(original, e, 0).is_ok())
+    });
+    let fits = edits_fit
+        && hit.findings.iter().all(|f| in_range(&f.range))
+        && hit.dismissed.iter().all(|f| in_range(&f.range));
+    if !fits {
+        tracing::warn!("a review cache entry does not fit the code; reviewing again");
+    }
+    fits
 }

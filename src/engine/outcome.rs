@@ -288,6 +288,11 @@ pub enum EngineError {
         "the revision holds a secret placeholder that matches no redacted secret, so it would write the placeholder into the file"
     )]
     Placeholder,
+    /// Putting the secrets back would change lines the model kept as they were.
+    #[error(
+        "putting the secrets back would change line(s) the revision did not change ({0}), so it was refused"
+    )]
+    RestoreChangedKeptLines(String),
 }
 
 /// Moves every offset of an outcome by `by` chars (to and from region-relative form).

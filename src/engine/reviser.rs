@@ -177,11 +177,11 @@ impl Engine<'_> {
         }
         let touched = restore_touches_kept_lines(vault, original, sent_selection, &revised);
         if !touched.is_empty() {
-            tracing::info!(
-                lines = ?touched,
-                "putting the secrets back would change lines the revision kept; refused"
-            );
-            return Err(EngineError::Placeholder);
+            let lines: Vec<String> = touched
+                .iter()
+                .map(|l| l.saturating_add(1).to_string())
+                .collect();
+            return Err(EngineError::RestoreChangedKeptLines(lines.join(", ")));
         }
         Ok(restored)
     }

@@ -265,10 +265,10 @@ impl ReviewService {
     /// Refuses a secrets file (unless `privacy.review_sensitive_files`), with the sentence why.
     pub fn check_sendable(&self, path: &str) -> Result<(), String> {
         if !self.resolved.config.privacy.review_sensitive_files
-            && crate::secrets::is_sensitive_path(path)
+            && crate::secrets::is_sensitive_file(Path::new(path))
         {
             return Err(format!(
-                "{path} is a secrets file (.env*, *.pem, *.key, id_rsa*): it is never sent to a model unless privacy.review_sensitive_files is true"
+                "{path} is a secrets file (.env*, keys, .netrc/.npmrc/.pypirc, kubeconfig, *.tfvars, ...; a link to one counts): it is never sent to a model unless privacy.review_sensitive_files is true"
             ));
         }
         Ok(())
@@ -390,11 +390,11 @@ impl ReviewService {
     /// control) and the user's own, read afresh each time (either may be edited by hand).
     pub fn dismissals(&self) -> Result<Dismissals, String> {
         let workspace = match &self.settings {
-            Some(root) => Dismissals::load(&dismissed::workspace_file(root))?,
+            Some(root) => Dismissals::read(&dismissed::workspace_file(root), Some(root))?,
             None => Dismissals::default(),
         };
         let user = match dismissed::user_file() {
-            Some(f) => Dismissals::load(&f)?,
+            Some(f) => Dismissals::read(&f, None)?,
             None => Dismissals::default(),
         };
         Ok(workspace.merged(user))
@@ -447,12 +447,15 @@ impl ReviewService {
     /// Adds a dismissal to `store` (from [`Self::dismissal_target`]); `false` when it was
     /// there already.
     pub fn dismiss(&self, store: &Path, d: Dismissal) -> Result<bool, String> {
-        let mut all = Dismissals::load(store)?;
-        let added = all.add(d);
-        if added {
-            all.save(store)?;
-        }
-        Ok(added)
+        Dismissals::update(store, self.store_root(store), |all| all.add(d))
+    }
+
+    /// The workspace a store lies in, when it is the workspace's (never written through a link
+    /// out of it), `None` for the user's.
+    fn store_root(&self, store: &Path) -> Option<&Path> {
+        self.root
+            .as_deref()
+            .filter(|root| dismissed::workspace_file(root) == store)
     }
 
     /// Removes the dismissals, in the workspace's store and the user's, that cover any of the
@@ -462,21 +465,19 @@ impl ReviewService {
         let stores = self
             .root
             .as_deref()
-            .map(dismissed::workspace_file)
+            .map(|root| (dismissed::workspace_file(root), Some(root)))
             .into_iter()
-            .chain(dismissed::user_file());
-        let mut removed = 0;
-        for store in stores {
-            let mut all = Dismissals::load(&store)?;
-            let n: usize = paths
-                .iter()
-                .flat_map(|p| findings.iter().map(move |f| (p, f)))
-                .map(|(p, (principle, quote))| all.remove_covering(p, principle, quote))
-                .sum();
-            if n > 0 {
-                all.save(&store)?;
-                removed += n;
-            }
+            .chain(dismissed::user_file().map(|f| (f, None)));
+        let mut removed = 0usize;
+        for (store, root) in stores {
+            let n = Dismissals::update(&store, root, |all| {
+                paths
+                    .iter()
+                    .flat_map(|p| findings.iter().map(move |f| (p, f)))
+                    .map(|(p, (principle, quote))| all.remove_covering(p, principle, quote))
+                    .sum::<usize>()
+            })?;
+            removed = removed.saturating_add(n);
         }
         Ok(removed)
     }

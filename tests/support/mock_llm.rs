@@ -439,7 +439,7 @@ async fn chat(State(inner): State<Shared>, uri: Uri, headers: HeaderMap, body: S
         }
         return resp;
     }
-    let content = reply.content.clone().unwrap_or_default();
+    let content = with_request_placeholders(&reply.content.clone().unwrap_or_default(), &body);
     let wants_stream = parsed.get("stream").and_then(Value::as_bool) == Some(true);
     match (&reply.stream, wants_stream) {
         (Some(spec), true) => stream_reply(
@@ -641,4 +641,23 @@ async fn set_script(
 ) -> StatusCode {
     inner.lock().expect("mock lock").script = script;
     StatusCode::NO_CONTENT
+}
+
+/// Scripted replies write a review's placeholders as `REDACTED_SECRET_1`: the real ones carry a
+/// random part per review (`REDACTED_SECRET_k3f9qa_1`) that no script can know, so they become
+/// the request's own. Not when the request itself holds `REDACTED_SECRET_1` (code that holds
+/// the word: then the reply means the word).
+fn with_request_placeholders(content: &str, request: &str) -> String {
+    let (Ok(scripted), Ok(own)) = (
+        regex::Regex::new(r"REDACTED_SECRET_(\d+)"),
+        regex::Regex::new(r"REDACTED_SECRET_([a-z][a-z0-9]{5})_\d"),
+    ) else {
+        return content.to_owned();
+    };
+    match own.captures(request) {
+        Some(c) if !scripted.is_match(request) => scripted
+            .replace_all(content, format!("REDACTED_SECRET_{}_${{1}}", &c[1]))
+            .into_owned(),
+        _ => content.to_owned(),
+    }
 }
