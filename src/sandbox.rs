@@ -74,6 +74,8 @@ const ALLOWED: &[&str] = &[
     "CARGO_HOME",
     "PYTHONPATH",
     "PYTHONHOME",
+    "PYENV_ROOT",
+    "PYENV_VERSION",
     "VIRTUAL_ENV",
     "CONDA_PREFIX",
     "CONDA_DEFAULT_ENV",
@@ -402,7 +404,9 @@ impl Run {
             if path.is_dir() {
                 args.push("--tmpfs".into());
             } else {
-                args.extend(["--ro-bind".into(), "/dev/null".into()]);
+                // A device bind: a plain `--ro-bind` of /dev/null is mounted `nodev` and reads
+                // fail with EACCES; this reads empty, and writes go nowhere.
+                args.extend(["--dev-bind".into(), "/dev/null".into()]);
             }
             args.push(path.into_os_string());
         }
