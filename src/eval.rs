@@ -635,6 +635,7 @@ fn command_check(root: &Path, command: &str) -> CommandCheck {
         root: root.to_path_buf(),
         file: PathBuf::from("src/lib.rs"),
         timeout: Duration::from_secs(120),
+        network: false,
     }
 }
 

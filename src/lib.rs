@@ -46,6 +46,8 @@ pub mod models;
 pub mod net;
 /// Prompt templates, built in and overridable.
 pub mod prompts;
+/// Running a command from the workspace: private scratch copies, a clean environment, bubblewrap.
+pub mod sandbox;
 /// Redaction of credentials before anything is sent.
 pub mod secrets;
 /// Small text helpers (common affixes, excerpts).

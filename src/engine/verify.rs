@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tree_sitter::{InputEdit, Node, Parser, Point, Tree};
 
 use crate::lang::{INTERFACE_CONTAINERS, grammar, interface_kinds};
+use crate::sandbox;
 
 use super::critique::RawFinding;
 
@@ -292,11 +293,16 @@ pub struct CommandCheck {
     pub file: PathBuf,
     /// How long one run may take.
     pub timeout: Duration,
+    /// Whether the command may use the network (`verify.network`; off by default: a
+    /// repository's tests should not reach out, and under bubblewrap they cannot).
+    pub network: bool,
 }
 
-/// A scratch copy of the workspace, deleted when dropped.
+/// A scratch copy of the workspace in the private scratch folder ([`sandbox::private_dir`]),
+/// deleted when dropped: the copy in `work/`, the command's `TMPDIR` in `tmp/`.
 pub struct Scratch {
     dir: tempfile::TempDir,
+    root: PathBuf,
     file: PathBuf,
 }
 
@@ -311,6 +317,8 @@ pub struct CommandResult {
     pub code: Option<i32>,
     /// The end of stdout and stderr (at most 4,000 chars), for the reviser and the critic.
     pub output: String,
+    /// The command ran in the bubblewrap sandbox (no network, read-only filesystem).
+    pub sandboxed: bool,
 }
 
 /// What matters of a failing command's output, for the reviser: the first compiler error with
@@ -390,15 +398,22 @@ const SKIP: &[&str] = &[
 const MAX_COPY_BYTES: u64 = 512 << 20;
 
 impl CommandCheck {
-    /// Copies the workspace (without build output and VCS data) to a scratch folder; stops
-    /// between files once `cancel` fires.
+    /// Copies the workspace (without build output and VCS data) to a scratch folder in the
+    /// private scratch folder, never the shared `/tmp` (where tools read configuration from
+    /// parent folders: `/tmp/.cargo/config.toml`, `/tmp/conftest.py`); stops between files once
+    /// `cancel` fires.
     pub fn scratch(&self, cancel: &CancellationToken) -> Result<Scratch, String> {
+        let private = sandbox::private_dir().ok_or(
+            "cannot make a private scratch folder (set REFINE_LS_SCRATCH_DIR to a folder of yours)",
+        )?;
         let dir = tempfile::Builder::new()
-            .prefix("refine-verify-")
-            .tempdir()
-            .map_err(|e| format!("cannot make a scratch folder: {e}"))?;
+            .prefix("verify-")
+            .tempdir_in(&private)
+            .map_err(|e| format!("cannot make a scratch folder in {}: {e}", private.display()))?;
+        let root = dir.path().join("work");
+        std::fs::create_dir(&root).map_err(|e| format!("cannot make a scratch folder: {e}"))?;
         let mut budget = MAX_COPY_BYTES;
-        copy_tree(&self.root, dir.path(), &mut budget, cancel).map_err(|e| {
+        copy_tree(&self.root, &root, &mut budget, cancel).map_err(|e| {
             format!(
                 "cannot copy the workspace {} for verify.command: {e}",
                 self.root.display()
@@ -408,14 +423,15 @@ impl CommandCheck {
             return Err(CANCELLED.to_owned());
         }
         Ok(Scratch {
-            file: dir.path().join(&self.file),
+            file: root.join(&self.file),
+            root,
             dir,
         })
     }
 
-    /// Writes `text` as the reviewed file in the scratch copy and runs the command there, in
-    /// a process group of its own: on timeout or `cancel` the whole group is killed (what `sh`
-    /// started too), within a few milliseconds.
+    /// Writes `text` as the reviewed file in the scratch copy and runs the command there
+    /// ([`sandbox::Run`]: sandboxed where bubblewrap works, a clean environment, its own
+    /// process group killed on timeout, `cancel` or drop, bounded output).
     pub async fn run(
         &self,
         scratch: &Scratch,
@@ -425,55 +441,43 @@ impl CommandCheck {
         tokio::fs::write(&scratch.file, text)
             .await
             .map_err(|e| format!("cannot write {}: {e}", scratch.file.display()))?;
-        let mut cmd = tokio::process::Command::new("sh");
-        cmd.arg("-c")
-            .arg(&self.command)
-            .current_dir(scratch.dir.path())
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        #[cfg(unix)]
-        cmd.process_group(0);
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot run verify.command `{}`: {e}", self.command))?;
-        let group = child.id();
-        let stopped = |why: &str| {
-            kill_group(group);
-            why.to_owned()
+        let run = sandbox::Run {
+            command: self.command.clone(),
+            dir: scratch.root.clone(),
+            tmp: scratch.dir.path().join("tmp"),
+            network: self.network,
+            timeout: self.timeout,
+            max_output: MAX_OUTPUT_BYTES,
         };
-        let output = tokio::select! {
-            o = child.wait_with_output() => o,
-            () = cancel.cancelled() => return Err(stopped(CANCELLED)),
-            () = tokio::time::sleep(self.timeout) => {
-                kill_group(group);
-                return Ok(CommandResult {
-                    passed: false,
-                    code: None,
-                    output: format!(
-                        "verify.command timed out after {} s",
-                        self.timeout.as_secs()
-                    ),
-                });
+        let result = run.run(cancel).await.map_err(|e| match e {
+            sandbox::RunError::Cancelled => CANCELLED.to_owned(),
+            e => format!("cannot run verify.command `{}`: {e}", self.command),
+        })?;
+        let mut text = result.output.clone();
+        if result.timed_out {
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
             }
-        };
-        // Whatever the command left running in its group goes with it.
-        kill_group(group);
-        let output =
-            output.map_err(|e| format!("cannot run verify.command `{}`: {e}", self.command))?;
-        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&output.stderr));
+            text.push_str(&format!(
+                "verify.command timed out after {} s",
+                self.timeout.as_secs()
+            ));
+        }
         let tail: String = {
             let chars: Vec<char> = text.chars().collect();
-            chars[chars.len().saturating_sub(4000)..].iter().collect()
+            chars[chars.len().saturating_sub(OUTPUT_CHARS)..]
+                .iter()
+                .collect()
         };
         // The scratch path means nothing to the model or the user.
-        let tail = tail.replace(&scratch.dir.path().display().to_string(), ".");
+        let tail = tail
+            .replace(&scratch.root.display().to_string(), ".")
+            .replace(&scratch.dir.path().display().to_string(), ".");
         Ok(CommandResult {
-            passed: output.status.success(),
-            code: output.status.code(),
+            passed: result.passed() && !result.timed_out,
+            code: result.code,
             output: tail,
+            sandboxed: result.sandboxed,
         })
     }
 }
@@ -481,25 +485,10 @@ impl CommandCheck {
 /// What a cancelled verification says.
 pub const CANCELLED: &str = "cancelled";
 
-/// Kills the process group `pid` leads (the command's shell and all it started).
-#[cfg(unix)]
-fn kill_group(pid: Option<u32>) {
-    let Some(pid) = pid.and_then(|p| libc::pid_t::try_from(p).ok()) else {
-        return;
-    };
-    if pid <= 1 {
-        return;
-    }
-    // SAFETY: killpg only sends a signal; the group is the one spawned above (its leader is
-    // our child, not yet reaped when this runs on cancel or timeout; after a normal exit the
-    // group id can only name processes the command left behind).
-    unsafe {
-        libc::killpg(pid, libc::SIGKILL);
-    }
-}
-
-#[cfg(not(unix))]
-fn kill_group(_pid: Option<u32>) {}
+/// Output kept from a run (its end) before the last [`OUTPUT_CHARS`] are taken.
+const MAX_OUTPUT_BYTES: usize = 64 << 10;
+/// The characters of a command's output kept for the reviser and the critic.
+const OUTPUT_CHARS: usize = 4_000;
 
 fn copy_tree(
     from: &Path,
