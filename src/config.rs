@@ -650,12 +650,12 @@ impl Layers {
                 if value.is_null() || (empty_object && schema_object) {
                     continue;
                 }
-                if *source == Source::Workspace {
-                    if let Some(why) = self.refusal(&path) {
-                        out.warnings.push(why);
-                        out.refused.insert(path, *source);
-                        continue;
-                    }
+                if *source == Source::Workspace
+                    && let Some(why) = self.refusal(&path)
+                {
+                    out.warnings.push(why);
+                    out.refused.insert(path, *source);
+                    continue;
                 }
                 if !key_exists(&defaults, &path) {
                     out.warnings.push(format!(

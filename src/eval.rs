@@ -639,30 +639,34 @@ fn command_check(root: &Path, command: &str) -> CommandCheck {
     }
 }
 
-/// Compiles a file with its tests and runs them.
+/// Compiles a file with its tests and runs them: the model's code, so in the sandbox (no
+/// network, nothing writable but its own folder), bounded in time and output.
 async fn passes_tests(file: &str) -> bool {
-    let Ok(dir) = tempfile::tempdir() else {
+    let Some(private) = crate::sandbox::private_dir() else {
         return false;
     };
-    let src = dir.path().join("lib.rs");
-    if std::fs::write(&src, file).is_err() {
+    let Ok(dir) = tempfile::Builder::new()
+        .prefix("eval-")
+        .tempdir_in(&private)
+    else {
+        return false;
+    };
+    let work = dir.path().join("work");
+    if std::fs::create_dir_all(&work).is_err() || std::fs::write(work.join("lib.rs"), file).is_err()
+    {
         return false;
     }
-    let bin = dir.path().join("t");
-    let compiled = tokio::process::Command::new("rustc")
-        .args(["--edition", "2021", "--test", "-A", "warnings", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .output()
-        .await;
-    if !compiled.is_ok_and(|o| o.status.success()) {
-        return false;
-    }
-    tokio::process::Command::new(&bin)
-        .arg("-q")
-        .output()
+    let run = crate::sandbox::Run {
+        command: "rustc --edition 2021 --test -A warnings -o t lib.rs && ./t -q".to_owned(),
+        dir: work,
+        tmp: dir.path().join("tmp"),
+        network: false,
+        timeout: Duration::from_secs(120),
+        max_output: 64 * 1024,
+    };
+    run.run(&crate::cli::interrupted().child_token())
         .await
-        .is_ok_and(|o| o.status.success())
+        .is_ok_and(|r| r.passed())
 }
 
 /// Why revisions were refused, in a few kinds (for the summary).
@@ -695,7 +699,7 @@ fn median(mut xs: Vec<f64>) -> Option<f64> {
     }
     xs.sort_by(f64::total_cmp);
     let m = xs.len() / 2;
-    Some(if xs.len() % 2 == 0 {
+    Some(if xs.len().is_multiple_of(2) {
         (xs[m - 1] + xs[m]) / 2.0
     } else {
         xs[m]

@@ -470,18 +470,18 @@ pub async fn pull(
     }
     let tmp = dir.join(format!("{}.tmp", source.file_name));
     let joined = join(&pieces, &tmp)?;
-    if let Some(expected) = &source.sha256 {
-        if &joined != expected {
-            let _ = std::fs::remove_file(&tmp);
-            for p in &pieces {
-                let _ = std::fs::remove_file(p);
-            }
-            return Err(PullError::Checksum {
-                url: source.name.clone(),
-                expected: expected.clone(),
-                got: joined,
-            });
+    if let Some(expected) = &source.sha256
+        && &joined != expected
+    {
+        let _ = std::fs::remove_file(&tmp);
+        for p in &pieces {
+            let _ = std::fs::remove_file(p);
         }
+        return Err(PullError::Checksum {
+            url: source.name.clone(),
+            expected: expected.clone(),
+            got: joined,
+        });
     }
     std::fs::rename(&tmp, &target).map_err(io)?;
     for p in &pieces {

@@ -346,10 +346,10 @@ fn find_spans(text: &str) -> Vec<(usize, usize, &'static str)> {
     let mut spans = key_block_spans(text);
     for (kind, re) in SET.iter() {
         for caps in re.captures_iter(text) {
-            if let Some(m) = caps.name("s").or_else(|| caps.get(0)) {
-                if plausible(kind, m.as_str()) {
-                    spans.push((m.start(), m.end(), kind));
-                }
+            if let Some(m) = caps.name("s").or_else(|| caps.get(0))
+                && plausible(kind, m.as_str())
+            {
+                spans.push((m.start(), m.end(), kind));
             }
         }
     }

@@ -221,6 +221,8 @@ async fn a_command_from_the_repository_runs_only_in_a_trusted_workspace() {
         LspClient::start(&[
             ("OPENAI_BASE_URL", &mock.base_url),
             ("REFINE_LS_TRUST_FILE", trust.to_str().unwrap()),
+            // The marker is written outside the workspace, which the sandbox forbids.
+            ("REFINE_LS_BWRAP", ""),
         ])
     };
     let trust_file = dir.path().join("trust-list");

@@ -39,6 +39,11 @@ pub async fn doctor(args: DoctorArgs) -> u8 {
             ),
         }
     );
+    let _ = writeln!(
+        out,
+        "verify.command sandbox: {}",
+        crate::sandbox::describe()
+    );
     let _ = writeln!(out, "\nconfiguration (value, then where it came from):");
     let mut leaves = Vec::new();
     flatten(
@@ -51,16 +56,13 @@ pub async fn doctor(args: DoctorArgs) -> u8 {
             Some(s) => s.label().to_owned(),
             None => env_source(&key, &resolved.config).unwrap_or_else(|| "default".to_owned()),
         };
+        // Keys a workspace may set only when trusted (the workspace line says whether it is).
         let gate = if crate::trust::needs_trust(&key) {
-            if resolved.trusted() {
-                ", needs trust: allowed"
-            } else {
-                ", needs trust: from the user only"
-            }
+            "  [needs trust]"
         } else {
             ""
         };
-        let _ = writeln!(out, "  {key} = {value}  ({source}{gate})");
+        let _ = writeln!(out, "  {key} = {value}  ({source}){gate}");
     }
     for (key, source) in &resolved.refused {
         let _ = writeln!(

@@ -148,10 +148,9 @@ impl<'a> Selection<'a> {
                 return Ok(found);
             }
         }
-        if !outside {
-            if let Some(found) = self.repair(self.lines_range(claimed.0, claimed.1), quote) {
-                return Ok(found);
-            }
+        if !outside && let Some(found) = self.repair(self.lines_range(claimed.0, claimed.1), quote)
+        {
+            return Ok(found);
         }
         Err(not_found)
     }
@@ -225,10 +224,11 @@ fn clean_quote(q: &str) -> &str {
         }
     }
     // `  12 | code` as shown in the prompt.
-    if let Some((num, rest)) = q.split_once(" | ") {
-        if !num.trim().is_empty() && num.trim().chars().all(|c| c.is_ascii_digit()) {
-            q = rest;
-        }
+    if let Some((num, rest)) = q.split_once(" | ")
+        && !num.trim().is_empty()
+        && num.trim().chars().all(|c| c.is_ascii_digit())
+    {
+        q = rest;
     }
     q
 }

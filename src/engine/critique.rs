@@ -343,16 +343,15 @@ impl FindingScanner {
                 }
                 b'}' | b']' => {
                     self.stack.pop();
-                    if b == b'}' {
-                        if let (Some(start), Some((b'[', true))) =
+                    if b == b'}'
+                        && let (Some(start), Some((b'[', true))) =
                             (self.object_start, self.stack.last())
+                    {
+                        self.object_start = None;
+                        if let Ok(v) = serde_json::from_str::<Value>(&self.text[start..=i])
+                            && let Some(f) = finding_from(&v)
                         {
-                            self.object_start = None;
-                            if let Ok(v) = serde_json::from_str::<Value>(&self.text[start..=i]) {
-                                if let Some(f) = finding_from(&v) {
-                                    out.push(f);
-                                }
-                            }
+                            out.push(f);
                         }
                     }
                 }

@@ -250,12 +250,11 @@ pub fn check(
 ) -> Result<(), String> {
     if let Some((before, after)) =
         syntax_errors_around_change(language, original_file, revised_file)
+        && after > before
     {
-        if after > before {
-            return Err(format!(
-                "it does not parse: {after} syntax error(s) where the original file has {before}"
-            ));
-        }
+        return Err(format!(
+            "it does not parse: {after} syntax error(s) where the original file has {before}"
+        ));
     }
     if let Some((before_tree, after_tree)) =
         tree_after(language, original_selection, revised_selection)
@@ -511,6 +510,11 @@ fn copy_tree(
             std::fs::create_dir_all(&target)?;
             copy_tree(&entry.path(), &target, budget, cancel)?;
         } else if kind.is_file() {
+            // Secrets files (`.env`, keys, `.npmrc`, …) stay behind: the command runs code the
+            // model wrote and has no business reading them. Links are not copied at all.
+            if crate::secrets::is_sensitive_path(&name.to_string_lossy()) {
+                continue;
+            }
             let len = entry.metadata()?.len();
             if len > *budget {
                 return Err(std::io::Error::other(

@@ -337,12 +337,14 @@ impl HttpProvider {
                     }));
                 }
             };
-            if failure.structured_rejected && req.json_schema.is_some() && !delivered {
-                if let Some(weaker) = mode.weaker() {
-                    tracing::info!("structured output {mode:?} rejected; trying {weaker:?}");
-                    mode = weaker;
-                    continue;
-                }
+            if failure.structured_rejected
+                && req.json_schema.is_some()
+                && !delivered
+                && let Some(weaker) = mode.weaker()
+            {
+                tracing::info!("structured output {mode:?} rejected; trying {weaker:?}");
+                mode = weaker;
+                continue;
             }
             if let (Some(limit), Some(wait), ProviderError::Http { status: 429, .. }) =
                 (&self.limit, failure.retry_after, &failure.error)

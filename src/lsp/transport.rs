@@ -157,13 +157,13 @@ async fn next_frame<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) -> Option<V
         let mut text = text.trim_end_matches(['\r', '\n']);
         // A client that counted characters instead of bytes leaves the end of its last body in
         // front of the next header: resynchronise at the `Content-Length` header.
-        if let Some(at) = text.to_ascii_lowercase().find("content-length:") {
-            if at > 0 {
-                tracing::warn!(
-                    "{at} stray byte(s) before a header (a Content-Length counted in characters?)"
-                );
-                text = &text[at..];
-            }
+        if let Some(at) = text.to_ascii_lowercase().find("content-length:")
+            && at > 0
+        {
+            tracing::warn!(
+                "{at} stray byte(s) before a header (a Content-Length counted in characters?)"
+            );
+            text = &text[at..];
         }
         if text.is_empty() {
             if saw_header {
@@ -172,15 +172,15 @@ async fn next_frame<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) -> Option<V
             continue;
         }
         saw_header = true;
-        if let Some((name, value)) = text.split_once(':') {
-            if name.trim().eq_ignore_ascii_case("content-length") {
-                length = Some(
-                    value
-                        .trim()
-                        .parse::<usize>()
-                        .map_err(|_| format!("bad Content-Length `{}`", value.trim())),
-                );
-            }
+        if let Some((name, value)) = text.split_once(':')
+            && name.trim().eq_ignore_ascii_case("content-length")
+        {
+            length = Some(
+                value
+                    .trim()
+                    .parse::<usize>()
+                    .map_err(|_| format!("bad Content-Length `{}`", value.trim())),
+            );
         }
     }
     let len = match length {

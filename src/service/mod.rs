@@ -259,7 +259,7 @@ impl ReviewService {
             root,
             file,
             timeout: Duration::from_secs(self.resolved.config.verify.timeout_secs),
-            network: false,
+            network: self.resolved.config.verify.network,
         })
     }
 

@@ -371,33 +371,32 @@ async fn chat(State(inner): State<Shared>, uri: Uri, headers: HeaderMap, body: S
             throttled: false,
         });
         index = g.requests.len() - 1;
-        if let Some(n) = g.script.throttle_every.filter(|n| *n > 0) {
-            if (index + 1) % n == 0 {
-                g.requests[index].throttled = true;
-                let mut resp = (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    axum::Json(json!({"error": {"message": "rate limit reached"}})),
-                )
-                    .into_response();
-                if let Some(v) = g.script.throttle_retry_after.as_deref() {
-                    if let Ok(v) = v.parse() {
-                        resp.headers_mut().insert("retry-after", v);
-                    }
-                }
-                return resp;
+        if let Some(n) = g.script.throttle_every.filter(|n| *n > 0)
+            && (index + 1) % n == 0
+        {
+            g.requests[index].throttled = true;
+            let mut resp = (
+                StatusCode::TOO_MANY_REQUESTS,
+                axum::Json(json!({"error": {"message": "rate limit reached"}})),
+            )
+                .into_response();
+            if let Some(v) = g.script.throttle_retry_after.as_deref()
+                && let Ok(v) = v.parse()
+            {
+                resp.headers_mut().insert("retry-after", v);
             }
+            return resp;
         }
-        if let Some(kind) = structured_kind(wire, &parsed) {
-            if g.script.reject_structured.iter().any(|r| r == kind) {
-                let msg = format!(
-                    "response_format type {kind} is not supported; use text or json_object"
-                );
-                return (
-                    StatusCode::BAD_REQUEST,
-                    axum::Json(json!({"error": {"message": msg}})),
-                )
-                    .into_response();
-            }
+        if let Some(kind) = structured_kind(wire, &parsed)
+            && g.script.reject_structured.iter().any(|r| r == kind)
+        {
+            let msg =
+                format!("response_format type {kind} is not supported; use text or json_object");
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error": {"message": msg}})),
+            )
+                .into_response();
         }
         let role = role_of(&parsed);
         let ruled = g
@@ -432,10 +431,10 @@ async fn chat(State(inner): State<Shared>, uri: Uri, headers: HeaderMap, body: S
     let status = StatusCode::from_u16(reply.status.unwrap_or(200)).unwrap_or(StatusCode::OK);
     if let Some(raw) = reply.raw {
         let mut resp = (status, raw).into_response();
-        if let Some(ra) = &reply.retry_after {
-            if let Ok(v) = ra.parse() {
-                resp.headers_mut().insert("retry-after", v);
-            }
+        if let Some(ra) = &reply.retry_after
+            && let Ok(v) = ra.parse()
+        {
+            resp.headers_mut().insert("retry-after", v);
         }
         return resp;
     }
