@@ -854,3 +854,40 @@ async fn a_pull_request_that_dismisses_its_own_finding_still_fails_ci() {
         "the change's endpoint got a request"
     );
 }
+
+/// A change that adds a link to a file outside the repository: what the link points at is
+/// never read or sent.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_file_that_links_out_of_the_repository_is_not_sent() {
+    let repo = repo();
+    let outside = tempfile::tempdir().unwrap();
+    let canary = "fn leaked() -> &'static str { \"canary-0b5e3c1a9d\" }\n";
+    std::fs::write(outside.path().join("secret.rs"), canary).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.rs"),
+        repo.path().join("src/leak.rs"),
+    )
+    .unwrap();
+    git(repo.path(), &["add", "src/leak.rs"]);
+    git(repo.path(), &["commit", "-q", "-m", "add a link"]);
+    let mock = mock().await;
+    let out = run(
+        repo.path(),
+        &["--diff", "main", "--format", "json"],
+        &mock.base_url,
+    )
+    .await;
+    assert!(
+        !mock
+            .requests()
+            .iter()
+            .any(|b| b.to_string().contains("canary-0b5e3c1a9d")),
+        "the linked file's text was sent"
+    );
+    assert!(
+        stderr(&out).contains("src/leak.rs") && stderr(&out).contains("skipped"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -450,3 +450,209 @@ async fn over_lsp_the_editors_workspace_trust_counts() {
     assert!(!theirs.recorded().is_empty(), "{done}");
     assert!(mine.recorded().is_empty(), "{done}");
 }
+
+// Running code: only in a trusted workspace, sandboxed, bounded, and gone when interrupted.
+
+/// Every process whose command line holds `needle` (scanned from /proc).
+fn processes_with(needle: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(needle))
+        .collect()
+}
+
+/// The scratch copies left in the user's private scratch folder.
+fn scratch_copies(ws: &Workspace) -> Vec<PathBuf> {
+    std::fs::read_dir(ws.user.path().join("scratch"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_during_verify_command_leaves_no_process_and_no_scratch_copy() {
+    let mine = critic_mock().await;
+    let ws = Workspace::new(
+        "[verify]\ncommand = \"touch started; (sleep 97.13; true) & sleep 97.13; true\"\n",
+    );
+    ws.trust();
+    std::fs::write(ws.root().join(".env"), format!("TOKEN={CANARY}\n")).unwrap();
+    let file = ws.file().display().to_string();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_refine-ls"));
+    cmd.args(["review", &file, "--format", "json"])
+        .current_dir(ws.root())
+        .env_remove("OPENAI_API_KEY")
+        .env("OPENAI_BASE_URL", &mine.base_url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in ws.envs() {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap();
+    let pid = child.id().to_string();
+    // Wait until the command runs in its scratch copy.
+    let started = std::time::Instant::now();
+    let copy = loop {
+        let found = scratch_copies(&ws)
+            .into_iter()
+            .find(|c| c.join("work").join("started").exists());
+        if let Some(c) = found {
+            break c;
+        }
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "verify.command never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(
+        !copy.join("work").join(".env").exists(),
+        "secrets files are not copied"
+    );
+    assert!(
+        !processes_with("sleep 97.13").is_empty(),
+        "the command runs"
+    );
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    // The sandbox's processes die with it; give the kernel a moment to reap them.
+    let gone = std::time::Instant::now();
+    while !processes_with("sleep 97.13").is_empty() && gone.elapsed().as_secs() < 5 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        processes_with("sleep 97.13"),
+        Vec::<String>::new(),
+        "left running"
+    );
+    assert_eq!(
+        scratch_copies(&ws),
+        Vec::<PathBuf>::new(),
+        "scratch copy left behind"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_command_has_no_network_and_no_credentials() {
+    if std::process::Command::new("bwrap")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no bubblewrap here (CI installs it)");
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mine = critic_mock().await;
+    let ws = Workspace::new("");
+    ws.trust();
+    std::fs::write(
+        ws.user_config(),
+        format!(
+            "[verify]\ncommand = \"env | grep -q 7d1f9a2e && echo LEAK\\\"\\\"ED; python3 -c 'import socket; socket.create_connection((\\\"127.0.0.1\\\", {port}), timeout=3)' 2>&1 | tail -n 1; false\"\n[loop]\nmax_iterations = 0\n"
+        ),
+    )
+    .unwrap();
+    let file = ws.file().display().to_string();
+    let out = ws
+        .run(
+            &["review", &file, "--format", "json"],
+            &[("OPENAI_BASE_URL", &mine.base_url)],
+        )
+        .await;
+    assert!(
+        listener.accept().is_err(),
+        "the sandboxed command reached the network: {}",
+        stderr(&out)
+    );
+    // The command ran (its failure, with the printed environment, is a fact the critic was
+    // told), the connection failed inside the sandbox, and the environment held no key.
+    let told: Vec<String> = mine.requests().iter().map(Value::to_string).collect();
+    assert!(
+        told.iter()
+            .any(|b| (b.contains("unreachable") || b.contains("refused")) && !b.contains("LEAKED")),
+        "{told:?} {}",
+        stderr(&out)
+    );
+    assert!(!carries(&mine, CANARY), "the key went out");
+    assert!(scratch_copies(&ws).is_empty(), "scratch copy removed");
+}
+
+/// `verify.command = "yes"` with a 3 s timeout: the review ends within 10 s and the server's
+/// memory stays bounded (its output is read with a bound, and drained).
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endless_verify_command_ends_with_its_timeout_and_bounded_memory() {
+    let mine = MockLlm::start(Script {
+        critique: vec![Reply::findings(json!([]))].into(),
+        ..Script::default()
+    })
+    .await;
+    let ws = Workspace::new("");
+    let envs = ws.envs();
+    let mut env_refs: Vec<(&str, &str)> =
+        envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env_refs.push(("OPENAI_BASE_URL", &mine.base_url));
+    let client = LspClient::start(&env_refs);
+    let root = format!("file://{}", ws.root().display());
+    client
+        .request(
+            "initialize",
+            json!({"processId": null, "rootUri": root, "capabilities": {},
+                   "initializationOptions": {"trustedWorkspace": true,
+                       "refine": {"verify": {"command": "yes", "timeout_secs": 3}}}}),
+        )
+        .await
+        .unwrap();
+    client.notify("initialized", json!({})).await;
+    let uri = format!("file://{}", ws.file().display());
+    client.open(&uri, "python", CODE).await;
+    let pid = client.pid().expect("server pid");
+    let peak = |pid: u32| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmHWM")
+    };
+    let before = peak(pid);
+    let started = std::time::Instant::now();
+    let id = client
+        .review(
+            &uri,
+            json!({"start": {"line": 0, "character": 0}, "end": {"line": 5, "character": 0}}),
+        )
+        .await;
+    let done = client
+        .finished_within(&id, std::time::Duration::from_secs(10))
+        .await;
+    let took = started.elapsed();
+    let grew_kb = peak(pid).saturating_sub(before);
+    eprintln!("`yes` review ended in {took:?}; peak RSS grew {grew_kb} kB");
+    assert!(took.as_secs() < 10, "{took:?}: {done}");
+    assert!(
+        grew_kb < 100 * 1024,
+        "the server's memory grew {grew_kb} kB"
+    );
+    assert!(
+        mine.requests()
+            .iter()
+            .any(|b| b.to_string().contains("timed out")),
+        "the critic was told the check timed out: {done}"
+    );
+}
