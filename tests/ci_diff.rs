@@ -891,3 +891,37 @@ async fn a_changed_file_that_links_out_of_the_repository_is_not_sent() {
         stderr(&out)
     );
 }
+
+/// The first commit of a new repository (no `HEAD` yet) is reviewed staged, as a pre-commit
+/// hook sees it: the base is empty, so the change's own `.refine.toml` steers nothing (its
+/// dismissal of everything is not read). The previous code stopped with "`HEAD` is not a
+/// commit of this repository" and reviewed nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_commit_is_reviewed_staged_without_its_own_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    git(d, &["init", "-q", "-b", "main"]);
+    std::fs::create_dir_all(d.join("src")).unwrap();
+    std::fs::write(d.join("src/lib.rs"), HEAD).unwrap();
+    std::fs::write(
+        d.join(".refine.toml"),
+        "[loop]\ndisabled_principles = [\"correctness\"]\nmax_unbacked_severity = \"hint\"\n",
+    )
+    .unwrap();
+    git(d, &["add", "."]);
+    let mock = MockLlm::start(one_finding(7, "warning")).await;
+    let out = run(
+        d,
+        &["--diff", "--staged", "--format", "json", "--fail-on", "warning"],
+        &mock.base_url,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["findings"][0]["line"], 7, "{report}");
+    assert_eq!(report["findings"][0]["severity"], "warning", "{report}");
+    assert!(
+        !mock.requests().is_empty(),
+        "the staged change went to the user's model"
+    );
+}

@@ -27,18 +27,34 @@ pub(super) struct BaseSettings {
     pub warnings: Vec<String>,
 }
 
+/// Where the settings that steer a review of a change come from.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum SettingsFrom {
+    /// A diff on stdin: its base is not known, so no workspace settings are read at all.
+    Nowhere,
+    /// The staged change of a repository with no commit yet: the base is empty, and so are
+    /// its settings (the change's own `.refine.toml` is not read either).
+    EmptyBase,
+    /// This commit's tree.
+    Commit(String),
+}
+
 /// The commit whose settings steer a review of the change against `base`: BASE itself, the
-/// default base, or `HEAD` for the staged change; `None` for a diff on stdin, whose base is not
-/// known (the review then reads no workspace settings at all).
-pub(super) fn settings_rev(
+/// default base, or `HEAD` for the staged change.
+pub(super) fn settings_from(
     root: &Path,
     base: &diff::Base,
     staged: bool,
-) -> Result<Option<String>, String> {
+) -> Result<SettingsFrom, String> {
     let rev = match base {
-        diff::Base::Stdin => return Ok(None),
+        diff::Base::Stdin => return Ok(SettingsFrom::Nowhere),
         diff::Base::Rev(b) => b.clone(),
-        diff::Base::Default if staged => "HEAD".to_owned(),
+        diff::Base::Default if staged => {
+            if unborn_head(root) {
+                return Ok(SettingsFrom::EmptyBase);
+            }
+            "HEAD".to_owned()
+        }
         diff::Base::Default => diff::default_base(root)?,
     };
     let commit = diff::git(
@@ -52,7 +68,26 @@ pub(super) fn settings_rev(
         ],
     )
     .map_err(|_| format!("--diff: `{rev}` is not a commit of this repository"))?;
-    Ok(Some(commit.trim().to_owned()))
+    Ok(SettingsFrom::Commit(commit.trim().to_owned()))
+}
+
+/// Whether `HEAD` names a branch with no commit yet (a new repository's first commit).
+fn unborn_head(root: &Path) -> bool {
+    diff::git(root, &["symbolic-ref", "--quiet", "HEAD"]).is_ok()
+        && diff::git(root, &["rev-parse", "--verify", "--quiet", "HEAD^{commit}"]).is_err()
+}
+
+/// An empty settings folder: what a base with no commit holds.
+pub(super) fn empty() -> Result<BaseSettings, String> {
+    let dir = tempfile::Builder::new()
+        .prefix("refine-base-")
+        .tempdir()
+        .map_err(|e| format!("cannot make a folder for the base's settings: {e}"))?;
+    Ok(BaseSettings {
+        dir,
+        rev: "(no commit yet)".to_owned(),
+        warnings: Vec::new(),
+    })
 }
 
 /// Writes BASE's settings files into a new private folder.

@@ -63,9 +63,10 @@ pub(super) async fn run(args: &ReviewArgs) -> Result<u8, String> {
     let changes = diff::parse(&text);
 
     // The base's settings steer the review, never the change's (see `base.rs`).
-    let settings = match base::settings_rev(&root, &base, args.staged)? {
-        Some(rev) => Some(base::materialize(&root, &rev)?),
-        None => {
+    let settings = match base::settings_from(&root, &base, args.staged)? {
+        base::SettingsFrom::Commit(rev) => Some(base::materialize(&root, &rev)?),
+        base::SettingsFrom::EmptyBase => Some(base::empty()?),
+        base::SettingsFrom::Nowhere => {
             eprintln!(
                 "refine-ls: warning: the diff came on stdin, so its base is unknown: the workspace's .refine.toml, principles, dismissals and baseline are not read"
             );
