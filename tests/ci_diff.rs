@@ -912,7 +912,14 @@ async fn the_first_commit_is_reviewed_staged_without_its_own_settings() {
     let mock = MockLlm::start(one_finding(7, "warning")).await;
     let out = run(
         d,
-        &["--diff", "--staged", "--format", "json", "--fail-on", "warning"],
+        &[
+            "--diff",
+            "--staged",
+            "--format",
+            "json",
+            "--fail-on",
+            "warning",
+        ],
         &mock.base_url,
     )
     .await;
