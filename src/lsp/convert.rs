@@ -3,21 +3,32 @@
 //! module and the handlers only.
 
 use std::ops::Range;
+use std::path::PathBuf;
 
 use ropey::Rope;
 use serde_json::json;
+use tower_lsp_server::jsonrpc::{Error as RpcError, ErrorCode};
 use tower_lsp_server::ls_types::{
     self as lsp, Diagnostic, DiagnosticSeverity, NumberOrString, OneOf,
-    OptionalVersionedTextDocumentIdentifier, Position, PositionEncodingKind, TextDocumentEdit,
-    TextEdit, Uri, WorkspaceEdit,
+    OptionalVersionedTextDocumentIdentifier, Position, PositionEncodingKind, ProgressToken,
+    TextDocumentContentChangeEvent, TextDocumentEdit, TextEdit, Uri, WorkspaceEdit,
 };
 
+use super::doc_state::{RevisionEdit, TextChange};
 use crate::document::{PositionEncoding, TextPos, from_char, to_char};
 use crate::engine::{Edit, Finding, Severity};
 
 /// An LSP position as the document store's.
 pub fn text_pos(p: Position) -> TextPos {
     TextPos::new(p.line, p.character)
+}
+
+/// A content change of `didChange` as ours.
+pub fn text_change(c: TextDocumentContentChangeEvent) -> TextChange {
+    TextChange {
+        range: c.range.map(|r| (text_pos(r.start), text_pos(r.end))),
+        text: c.text,
+    }
 }
 
 /// A char offset as an LSP position.
@@ -117,6 +128,13 @@ pub fn fact(d: &Diagnostic) -> crate::engine::Fact {
     }
 }
 
+/// A revision's edits as the workspace edit for `uri` (see [`versioned_edit`]).
+pub fn workspace_edit(uri: &Uri, e: &RevisionEdit<'_>) -> WorkspaceEdit {
+    versioned_edit(
+        e.rope, uri, e.version, e.edits, e.encoding, e.annotate, e.confirm,
+    )
+}
+
 /// Edits as a workspace edit that carries the document version they were computed against.
 pub fn versioned_edit(
     rope: &Rope,
@@ -165,6 +183,37 @@ pub fn versioned_edit(
             edits,
         }])),
         ..WorkspaceEdit::default()
+    }
+}
+
+/// A progress token as the key of the running reviews by token (as JSON text).
+pub fn progress_key(token: &ProgressToken) -> String {
+    serde_json::to_string(token).unwrap_or_default()
+}
+
+/// The file a URI names, when it names one.
+pub fn file_path(uri: &Uri) -> Option<PathBuf> {
+    uri.to_file_path().map(|p| p.into_owned())
+}
+
+/// A file path for the model to see, or the URI when it is not a file.
+pub fn display_path(uri: &Uri) -> String {
+    uri.to_file_path()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| uri.as_str().to_owned())
+}
+
+/// A sentence as the error of a request whose params cannot be served (`-32602`).
+pub fn invalid_params(message: String) -> RpcError {
+    RpcError::invalid_params(message)
+}
+
+/// A sentence as the error of a request that failed on our side (`-32603`).
+pub fn internal(message: String) -> RpcError {
+    RpcError {
+        code: ErrorCode::InternalError,
+        message: message.into(),
+        data: None,
     }
 }
 

@@ -2,102 +2,30 @@
 //! `$/progress`, stores its results in the state, has the diagnostics published, applies the
 //! revision when asked to (`refine.refine`), and ends with `refine/reviewFinished`.
 
-use std::sync::{Arc, Mutex};
+use std::any::Any;
+use std::sync::Arc;
 
 use futures::FutureExt;
-use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tower_lsp_server::Client;
-use tower_lsp_server::ls_types::notification::{Notification, Progress};
+use tower_lsp_server::ls_types::notification::Progress;
 use tower_lsp_server::ls_types::{
-    ApplyWorkspaceEditParams, MessageType, NumberOrString, ProgressParams, ProgressParamsValue,
-    ProgressToken, Uri, WorkDoneProgress, WorkDoneProgressBegin, WorkDoneProgressEnd,
-    WorkDoneProgressReport,
+    MessageType, NumberOrString, ProgressParams, ProgressParamsValue, ProgressToken, Uri,
+    WorkDoneProgress, WorkDoneProgressBegin, WorkDoneProgressEnd, WorkDoneProgressReport,
 };
 
-use super::state::{ReviewStatus, State, lock};
+use super::convert;
+use super::ext::{ReviewFinished, finished_params};
+use super::publish::{refresh, refresh_views};
+use super::server::Backend;
 use crate::engine::{Event, ReviewInput, ReviewOutcome};
-use crate::service::ReviewService;
-
-/// `refine/reviewFinished`: sent once per review, after its diagnostics.
-pub enum ReviewFinished {}
-
-impl Notification for ReviewFinished {
-    type Params = ReviewFinishedParams;
-    const METHOD: &'static str = "refine/reviewFinished";
-}
-
-/// The summary of a review (counts, not findings: those are the diagnostics).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct ReviewFinishedParams {
-    /// The id `refine.review` returned.
-    pub review_id: String,
-    /// The document.
-    pub uri: String,
-    /// Findings shown as diagnostics.
-    pub findings: usize,
-    /// Findings whose quote was not found in the selection.
-    pub unanchored: usize,
-    /// Findings about lines outside the selection (dropped).
-    pub out_of_selection: usize,
-    /// Findings below `loop.min_confidence` (not shown).
-    pub low_confidence: usize,
-    /// Revisions asked for.
-    pub iterations: u32,
-    /// Model calls made.
-    pub llm_calls: u32,
-    /// Whether a revision is offered.
-    pub revision: bool,
-    /// Prompt tokens used.
-    pub input_tokens: u64,
-    /// Completion tokens used.
-    pub output_tokens: u64,
-    /// Prompt tokens the model took from its cache instead of processing them again.
-    #[serde(default)]
-    pub reused_input_tokens: u64,
-    /// Secrets replaced by placeholders before sending.
-    pub redactions: usize,
-    /// What happened along the way (rejected revisions, why nothing is offered).
-    pub notes: Vec<String>,
-    /// One sentence per reason findings were not shown ("2 findings not shown: their quotes
-    /// are not in the code").
-    #[serde(default)]
-    pub not_shown: Vec<String>,
-    /// Findings whose quote only repeated their message.
-    #[serde(default)]
-    pub quote_is_message: usize,
-    /// Findings cut by the repetition guard.
-    #[serde(default)]
-    pub repeated: usize,
-    /// Findings over `loop.max_findings`.
-    #[serde(default)]
-    pub over_limit: usize,
-    /// Findings too few of the `loop.samples` critiques agreed on.
-    #[serde(default)]
-    pub not_agreed: usize,
-    /// Why the review failed or stopped, as a sentence.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// A progress token as the key of [`super::state::State::progress_reviews`].
-pub fn progress_key(token: &ProgressToken) -> String {
-    serde_json::to_string(token).unwrap_or_default()
-}
-
-/// A request to publish a document's diagnostics, acknowledged once sent.
-pub type PublishRequest = (String, Option<oneshot::Sender<()>>);
+use crate::service::{Providers, ReviewService};
 
 /// Everything a job needs; it owns all of it.
 pub struct Job {
-    /// To talk to the editor.
-    pub client: Client,
-    /// Shared state.
-    pub state: Arc<Mutex<State>>,
-    /// The diagnostics publisher.
-    pub publish: mpsc::UnboundedSender<PublishRequest>,
+    /// The server (client, state, publisher).
+    pub server: Backend,
     /// The document.
     pub uri: Uri,
     /// `review-N`.
@@ -121,14 +49,30 @@ pub struct Job {
 impl Job {
     /// Runs the review to its end.
     pub async fn run(self) {
-        let token = self.progress_token().await;
-        let token_key = token.as_ref().map(progress_key);
-        if let Some(k) = &token_key {
-            lock(&self.state)
-                .progress_reviews
-                .insert(k.clone(), self.id.clone());
+        let token = self.begin_progress().await;
+        let outcome = self.review(&token).await;
+        let stored = self.store(&token, &outcome);
+        self.server
+            .publish
+            .publish_and_wait(self.uri.as_str())
+            .await;
+        let caps = self.server.lock().caps();
+        refresh(&self.server.client, caps, true).await;
+        if self.apply && stored {
+            self.apply_revision().await;
         }
-        let max = self.service.config().refine_loop.max_iterations;
+        self.end(&token, &outcome, stored).await;
+    }
+
+    /// Gets a progress token (the client's or a created one), ties it to the review for
+    /// `window/workDoneProgress/cancel`, and begins the progress.
+    async fn begin_progress(&self) -> Option<ProgressToken> {
+        let token = self.progress_token().await;
+        if let Some(t) = &token {
+            self.server
+                .lock()
+                .track_progress(convert::progress_key(t), self.id.clone());
+        }
         self.report(
             &token,
             WorkDoneProgress::Begin(WorkDoneProgressBegin {
@@ -140,12 +84,15 @@ impl Job {
             }),
         )
         .await;
+        token
+    }
 
-        // The engine reports synchronously; a forwarder sends the progress reports in order,
-        // and streamed findings go straight into the state and out through the publisher.
+    /// Runs the review (downloading the embedded model first when it must), forwarding its
+    /// stages as progress reports in order.
+    async fn review(&self, token: &Option<ProgressToken>) -> ReviewOutcome {
         let (tx, mut rx) = mpsc::unbounded_channel::<String>();
         let forward = {
-            let client = self.client.clone();
+            let client = self.server.client.clone();
             let token = token.clone();
             tokio::spawn(async move {
                 while let Some(message) = rx.recv().await {
@@ -155,59 +102,14 @@ impl Job {
                 }
             })
         };
-        let uri_key = self.uri.as_str().to_owned();
         // The embedded model may have to be downloaded first (with progress).
         let providers = if self.service.needs_model() {
-            self.fetch_default_model(&token).await
+            self.fetch_default_model(token).await
         } else {
             self.service.providers()
         };
         let outcome = match providers {
-            Ok(_) => {
-                let mut stage = String::new();
-                let mut on_event = |event: Event| match event {
-                    Event::Stage(s) => {
-                        stage = s.describe(max);
-                        let _ = tx.send(stage.clone());
-                        let mut st = lock(&self.state);
-                        if st.set_stage(&uri_key, &self.id, &stage) {
-                            super::refresh_views(&self.client, st.caps, false);
-                        }
-                    }
-                    Event::Streaming { findings, tokens } => {
-                        let _ = tx.send(format!("{stage}: {findings} findings, {tokens} tokens"));
-                    }
-                    Event::Finding(f) => {
-                        if lock(&self.state).add_partial(&uri_key, &self.id, f) {
-                            let _ = self.publish.send((uri_key.clone(), None));
-                        }
-                    }
-                };
-                // Supervised: a panic anywhere in the review still ends it, as an error.
-                let review = self.service.review(
-                    &self.input,
-                    self.file.as_deref(),
-                    &self.cancel,
-                    &mut on_event,
-                );
-                match std::panic::AssertUnwindSafe(review).catch_unwind().await {
-                    Ok(outcome) => outcome,
-                    Err(panic) => {
-                        let what = panic
-                            .downcast_ref::<&str>()
-                            .map(|s| (*s).to_owned())
-                            .or_else(|| panic.downcast_ref::<String>().cloned())
-                            .unwrap_or_default();
-                        tracing::error!("a review panicked: {what}");
-                        ReviewOutcome {
-                            error: Some(format!(
-                                "the review stopped on an internal error (a bug in refine-ls; please report it): {what}"
-                            )),
-                            ..ReviewOutcome::default()
-                        }
-                    }
-                }
-            }
+            Ok(_) => self.run_engine(&tx).await,
             Err(why) => ReviewOutcome {
                 error: Some(why),
                 ..ReviewOutcome::default()
@@ -215,98 +117,114 @@ impl Job {
         };
         drop(tx);
         let _ = forward.await;
+        outcome
+    }
 
-        let stored = {
-            let mut st = lock(&self.state);
-            if let Some(k) = &token_key {
-                st.progress_reviews.remove(k);
+    /// The engine's review, supervised: a panic anywhere in it still ends it, as an error.
+    /// The engine reports synchronously: stages go to `progress` (the forwarder) and the
+    /// state, streamed findings straight into the state and out through the publisher.
+    async fn run_engine(&self, progress: &mpsc::UnboundedSender<String>) -> ReviewOutcome {
+        let max = self.service.config().refine_loop.max_iterations;
+        let uri = self.uri.as_str();
+        let mut stage = String::new();
+        let mut on_event = |event: Event| match event {
+            Event::Stage(s) => {
+                stage = s.describe(max);
+                let _ = progress.send(stage.clone());
+                let mut st = self.server.lock();
+                if st.set_stage(uri, &self.id, &stage) {
+                    refresh_views(&self.server.client, st.caps(), false);
+                }
             }
-            st.finish_review(&uri_key, &self.id, &outcome)
+            Event::Streaming { findings, tokens } => {
+                let _ = progress.send(format!("{stage}: {findings} findings, {tokens} tokens"));
+            }
+            Event::Finding(f) => {
+                if self.server.lock().add_partial(uri, &self.id, f) {
+                    self.server.publish.publish(uri);
+                }
+            }
+        };
+        let review = self.service.review(
+            &self.input,
+            self.file.as_deref(),
+            &self.cancel,
+            &mut on_event,
+        );
+        match std::panic::AssertUnwindSafe(review).catch_unwind().await {
+            Ok(outcome) => outcome,
+            Err(panic) => panicked(panic),
+        }
+    }
+
+    /// Stores the outcome in the state (and the learning record) if the review still exists;
+    /// returns whether it did.
+    fn store(&self, token: &Option<ProgressToken>, outcome: &ReviewOutcome) -> bool {
+        let stored = {
+            let mut st = self.server.lock();
+            if let Some(t) = token {
+                st.untrack_progress(&convert::progress_key(t));
+            }
+            st.finish_review(self.uri.as_str(), &self.id, outcome)
         };
         if stored {
             self.service
-                .record_review(&self.id, &self.input, self.file.as_deref(), &outcome);
+                .record_review(&self.id, &self.input, self.file.as_deref(), outcome);
         }
-        let cancelled = outcome.cancelled || (!stored && outcome.error.is_none());
-        let (done_tx, done_rx) = oneshot::channel();
-        if self.publish.send((uri_key.clone(), Some(done_tx))).is_ok() {
-            let _ = done_rx.await;
-        }
-        let caps = lock(&self.state).caps;
-        super::refresh(&self.client, caps, true).await;
-        if self.apply && stored {
-            self.apply_revision(&uri_key).await;
-        }
+        stored
+    }
 
+    /// Ends the progress with a summary, shows a failure, and sends `refine/reviewFinished`.
+    async fn end(&self, token: &Option<ProgressToken>, outcome: &ReviewOutcome, stored: bool) {
+        let cancelled = outcome.cancelled || (!stored && outcome.error.is_none());
         let error = if cancelled {
             Some("the review was cancelled".to_owned())
         } else {
             outcome.error.clone()
         };
-        let summary = summary(&outcome, stored, error.as_deref());
+        let summary = summary(outcome, stored, error.as_deref());
         self.report(
-            &token,
+            token,
             WorkDoneProgress::End(WorkDoneProgressEnd {
                 message: Some(summary),
             }),
         )
         .await;
         if let (Some(e), false) = (&outcome.error, cancelled) {
-            self.client
+            self.server
+                .client
                 .show_message(MessageType::ERROR, format!("refine: {e}"))
                 .await;
         }
-        let shown = if stored { outcome.findings.len() } else { 0 };
-        self.client
-            .send_notification::<ReviewFinished>(ReviewFinishedParams {
-                review_id: self.id.clone(),
-                uri: uri_key,
-                findings: shown,
-                unanchored: outcome.unanchored,
-                out_of_selection: outcome.outside_selection,
-                low_confidence: outcome.low_confidence.len(),
-                iterations: outcome.iterations,
-                llm_calls: outcome.llm_calls,
-                revision: stored && outcome.revision.is_some(),
-                input_tokens: outcome.usage.input_tokens,
-                output_tokens: outcome.usage.output_tokens,
-                reused_input_tokens: outcome.usage.reused_input_tokens,
-                redactions: outcome.redacted.len(),
-                notes: outcome.notes.clone(),
-                not_shown: outcome.not_shown(),
-                quote_is_message: outcome.quote_is_message,
-                repeated: outcome.repeated,
-                over_limit: outcome.over_limit,
-                not_agreed: outcome.not_agreed,
-                error,
-            })
+        let params = finished_params(
+            outcome,
+            self.id.clone(),
+            self.uri.as_str().to_owned(),
+            stored,
+            error,
+        );
+        self.server
+            .client
+            .send_notification::<ReviewFinished>(params)
             .await;
     }
 
     /// `workspace/applyEdit` with the stored revision, if it still fits the document.
-    async fn apply_revision(&self, uri_key: &str) {
+    async fn apply_revision(&self) {
         let edit = {
-            let st = lock(&self.state);
-            let Some(ds) = st.docs.get(uri_key) else {
-                return;
-            };
-            let Some(entry) = ds.reviews.iter().find(|e| e.id == self.id) else {
-                return;
-            };
-            match &entry.status {
-                ReviewStatus::Done(done) if done.version == ds.doc.version() => done
-                    .revision
-                    .as_ref()
-                    .map(|edits| st.revision_edit(ds.doc.rope(), &self.uri, done, edits)),
-                _ => None,
-            }
+            let st = self.server.lock();
+            st.document(self.uri.as_str()).and_then(|ds| {
+                let done = ds.done(&self.id)?;
+                if done.version != ds.doc().version() {
+                    return None;
+                }
+                let edits = done.revision.as_deref()?;
+                let edit = st.revision_edit(ds.doc().rope(), done, edits);
+                Some(convert::workspace_edit(&self.uri, &edit))
+            })
         };
         let Some(edit) = edit else { return };
-        let params = ApplyWorkspaceEditParams {
-            label: Some("Refine: apply revision".to_owned()),
-            edit,
-        };
-        match self.client.apply_edit(params.edit).await {
+        match self.server.client.apply_edit(edit).await {
             Ok(r) if r.applied => {
                 self.service.record_fate(
                     &self.id,
@@ -330,7 +248,12 @@ impl Job {
             return None;
         }
         let token = NumberOrString::String(format!("refine/{}", self.id));
-        match self.client.create_work_done_progress(token.clone()).await {
+        match self
+            .server
+            .client
+            .create_work_done_progress(token.clone())
+            .await
+        {
             Ok(()) => Some(token),
             Err(e) => {
                 tracing::debug!("client refused a progress token: {e}");
@@ -343,10 +266,10 @@ impl Job {
     async fn fetch_default_model(
         &self,
         token: &Option<ProgressToken>,
-    ) -> Result<std::sync::Arc<crate::service::Providers>, String> {
+    ) -> Result<Arc<Providers>, String> {
         let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Option<u64>)>();
         let forward = {
-            let client = self.client.clone();
+            let client = self.server.client.clone();
             let token = token.clone();
             tokio::spawn(async move {
                 let mut last = u32::MAX;
@@ -359,15 +282,7 @@ impl Job {
                     }
                     last = pct.unwrap_or(u32::MAX);
                     if let Some(t) = &token {
-                        let value = WorkDoneProgress::Report(WorkDoneProgressReport {
-                            message: Some(format!(
-                                "downloading the local model: {:.1} MB",
-                                done as f64 / 1e6
-                            )),
-                            cancellable: Some(false),
-                            percentage: pct,
-                        });
-                        send_progress(&client, t, value).await;
+                        send_progress(&client, t, download_report(done, pct)).await;
                     }
                 }
             })
@@ -385,8 +300,24 @@ impl Job {
 
     async fn report(&self, token: &Option<ProgressToken>, value: WorkDoneProgress) {
         if let Some(t) = token {
-            send_progress(&self.client, t, value).await;
+            send_progress(&self.server.client, t, value).await;
         }
+    }
+}
+
+/// The outcome of a review that panicked: an error naming the panic.
+fn panicked(panic: Box<dyn Any + Send>) -> ReviewOutcome {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!("a review panicked: {what}");
+    ReviewOutcome {
+        error: Some(format!(
+            "the review stopped on an internal error (a bug in refine-ls; please report it): {what}"
+        )),
+        ..ReviewOutcome::default()
     }
 }
 
@@ -395,6 +326,18 @@ fn report(message: String) -> WorkDoneProgress {
         message: Some(message),
         cancellable: Some(false),
         percentage: None,
+    })
+}
+
+/// A progress report of the model download: `done` bytes, `pct` of the whole when known.
+fn download_report(done: u64, pct: Option<u32>) -> WorkDoneProgress {
+    WorkDoneProgress::Report(WorkDoneProgressReport {
+        message: Some(format!(
+            "downloading the local model: {:.1} MB",
+            done as f64 / 1e6
+        )),
+        cancellable: Some(false),
+        percentage: pct,
     })
 }
 

@@ -1,10 +1,10 @@
-//! The server's state behind one mutex: open documents, the reviews on each (running or
-//! done), the configuration and the provider built from it. Every method is synchronous, so a
-//! handler locks, mutates and unlocks without ever awaiting.
-//!
-//! Reviews are anchored by char offsets. An edit inside a review's lines drops it (cancelling
-//! it if it runs); an edit before it moves it; so findings and revisions always describe the
-//! text that is there now, and a revision's edits are only offered for the version they fit.
+//! The server's state behind one mutex: open documents and the reviews on each (see
+//! [`super::doc_state`]), the configuration and the review service built from it, what the
+//! client can do. Fields are private: every rule (a change moves or drops reviews, a new review
+//! replaces an overlapping one, a configuration change rebuilds the service) is a method here
+//! or on [`DocState`]. Every method is synchronous, so a handler locks, calls one method and
+//! unlocks without ever awaiting. No protocol types: [`super::convert`] makes LSP of what
+//! comes out.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -12,120 +12,37 @@ use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use ropey::Rope;
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Layers, Source};
-use crate::document::{ChangeSpan, Document, PositionEncoding};
+use super::capabilities::ClientCaps;
+use super::doc_state::{ChangeEffects, DocState, DoneReview, RevisionEdit, TextChange};
+use crate::config::{Config, Layers, Source, TrustedBy};
+use crate::document::{Document, PositionEncoding, TextPos, line_span, widen_to_lines};
 use crate::engine::{Edit, Finding, ReviewOutcome};
+use crate::lang::language_for_path;
 use crate::prompts::Prompts;
 use crate::service::ReviewService;
-
-/// Client capabilities the server acts on.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ClientCaps {
-    /// `workspace/inlayHint/refresh`.
-    pub inlay_refresh: bool,
-    /// `workspace/codeLens/refresh`.
-    pub lens_refresh: bool,
-    /// `workspace/diagnostic/refresh`.
-    pub diagnostic_refresh: bool,
-    /// Change annotations in workspace edits.
-    pub change_annotations: bool,
-    /// The client resolves a code action's `edit` (`codeAction/resolve`): revision edits are
-    /// computed then, not with the list.
-    pub resolve_edit: bool,
-    /// Push diagnostics (`textDocument/publishDiagnostics`).
-    pub push: bool,
-    /// Serve pull diagnostics (`textDocument/diagnostic`).
-    pub pull: bool,
-    /// The client answers `workspace/configuration` (section `refine`).
-    pub configuration: bool,
-}
-
-/// A finished review's results, in char offsets of the document's current version.
-#[derive(Debug, Clone)]
-pub struct DoneReview {
-    /// Shown findings.
-    pub findings: Vec<Finding>,
-    /// Findings the workspace dismissed (`.refine/dismissed.toml`): not shown, kept so that
-    /// "undismiss" brings them back at once.
-    pub dismissed: Vec<Finding>,
-    /// The best revision's edits, if one is offered.
-    pub revision: Option<Vec<Edit>>,
-    /// How many findings the revision touches.
-    pub fixes: usize,
-    /// Each touched finding's id and only the edits on its lines.
-    pub per_finding: Vec<(usize, Vec<Edit>)>,
-    /// The document version the offsets fit.
-    pub version: i32,
-    /// The user looked at the revision (`refine.showRevision`): its edits no longer need
-    /// confirming change by change.
-    pub previewed: bool,
-}
-
-/// Where a review is.
-#[derive(Debug)]
-pub enum ReviewStatus {
-    /// The job is running; `delta` is how far its region moved since its snapshot.
-    Running {
-        /// Cancels the job.
-        cancel: CancellationToken,
-        /// Accumulated shift of the region since the snapshot.
-        delta: isize,
-        /// Findings streamed in so far (current offsets), shown until the final list.
-        partial: Vec<Finding>,
-        /// The step it is at (`critique 1/3`).
-        stage: String,
-    },
-    /// Results are in.
-    Done(DoneReview),
-}
-
-/// One review of a range of lines.
-#[derive(Debug)]
-pub struct ReviewEntry {
-    /// `review-N`.
-    pub id: String,
-    /// The reviewed lines as chars, in the current text.
-    pub region: Range<usize>,
-    /// Running or done.
-    pub status: ReviewStatus,
-}
-
-/// An open document and its reviews.
-#[derive(Debug)]
-pub struct DocState {
-    /// The text.
-    pub doc: Document,
-    /// Reviews, oldest first.
-    pub reviews: Vec<ReviewEntry>,
-    /// A change could not be applied: the text may differ from the client's. Until a
-    /// `didOpen` or a full-text change resyncs it, the document gets no reviews, diagnostics
-    /// or edits.
-    pub out_of_sync: bool,
-}
 
 /// Everything the handlers share.
 pub struct State {
     /// Negotiated at `initialize`.
-    pub encoding: PositionEncoding,
+    encoding: PositionEncoding,
     /// Open documents by URI.
-    pub docs: HashMap<String, DocState>,
+    docs: HashMap<String, DocState>,
     /// Configuration sources.
-    pub layers: Layers,
+    layers: Layers,
     /// The review service built from them (from `initialize` on).
-    pub service: Option<Arc<ReviewService>>,
+    service: Option<Arc<ReviewService>>,
     /// Prompt templates (read from the workspace at `initialize`).
-    pub prompts: Arc<Prompts>,
+    prompts: Arc<Prompts>,
     /// Workspace root.
-    pub root: Option<PathBuf>,
-    /// The client accepts `window/workDoneProgress/create`.
-    pub supports_progress: bool,
+    root: Option<PathBuf>,
     /// What the client can do.
-    pub caps: ClientCaps,
+    caps: ClientCaps,
     /// Running reviews by their `$/progress` token (as JSON text), for
     /// `window/workDoneProgress/cancel`.
-    pub progress_reviews: HashMap<String, String>,
+    progress_reviews: HashMap<String, String>,
     next_review: u64,
 }
 
@@ -138,7 +55,6 @@ impl Default for State {
             service: None,
             prompts: Arc::new(Prompts::load_from(&[])),
             root: None,
-            supports_progress: false,
             caps: ClientCaps::default(),
             progress_reviews: HashMap::new(),
             next_review: 0,
@@ -152,45 +68,81 @@ pub fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// What an edit did to the reviews (so the handler knows whom to tell).
-#[derive(Debug, Default)]
-pub struct ChangeEffects {
-    /// Reviews whose results were dropped or whose job was cancelled.
-    pub dropped: Vec<String>,
-    /// Some review's results moved or disappeared: diagnostics must be published again.
-    pub republish: bool,
-    /// Finished reviews dropped while they offered a revision (the user edited the lines
-    /// instead of applying it).
-    pub superseded: Vec<String>,
+/// What `initialize` brings.
+#[derive(Debug)]
+pub struct Setup {
+    /// What the client can do.
+    pub caps: ClientCaps,
+    /// The negotiated position encoding.
+    pub encoding: PositionEncoding,
+    /// The workspace root, when there is one.
+    pub root: Option<PathBuf>,
+    /// The editor says the user trusted this workspace.
+    pub trusted_by_editor: bool,
+    /// The editor's `refine` settings from the initialization options.
+    pub editor: Option<Value>,
+}
+
+/// How the editor's settings arrive at a configuration change.
+#[derive(Debug)]
+pub enum EditorSettings {
+    /// `workspace/configuration`'s answer: the whole section, replacing the editor's layer.
+    Whole(Option<Value>),
+    /// `workspace/didChangeConfiguration`: what changed, merged into the editor's layer (a
+    /// client may send only the changed section).
+    Changed(Option<Value>),
+}
+
+/// The lines a new review covers, checked, and the text it reviews.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The document's text now.
+    pub text: Rope,
+    /// First reviewed line (zero-based).
+    pub first: usize,
+    /// Last reviewed line (zero-based).
+    pub last: usize,
+    /// The reviewed lines as chars.
+    pub region: Range<usize>,
+    /// The document's language (its path's when the client says `plaintext` or nothing).
+    pub language: String,
 }
 
 impl State {
-    /// The workspace edit applying `edits` (a review's revision, or one finding's part of it,
-    /// computed against `done.version`) to `uri`, in this client's encoding: annotated when it
-    /// supports change annotations, needing confirmation until the revision was previewed.
-    pub fn revision_edit(
-        &self,
-        rope: &Rope,
-        uri: &tower_lsp_server::ls_types::Uri,
-        done: &DoneReview,
-        edits: &[Edit],
-    ) -> tower_lsp_server::ls_types::WorkspaceEdit {
-        super::convert::versioned_edit(
-            rope,
-            uri,
-            done.version,
-            edits,
-            self.encoding,
-            self.caps.change_annotations,
-            !done.previewed,
-        )
-    }
-
-    /// Merges the editor's layer (when given) and rebuilds the review service from the layers.
-    pub fn reload_config(&mut self, editor: Option<serde_json::Value>) {
-        if let Some(v) = editor {
+    /// Takes in what `initialize` brings: capabilities, encoding, the workspace and its
+    /// configuration files and prompts, the editor's settings; builds the review service.
+    pub fn initialize(&mut self, setup: Setup) {
+        self.caps = setup.caps;
+        self.encoding = setup.encoding;
+        if setup.trusted_by_editor {
+            self.layers.grant_trust(TrustedBy::Editor);
+        }
+        let root = setup.root;
+        self.layers.load_files(root.as_deref());
+        self.prompts = Arc::new(Prompts::load(root.as_deref()));
+        self.root = root;
+        if let Some(v) = setup.editor {
             self.layers.set(Source::Editor, v);
         }
+        self.rebuild_service();
+    }
+
+    /// A configuration change, pushed or pulled: the files are read again, the editor's layer
+    /// takes `editor` in, and the service is rebuilt. Returns the warnings about the
+    /// configuration now in force.
+    pub fn reconfigure(&mut self, editor: EditorSettings) -> Vec<String> {
+        self.layers.reload_files();
+        match editor {
+            EditorSettings::Whole(Some(v)) => self.layers.set(Source::Editor, v),
+            EditorSettings::Changed(Some(v)) => self.layers.merge(Source::Editor, v),
+            EditorSettings::Whole(None) | EditorSettings::Changed(None) => {}
+        }
+        self.rebuild_service();
+        self.config_warnings()
+    }
+
+    /// Rebuilds the review service from the layers (keeping the open cache).
+    fn rebuild_service(&mut self) {
         let previous_cache = self.service.as_ref().and_then(|s| s.cache().cloned());
         self.service = Some(Arc::new(ReviewService::new(
             self.layers.resolve(),
@@ -214,26 +166,114 @@ impl State {
             .unwrap_or_default()
     }
 
-    /// A review of a document, by id.
-    fn entry_mut(&mut self, uri: &str, id: &str) -> Option<&mut ReviewEntry> {
-        self.docs
-            .get_mut(uri)?
-            .reviews
-            .iter_mut()
-            .find(|e| e.id == id)
+    /// Warnings to show once the client is ready: the configuration's, then the prompts'.
+    pub fn startup_warnings(&self) -> Vec<String> {
+        let mut w = self.config_warnings();
+        w.extend(self.prompts.warnings.iter().cloned());
+        w
     }
 
-    /// Records a finding streamed in for a running review; returns whether it was kept.
-    pub fn add_partial(&mut self, uri: &str, id: &str, mut finding: Finding) -> bool {
-        let Some(entry) = self.entry_mut(uri, id) else {
+    /// The review service of the configuration in force (from `initialize` on).
+    pub fn service(&self) -> Option<Arc<ReviewService>> {
+        self.service.clone()
+    }
+
+    /// What the client can do.
+    pub fn caps(&self) -> ClientCaps {
+        self.caps
+    }
+
+    /// The negotiated position encoding.
+    pub fn encoding(&self) -> PositionEncoding {
+        self.encoding
+    }
+
+    /// An open document.
+    pub fn document(&self, uri: &str) -> Option<&DocState> {
+        self.docs.get(uri)
+    }
+
+    /// Opens a document (again: its old reviews are cancelled and dropped).
+    pub fn open(&mut self, uri: String, doc: Document) {
+        self.close(&uri);
+        self.docs.insert(uri, DocState::new(doc));
+    }
+
+    /// Drops a document and cancels its reviews.
+    pub fn close(&mut self, uri: &str) {
+        self.clear(uri);
+        self.docs.remove(uri);
+    }
+
+    /// Removes every review of a document, cancelling running ones; whether it is open.
+    pub fn clear(&mut self, uri: &str) -> bool {
+        let Some(ds) = self.docs.get_mut(uri) else {
             return false;
         };
-        let ReviewStatus::Running { delta, partial, .. } = &mut entry.status else {
-            return false;
-        };
-        shift(&mut finding.range, *delta);
-        partial.push(finding);
+        ds.clear();
         true
+    }
+
+    /// Removes every review of every document (at shutdown).
+    pub fn clear_all(&mut self) {
+        for ds in self.docs.values_mut() {
+            ds.clear();
+        }
+    }
+
+    /// Applies a `didChange` batch (see [`DocState::apply_change`]), then takes the version
+    /// the client gave it. Nothing happens to a document that is not open.
+    pub fn apply_changes(
+        &mut self,
+        uri: &str,
+        changes: Vec<TextChange>,
+        version: i32,
+    ) -> ChangeEffects {
+        let mut effects = ChangeEffects::default();
+        let enc = self.encoding;
+        let Some(ds) = self.docs.get_mut(uri) else {
+            if !changes.is_empty() {
+                tracing::warn!(uri = %uri, "didChange for a document that is not open");
+            }
+            return effects;
+        };
+        for change in changes {
+            ds.apply_change(uri, change, enc, &mut effects);
+        }
+        ds.set_version(version);
+        effects
+    }
+
+    /// The whole lines from `start` to `end` of an open, in-sync document, when they are not
+    /// blank; else why not, as a sentence.
+    pub fn snapshot(&self, uri: &str, start: TextPos, end: TextPos) -> Result<Snapshot, String> {
+        let Some(ds) = self.docs.get(uri) else {
+            return Err(format!(
+                "{uri} is not open: send textDocument/didOpen first"
+            ));
+        };
+        if ds.is_out_of_sync() {
+            return Err(format!(
+                "{uri} is out of sync (an edit could not be applied): reopen the file first"
+            ));
+        }
+        let text = ds.doc().rope().clone();
+        let (first, last) = widen_to_lines(&text, start, end);
+        let region = line_span(&text, first, last);
+        if text.slice(region.clone()).chars().all(char::is_whitespace) {
+            return Err("the selected lines are empty: nothing to review".to_owned());
+        }
+        let language = match ds.doc().language_id() {
+            "" | "plaintext" => language_for_path(uri).to_owned(),
+            id => id.to_owned(),
+        };
+        Ok(Snapshot {
+            text,
+            first,
+            last,
+            region,
+            language,
+        })
     }
 
     /// A fresh review id.
@@ -242,136 +282,79 @@ impl State {
         format!("review-{}", self.next_review)
     }
 
-    /// Applies one content change to a document and moves or drops its reviews.
-    pub fn on_change(&mut self, uri: &str, span: ChangeSpan, effects: &mut ChangeEffects) {
-        let Some(ds) = self.docs.get_mut(uri) else {
-            return;
-        };
-        let after = ds.doc.rope().clone();
-        ds.reviews.retain_mut(|entry| {
-            if overlaps(&span, &entry.region, &after) {
-                match &entry.status {
-                    ReviewStatus::Running { cancel, .. } => cancel.cancel(),
-                    ReviewStatus::Done(done) if done.revision.is_some() => {
-                        effects.superseded.push(entry.id.clone());
-                    }
-                    ReviewStatus::Done(_) => {}
-                }
-                effects.dropped.push(entry.id.clone());
-                effects.republish = true;
-                return false;
-            }
-            if span.old_end <= entry.region.start {
-                let d = span.delta();
-                shift(&mut entry.region, d);
-                match &mut entry.status {
-                    ReviewStatus::Running { delta, partial, .. } => {
-                        *delta += d;
-                        for f in partial {
-                            shift(&mut f.range, d);
-                        }
-                    }
-                    ReviewStatus::Done(done) => {
-                        for f in done.findings.iter_mut().chain(&mut done.dismissed) {
-                            shift(&mut f.range, d);
-                        }
-                        for e in done.revision.iter_mut().flatten() {
-                            shift(&mut e.range, d);
-                        }
-                        for (_, edits) in &mut done.per_finding {
-                            for e in edits {
-                                shift(&mut e.range, d);
-                            }
-                        }
-                        effects.republish = true;
-                    }
-                }
-            }
-            true
-        });
+    /// Starts tracking a running review of `region` of `uri`; a new review of the same lines
+    /// replaces the old one. Returns whether one was replaced.
+    pub fn begin_review(
+        &mut self,
+        uri: &str,
+        id: String,
+        region: Range<usize>,
+        cancel: CancellationToken,
+    ) -> bool {
+        self.docs
+            .get_mut(uri)
+            .is_some_and(|ds| ds.begin_review(id, region, cancel))
     }
 
-    /// Stamps finished reviews with the document's new version once a batch of changes is in:
-    /// their offsets were moved to fit it.
-    pub fn stamp_version(&mut self, uri: &str) {
-        if let Some(ds) = self.docs.get_mut(uri) {
-            let v = ds.doc.version();
-            for e in &mut ds.reviews {
-                if let ReviewStatus::Done(done) = &mut e.status {
-                    done.version = v;
-                }
-            }
-        }
+    /// Records a finding streamed in for a running review; returns whether it was kept.
+    pub fn add_partial(&mut self, uri: &str, id: &str, finding: Finding) -> bool {
+        self.docs
+            .get_mut(uri)
+            .is_some_and(|ds| ds.add_partial(id, finding))
+    }
+
+    /// Records the step a running review is at; returns whether it changed.
+    pub fn set_stage(&mut self, uri: &str, id: &str, stage: &str) -> bool {
+        self.docs
+            .get_mut(uri)
+            .is_some_and(|ds| ds.set_stage(id, stage))
     }
 
     /// Stores a job's outcome if its review still exists; returns whether it did.
     pub fn finish_review(&mut self, uri: &str, id: &str, outcome: &ReviewOutcome) -> bool {
-        let Some(ds) = self.docs.get_mut(uri) else {
-            return false;
-        };
-        let version = ds.doc.version();
-        let Some(entry) = ds.reviews.iter_mut().find(|e| e.id == id) else {
-            return false;
-        };
-        let ReviewStatus::Running { delta, .. } = entry.status else {
-            return false;
-        };
-        if outcome.cancelled {
-            ds.reviews.retain(|e| e.id != id);
-            return false;
-        }
-        let mut findings = outcome.findings.clone();
-        let mut dismissed = outcome.dismissed.clone();
-        for f in findings.iter_mut().chain(&mut dismissed) {
-            shift(&mut f.range, delta);
-        }
-        let revision = outcome.revision.as_ref().map(|r| {
-            let mut edits = r.edits.clone();
-            for e in &mut edits {
-                shift(&mut e.range, delta);
-            }
-            edits
-        });
-        let per_finding = outcome
-            .revision
-            .as_ref()
-            .map(|r| {
-                r.per_finding
-                    .iter()
-                    .map(|(id, edits)| {
-                        let mut edits = edits.clone();
-                        for e in &mut edits {
-                            shift(&mut e.range, delta);
-                        }
-                        (*id, edits)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        entry.status = ReviewStatus::Done(DoneReview {
-            findings,
-            dismissed,
-            revision,
-            fixes: outcome.revision.as_ref().map_or(0, |r| r.fixes),
-            per_finding,
-            version,
-            previewed: false,
-        });
-        true
+        self.docs
+            .get_mut(uri)
+            .is_some_and(|ds| ds.finish_review(id, outcome))
     }
 
-    /// Records the step a running review is at; returns whether it changed.
-    pub fn set_stage(&mut self, uri: &str, id: &str, new: &str) -> bool {
-        let Some(entry) = self.entry_mut(uri, id) else {
-            return false;
-        };
-        match &mut entry.status {
-            ReviewStatus::Running { stage, .. } if stage != new => {
-                *stage = new.to_owned();
-                true
-            }
-            _ => false,
+    /// Notes which review a `$/progress` token reports on.
+    pub fn track_progress(&mut self, key: String, id: String) {
+        self.progress_reviews.insert(key, id);
+    }
+
+    /// Forgets a `$/progress` token (its review ended).
+    pub fn untrack_progress(&mut self, key: &str) {
+        self.progress_reviews.remove(key);
+    }
+
+    /// Cancels the running review a `$/progress` token reports on; returns its document.
+    pub fn cancel_by_progress(&mut self, key: &str) -> Option<String> {
+        let id = self.progress_reviews.get(key).cloned()?;
+        self.cancel(&id)
+    }
+
+    /// The edit applying `edits` (a review's revision, or one finding's part of it, computed
+    /// against `done.version`) in this client's encoding: annotated when it supports change
+    /// annotations, needing confirmation until the revision was previewed.
+    pub fn revision_edit<'a>(
+        &self,
+        rope: &'a Rope,
+        done: &DoneReview,
+        edits: &'a [Edit],
+    ) -> RevisionEdit<'a> {
+        RevisionEdit {
+            rope,
+            version: done.version,
+            edits,
+            encoding: self.encoding,
+            annotate: self.caps.change_annotations,
+            confirm: !done.previewed,
         }
+    }
+
+    /// A shown finding of a finished review of `uri`.
+    pub fn finding(&self, uri: &str, review_id: &str, finding_id: usize) -> Option<Finding> {
+        self.docs.get(uri)?.finding(review_id, finding_id).cloned()
     }
 
     /// Moves the shown findings of `uri`'s finished reviews that `covered` says a new
@@ -381,217 +364,46 @@ impl State {
         uri: &str,
         covered: impl Fn(&Finding) -> bool,
     ) -> Vec<(String, Vec<usize>)> {
-        let Some(ds) = self.docs.get_mut(uri) else {
-            return Vec::new();
-        };
-        let mut moved = Vec::new();
-        for e in &mut ds.reviews {
-            if let ReviewStatus::Done(done) = &mut e.status {
-                let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut done.findings)
-                    .into_iter()
-                    .partition(&covered);
-                if !gone.is_empty() {
-                    moved.push((e.id.clone(), gone.iter().map(|f| f.id).collect()));
-                }
-                done.findings = kept;
-                done.dismissed.extend(gone);
-            }
-        }
-        moved
+        self.docs
+            .get_mut(uri)
+            .map(|ds| ds.hide_dismissed(covered))
+            .unwrap_or_default()
     }
 
     /// Marks a finished review's revision as looked at.
     pub fn mark_previewed(&mut self, uri: &str, id: &str) {
-        if let Some(ReviewStatus::Done(done)) = self.entry_mut(uri, id).map(|e| &mut e.status) {
-            done.previewed = true;
+        if let Some(ds) = self.docs.get_mut(uri) {
+            ds.mark_previewed(id);
         }
     }
 
     /// Takes one review's dismissed findings out (to be shown again); none when it has none.
     pub fn take_dismissed(&mut self, uri: &str, id: &str) -> Vec<Finding> {
-        match self.entry_mut(uri, id).map(|e| &mut e.status) {
-            Some(ReviewStatus::Done(done)) => std::mem::take(&mut done.dismissed),
-            _ => Vec::new(),
-        }
+        self.docs
+            .get_mut(uri)
+            .map(|ds| ds.take_dismissed(id))
+            .unwrap_or_default()
     }
 
     /// Shows findings of a review again, in document order.
     pub fn show_again(&mut self, uri: &str, id: &str, findings: Vec<Finding>) {
-        if let Some(ReviewStatus::Done(done)) = self.entry_mut(uri, id).map(|e| &mut e.status) {
-            done.findings.extend(findings);
-            done.findings.sort_by_key(|f| f.range.start);
+        if let Some(ds) = self.docs.get_mut(uri) {
+            ds.show_again(id, findings);
         }
     }
 
     /// Removes one review (running or done); returns its document.
     pub fn dismiss(&mut self, id: &str) -> Option<String> {
-        for (uri, ds) in &mut self.docs {
-            if let Some(pos) = ds.reviews.iter().position(|e| e.id == id) {
-                let e = ds.reviews.remove(pos);
-                if let ReviewStatus::Running { cancel, .. } = e.status {
-                    cancel.cancel();
-                }
-                return Some(uri.clone());
-            }
-        }
-        None
+        self.docs
+            .iter_mut()
+            .find_map(|(uri, ds)| ds.remove(id).then(|| uri.clone()))
     }
 
-    /// Cancels a running review by id; returns whether one was found.
+    /// Cancels a running review by id; returns its document (none when the review is done).
     pub fn cancel(&mut self, id: &str) -> Option<String> {
-        for (uri, ds) in &mut self.docs {
-            if let Some(pos) = ds.reviews.iter().position(|e| e.id == id) {
-                if let ReviewStatus::Running { cancel, .. } = &ds.reviews[pos].status {
-                    cancel.cancel();
-                    ds.reviews.remove(pos);
-                    return Some(uri.clone());
-                }
-                return None;
-            }
-        }
-        None
-    }
-
-    /// Removes every review of a document, cancelling running ones.
-    pub fn clear(&mut self, uri: &str) -> bool {
-        let Some(ds) = self.docs.get_mut(uri) else {
-            return false;
-        };
-        for e in ds.reviews.drain(..) {
-            if let ReviewStatus::Running { cancel, .. } = e.status {
-                cancel.cancel();
-            }
-        }
-        true
-    }
-
-    /// Drops a document and cancels its reviews.
-    pub fn close(&mut self, uri: &str) {
-        self.clear(uri);
-        self.docs.remove(uri);
-    }
-}
-
-/// Whether a change edits a region of whole lines, judged on the text after the change: the
-/// region survives only if the change lies wholly before or after it and it still starts and
-/// ends on line boundaries (typing at its first char, or joining its first line with the one
-/// above, edits it; deleting whole lines above it does not).
-fn overlaps(span: &ChangeSpan, region: &Range<usize>, after: &Rope) -> bool {
-    let is_break = |c: usize| matches!(after.get_char(c), Some('\n' | '\r'));
-    if span.start >= region.end {
-        // After the region: it must still end with its line break.
-        return !(region.end > region.start && is_break(region.end - 1));
-    }
-    if span.old_end <= region.start {
-        let new_start = region.start.saturating_add_signed(span.delta());
-        return !(new_start == 0 || is_break(new_start - 1));
-    }
-    true
-}
-
-fn shift(r: &mut Range<usize>, d: isize) {
-    r.start = r.start.saturating_add_signed(d);
-    r.end = r.end.saturating_add_signed(d);
-}
-
-#[cfg(test)]
-mod props {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(300))]
-        /// The move/drop rule against the simplest reference: a review that is kept still
-        /// covers exactly the text it reviewed, whole lines of it; an edit that lands inside
-        /// it always drops it.
-        #[test]
-        fn a_kept_review_covers_exactly_the_lines_it_reviewed(
-            first in 0usize..6, count in 1usize..4,
-            edits in proptest::collection::vec((0usize..60, 0usize..6, prop_oneof![
-                Just(""), Just("x"), Just("\n"), Just("ab\n"), Just("😀"), Just("\r\n")]), 1..8),
-        ) {
-            let lines: Vec<String> = (0..10).map(|i| format!("line {i} é\n")).collect();
-            let text: String = lines.concat();
-            let mut rope = Rope::from_str(&text);
-            let start = rope.line_to_char(first);
-            let end = rope.line_to_char(first + count);
-            let reviewed = rope.slice(start..end).to_string();
-            let mut region = Some(start..end);
-            for (at, len, new) in edits {
-                let total = rope.len_chars();
-                let a = at.min(total);
-                let b = (a + len).min(total);
-                rope.remove(a..b);
-                rope.insert(a, new);
-                let span = ChangeSpan { start: a, old_end: b, new_len: new.chars().count() };
-                let Some(r) = region.clone() else { break };
-                let inside = a < r.end && b > r.start;
-                if overlaps(&span, &r, &rope) {
-                    region = None;
-                } else {
-                    prop_assert!(!inside, "an edit inside {:?} ({}..{}) kept it", r, a, b);
-                    let mut moved = r.clone();
-                    if span.old_end <= r.start {
-                        shift(&mut moved, span.delta());
-                    }
-                    region = Some(moved);
-                }
-                if let Some(r) = &region {
-                    prop_assert_eq!(rope.slice(r.clone()).to_string(), reviewed.clone());
-                    prop_assert!(r.start == 0 || rope.char(r.start - 1) == '\n', "starts a line");
-                }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Applies `new` over chars `a..b` of `text`, then asks whether the region (given in the
-    /// text before the change) was edited.
-    fn edited(text: &str, region: Range<usize>, a: usize, b: usize, new: &str) -> bool {
-        let mut rope = Rope::from_str(text);
-        rope.remove(a..b);
-        rope.insert(a, new);
-        let span = ChangeSpan {
-            start: a,
-            old_end: b,
-            new_len: new.chars().count(),
-        };
-        overlaps(&span, &region, &rope)
-    }
-
-    const TEXT: &str = "zero\none\ntwo\nthree\n";
-    // Lines one and two: chars 5..13.
-
-    #[test]
-    fn edits_inside_or_at_the_edges_of_a_region_edit_it() {
-        assert!(edited(TEXT, 5..13, 6, 7, "N"));
-        assert!(edited(TEXT, 5..13, 5, 5, "x"), "typing at the first char");
-        assert!(edited(TEXT, 5..13, 4, 5, ""), "joining with the line above");
-        assert!(
-            edited(TEXT, 5..13, 12, 13, ""),
-            "deleting its last line break"
-        );
-        assert!(
-            edited(TEXT, 0..4, 4, 4, "x"),
-            "a region at the end of a line without break"
-        );
-    }
-
-    #[test]
-    fn edits_before_or_after_a_region_leave_it() {
-        assert!(
-            !edited(TEXT, 5..13, 0, 5, ""),
-            "deleting the whole line above"
-        );
-        assert!(!edited(TEXT, 5..13, 5, 5, "new line\n"), "a new line above");
-        assert!(
-            !edited(TEXT, 5..13, 13, 13, "x"),
-            "typing on the line below"
-        );
-        assert!(!edited(TEXT, 5..13, 0, 1, "Z"));
+        self.docs
+            .iter_mut()
+            .find_map(|(uri, ds)| ds.cancel(id).map(|cancelled| (uri, cancelled)))
+            .and_then(|(uri, cancelled)| cancelled.then(|| uri.clone()))
     }
 }

@@ -8,8 +8,8 @@
 //! It also carries what LSP 3.18 has and the framework's types do not: `CodeAction.tags`. The
 //! guard notes whether the client's `initialize` announces `codeAction.tagSupport` with
 //! `LLMGenerated` (1); [`tagger`] sits in front of stdout and turns the marker a model-made
-//! code action carries in its `data` ([`LLM_MARKER`]) into `tags: [1]` for such a client, and
-//! drops it for any other.
+//! code action carries in its `data` ([`super::ext::LLM_MARKER`]) into `tags: [1]` for such a
+//! client, and drops it for any other.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,12 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
-/// The key in a code action's `data` that marks it as made by a model (`tags: [LLMGenerated]`
-/// on the wire).
-pub const LLM_MARKER: &str = "refineLlmGenerated";
-
-/// `CodeActionTag.LLMGenerated` (LSP 3.18).
-const LLM_GENERATED: u64 = 1;
+use super::ext::{LLM_GENERATED, LLM_MARKER};
 
 /// Whether the client announced `codeAction.tagSupport` with `LLMGenerated`.
 #[derive(Debug, Clone, Default)]

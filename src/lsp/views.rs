@@ -9,12 +9,13 @@ use ropey::Rope;
 use serde_json::json;
 use similar::TextDiff;
 use tower_lsp_server::ls_types::{
-    CodeLens, Command, Diagnostic, Hover, HoverContents, InlayHint, InlayHintLabel,
+    self as lsp, CodeLens, Diagnostic, Hover, HoverContents, InlayHint, InlayHintLabel,
     InlayHintTooltip, MarkupContent, MarkupKind, Uri,
 };
 
+use super::command::Command;
 use super::convert;
-use super::state::{DocState, DoneReview, ReviewEntry, ReviewStatus};
+use super::doc_state::{DocState, DoneReview, ReviewEntry, ReviewStatus};
 use crate::config::HintsConfig;
 use crate::document::{PositionEncoding, line_content_end};
 use crate::engine::{Edit, Finding, Severity, edits};
@@ -22,7 +23,7 @@ use crate::engine::{Edit, Finding, Severity, edits};
 /// Every shown finding of a document: finished reviews' findings and running reviews'
 /// streamed-in ones, with the review id they belong to.
 pub fn findings(ds: &DocState) -> impl Iterator<Item = (&ReviewEntry, &Finding)> {
-    ds.reviews.iter().flat_map(|e| {
+    ds.reviews().iter().flat_map(|e| {
         let list = match &e.status {
             ReviewStatus::Done(d) => &d.findings,
             ReviewStatus::Running { partial, .. } => partial,
@@ -33,7 +34,7 @@ pub fn findings(ds: &DocState) -> impl Iterator<Item = (&ReviewEntry, &Finding)>
 
 /// The diagnostics of a document, the same for push and pull.
 pub fn diagnostics(ds: &DocState, enc: PositionEncoding) -> Vec<Diagnostic> {
-    let rope = ds.doc.rope();
+    let rope = ds.doc().rope();
     findings(ds)
         .map(|(e, f)| convert::diagnostic(rope, f, &e.id, enc))
         .collect()
@@ -92,7 +93,7 @@ pub fn inlay_hints(
         "all" => Severity::Hint,
         _ => Severity::Warning,
     };
-    let rope = ds.doc.rope();
+    let rope = ds.doc().rope();
     let mut by_line: std::collections::BTreeMap<usize, Vec<&Finding>> = Default::default();
     for (_, f) in findings(ds) {
         if f.raw.severity > min || f.range.start > range.end || f.range.end < range.start {
@@ -187,7 +188,7 @@ fn shift_hunk_header(line: &str, by: usize) -> String {
 
 /// Hover over a finding: the critique and the change the revision makes for it.
 pub fn hover(ds: &DocState, at: usize, enc: PositionEncoding) -> Option<Hover> {
-    let rope = ds.doc.rope();
+    let rope = ds.doc().rope();
     let (entry, f) = findings(ds).find(|(_, f)| f.range.start <= at && at <= f.range.end)?;
     let mut value = describe(f);
     if let ReviewStatus::Done(done) = &entry.status {
@@ -195,7 +196,7 @@ pub fn hover(ds: &DocState, at: usize, enc: PositionEncoding) -> Option<Hover> {
             done.per_finding.iter().find(|(id, _)| *id == f.id),
             &done.revision,
         ) {
-            (Some((_, mine)), Some(all)) if done.version == ds.doc.version() => {
+            (Some((_, mine)), Some(all)) if done.version == ds.doc().version() => {
                 let (diff, _, _) = region_diff(rope, &entry.region, mine, 1);
                 let (_, added, removed) = region_diff(rope, &entry.region, all, 0);
                 value.push_str(&format!(
@@ -218,9 +219,9 @@ pub fn hover(ds: &DocState, at: usize, enc: PositionEncoding) -> Option<Hover> {
 
 /// Code lenses above each reviewed range.
 pub fn code_lenses(ds: &DocState, uri: &Uri, enc: PositionEncoding) -> Vec<CodeLens> {
-    let rope = ds.doc.rope();
+    let rope = ds.doc().rope();
     let mut out = Vec::new();
-    for e in &ds.reviews {
+    for e in ds.reviews() {
         let line_start = rope.char_to_line(e.region.start.min(rope.len_chars()));
         let at = convert::range(
             rope,
@@ -228,11 +229,11 @@ pub fn code_lenses(ds: &DocState, uri: &Uri, enc: PositionEncoding) -> Vec<CodeL
             enc,
         );
         let arg = json!([{"uri": uri, "reviewId": e.id}]);
-        let lens = |title: String, command: &str| CodeLens {
+        let lens = |title: String, command: Command| CodeLens {
             range: at,
-            command: Some(Command {
+            command: Some(lsp::Command {
                 title,
-                command: command.to_owned(),
+                command: command.name().to_owned(),
                 arguments: arg.as_array().cloned(),
             }),
             data: None,
@@ -241,7 +242,7 @@ pub fn code_lenses(ds: &DocState, uri: &Uri, enc: PositionEncoding) -> Vec<CodeL
             ReviewStatus::Running { stage, .. } => {
                 out.push(lens(
                     format!("refine: reviewing ({stage})…"),
-                    "refine.cancel",
+                    Command::Cancel,
                 ));
             }
             ReviewStatus::Done(done) => {
@@ -251,16 +252,16 @@ pub fn code_lenses(ds: &DocState, uri: &Uri, enc: PositionEncoding) -> Vec<CodeL
                     1 => "refine: 1 finding".to_owned(),
                     n => format!("refine: {n} findings"),
                 };
-                out.push(lens(label, "refine.showRevision"));
-                if done.revision.is_some() && done.version == ds.doc.version() {
-                    out.push(lens("apply revision".to_owned(), "refine.applyRevision"));
+                out.push(lens(label, Command::ShowRevision));
+                if done.revision.is_some() && done.version == ds.doc().version() {
+                    out.push(lens("apply revision".to_owned(), Command::ApplyRevision));
                 }
-                out.push(lens("re-review".to_owned(), "refine.reReview"));
-                out.push(lens("dismiss".to_owned(), "refine.dismiss"));
+                out.push(lens("re-review".to_owned(), Command::ReReview));
+                out.push(lens("dismiss".to_owned(), Command::Dismiss));
                 if !done.dismissed.is_empty() {
                     out.push(lens(
                         format!("{} dismissed here (undo)", done.dismissed.len()),
-                        "refine.undismiss",
+                        Command::Undismiss,
                     ));
                 }
             }

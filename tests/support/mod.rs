@@ -1,3 +1,4 @@
+pub mod duplex;
 pub mod llama_server;
 pub mod lsp_client;
 pub mod mock_llm;
