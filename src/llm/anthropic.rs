@@ -3,9 +3,9 @@
 
 use serde_json::{Value, json};
 
-use super::http::Sampling;
+use super::chat::{ChatRequest, Role, Sampling};
+use super::error::snippet;
 use super::stream::{Accumulator, SseEvent};
-use super::{ChatRequest, Role};
 use crate::config::ProviderConfig;
 
 /// `provider.base_url`, else the public endpoint.
@@ -50,7 +50,7 @@ pub fn on_event(ev: &SseEvent, acc: &mut Accumulator) -> Result<(), String> {
         return Ok(());
     }
     let v: Value = serde_json::from_str(data)
-        .map_err(|e| format!("a stream event is not JSON ({e}): {}", super::snippet(data)))?;
+        .map_err(|e| format!("a stream event is not JSON ({e}): {}", snippet(data)))?;
     let kind = v
         .get("type")
         .and_then(Value::as_str)

@@ -1,9 +1,16 @@
 //! Model providers. A [`Provider`] is one of two backends: an endpoint over HTTP
-//! ([`http`], in one of the wire formats `openai`, `anthropic`, `ollama`) or the embedded model
-//! ([`local`]). Which kind serves a configuration is decided in [`kind`]; every failure is a
-//! [`ProviderError`] that reads as one sentence and never contains a key.
+//! ([`http`], in one of the wire formats `openai`, `anthropic`, `ollama`, dispatched by `wire`)
+//! or the embedded model ([`local`]). Which kind serves a configuration is decided in [`kind`];
+//! what a call is and returns is in `chat`; every failure is a [`ProviderError`] that reads as
+//! one sentence and never contains a key.
+//!
+//! Imports point one way: this file uses its children; `http` uses `wire`, `chat`, `error`,
+//! `limit`, `stream` and `kind`; `local` uses `chat` and `error`; `wire` uses the three
+//! formats, which use `chat`, `stream` and `error`; `chat`, `error`, `kind`, `limit` and
+//! `stream` use nothing of `llm`.
 
 mod anthropic;
+mod chat;
 mod error;
 pub mod http;
 mod kind;
@@ -12,117 +19,19 @@ pub mod local;
 mod ollama;
 mod openai;
 mod stream;
+mod wire;
 
-use serde::Serialize;
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ProviderConfig;
+pub use chat::{
+    ChatRequest, ChatResponse, JsonSchema, Message, Role, Sampling, StructuredMode, Usage,
+    estimate_tokens,
+};
 pub use error::ProviderError;
-use error::snippet;
-pub use http::{HttpProvider, StructuredMode, is_loopback};
+pub use http::{HttpProvider, is_loopback};
 pub use kind::{Kind, choose_kind};
 pub use local::LocalProvider;
-
-/// Who says a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Instructions.
-    System,
-    /// The request.
-    User,
-    /// The model.
-    Assistant,
-}
-
-/// One chat message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Message {
-    /// Who says it.
-    pub role: Role,
-    /// What is said.
-    pub content: String,
-}
-
-impl Message {
-    /// A system message.
-    pub fn system(content: impl Into<String>) -> Self {
-        Self {
-            role: Role::System,
-            content: content.into(),
-        }
-    }
-
-    /// A user message.
-    pub fn user(content: impl Into<String>) -> Self {
-        Self {
-            role: Role::User,
-            content: content.into(),
-        }
-    }
-}
-
-/// A structured-output request: the schema the reply must follow.
-#[derive(Debug, Clone)]
-pub struct JsonSchema {
-    /// Schema name (`critique`).
-    pub name: &'static str,
-    /// The JSON schema.
-    pub schema: Value,
-}
-
-/// One call to a model.
-#[derive(Debug, Clone)]
-pub struct ChatRequest {
-    /// The conversation (a fresh one per call: critic and reviser share nothing).
-    pub messages: Vec<Message>,
-    /// Ask for structured output following this schema.
-    pub json_schema: Option<JsonSchema>,
-    /// Sampling temperature for this call, over the provider's `temperature` (self-consistency
-    /// samples ask for one above 0).
-    pub temperature: Option<f64>,
-}
-
-/// Tokens used by one call or a whole review.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Usage {
-    /// Prompt tokens sent.
-    pub input_tokens: u64,
-    /// Completion tokens.
-    pub output_tokens: u64,
-    /// Prompt tokens the model did not process again because they were in its cache already
-    /// (the same prompt prefix as an earlier call); `input_tokens - reused_input_tokens` were
-    /// processed.
-    #[serde(default)]
-    pub reused_input_tokens: u64,
-}
-
-impl std::ops::AddAssign for Usage {
-    fn add_assign(&mut self, rhs: Self) {
-        self.input_tokens = self.input_tokens.saturating_add(rhs.input_tokens);
-        self.output_tokens = self.output_tokens.saturating_add(rhs.output_tokens);
-        self.reused_input_tokens = self
-            .reused_input_tokens
-            .saturating_add(rhs.reused_input_tokens);
-    }
-}
-
-/// What a call returned.
-#[derive(Debug, Clone)]
-pub struct ChatResponse {
-    /// The reply text.
-    pub content: String,
-    /// Tokens, from the provider's usage fields or estimated from the text.
-    pub usage: Usage,
-    /// The reply was cut off at the token limit.
-    pub truncated: bool,
-}
-
-/// Rough token count for text whose usage the provider did not report (about 4 chars a token).
-pub fn estimate_tokens(text: &str) -> u64 {
-    (text.chars().count() as u64).div_ceil(4)
-}
 
 /// A configured model: over HTTP or in this process.
 #[derive(Debug)]

@@ -3,9 +3,9 @@
 
 use serde_json::{Value, json};
 
-use super::http::Sampling;
+use super::chat::{ChatRequest, JsonSchema, Sampling, StructuredMode, estimate_tokens};
+use super::error::snippet;
 use super::stream::{Accumulator, SseEvent};
-use super::{ChatRequest, JsonSchema, StructuredMode};
 use crate::config::ProviderConfig;
 
 /// `provider.base_url`, else `OLLAMA_HOST` (with or without a scheme), else the local default.
@@ -48,9 +48,9 @@ pub fn body(
     let prompt: u64 = req
         .messages
         .iter()
-        .map(|m| super::estimate_tokens(&m.content))
+        .map(|m| estimate_tokens(&m.content))
         .sum::<u64>()
-        + schema.map_or(0, |(s, _)| super::estimate_tokens(&s.schema.to_string()));
+        + schema.map_or(0, |(s, _)| estimate_tokens(&s.schema.to_string()));
     let answer = u64::from(sampling.max_tokens.unwrap_or(1024));
     let needed = prompt.saturating_add(answer).saturating_add(256);
     options.insert(
@@ -75,7 +75,7 @@ pub fn body(
 pub fn on_event(ev: &SseEvent, acc: &mut Accumulator) -> Result<(), String> {
     let line = ev.data.trim();
     let v: Value = serde_json::from_str(line)
-        .map_err(|e| format!("a stream line is not JSON ({e}): {}", super::snippet(line)))?;
+        .map_err(|e| format!("a stream line is not JSON ({e}): {}", snippet(line)))?;
     if let Some(err) = v.get("error") {
         let msg = err
             .as_str()
@@ -86,10 +86,7 @@ pub fn on_event(ev: &SseEvent, acc: &mut Accumulator) -> Result<(), String> {
     if let Some(t) = v.pointer("/message/content").and_then(Value::as_str) {
         acc.text.push_str(t);
     } else if v.get("done").is_none() {
-        return Err(format!(
-            "a stream line has no message: {}",
-            super::snippet(line)
-        ));
+        return Err(format!("a stream line has no message: {}", snippet(line)));
     }
     if v.get("done").and_then(Value::as_bool) == Some(true) {
         acc.done = true;

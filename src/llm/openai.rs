@@ -3,9 +3,9 @@
 
 use serde_json::{Value, json};
 
-use super::http::Sampling;
+use super::chat::{ChatRequest, JsonSchema, Sampling, StructuredMode};
+use super::error::snippet;
 use super::stream::{Accumulator, SseEvent};
-use super::{ChatRequest, JsonSchema, StructuredMode};
 use crate::config::ProviderConfig;
 
 /// `provider.base_url`, else `OPENAI_BASE_URL`, else the public endpoint.
@@ -63,7 +63,7 @@ pub fn on_event(ev: &SseEvent, acc: &mut Accumulator) -> Result<(), String> {
         return Ok(());
     }
     let v: Value = serde_json::from_str(data)
-        .map_err(|e| format!("a stream event is not JSON ({e}): {}", super::snippet(data)))?;
+        .map_err(|e| format!("a stream event is not JSON ({e}): {}", snippet(data)))?;
     if let Some(err) = v.get("error") {
         let msg = err
             .get("message")
@@ -103,7 +103,7 @@ pub fn on_event(ev: &SseEvent, acc: &mut Accumulator) -> Result<(), String> {
             acc.done = true;
         }
     } else if v.get("usage").is_none() {
-        return Err(format!("an event has no choices: {}", super::snippet(data)));
+        return Err(format!("an event has no choices: {}", snippet(data)));
     }
     Ok(())
 }

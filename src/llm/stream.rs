@@ -1,5 +1,6 @@
 //! Reading streamed replies: bytes into whole lines (so a UTF-8 character split across network
-//! chunks is never cut), lines into server-sent events, events into text and usage.
+//! chunks is never cut), lines into server-sent events (or NDJSON objects), events into text
+//! and usage ([`ReplyReader`]).
 
 /// The longest line read (one SSE line, one NDJSON object): a server that sends one endless
 /// line is an error once it passes this, not a buffer that grows until memory runs out.
@@ -119,6 +120,112 @@ pub struct Accumulator {
     pub truncated: bool,
     /// Prompt tokens the server took from its prompt cache, when it said.
     pub cached_tokens: Option<u64>,
+}
+
+/// How much of a body is kept whole until an event is understood.
+const MAX_RAW: usize = 8 << 20;
+
+/// A streamed reply's bytes read into events, and the events' text and usage gathered in
+/// [`Self::acc`]: server-sent events, or one JSON object a line (Ollama's NDJSON). Until an
+/// event is understood the raw body is kept as well: a server that ignored `stream` sends one
+/// plain JSON reply, and garbage is quoted in the error.
+#[derive(Debug)]
+pub struct ReplyReader {
+    /// What the events read so far delivered.
+    pub acc: Accumulator,
+    lines: LineBuffer,
+    /// Server-sent events, else one JSON object a line.
+    sse: bool,
+    /// The server-sent event being read.
+    event: SseEvent,
+    /// The body as it came, until an event is understood.
+    raw: Vec<u8>,
+}
+
+impl ReplyReader {
+    /// A reader of server-sent events (`sse`), else of NDJSON.
+    pub fn new(sse: bool) -> Self {
+        Self {
+            acc: Accumulator::default(),
+            lines: LineBuffer::default(),
+            sse,
+            event: SseEvent::default(),
+            raw: Vec::new(),
+        }
+    }
+
+    /// Adds a chunk of the body.
+    pub fn push(&mut self, chunk: &[u8]) {
+        if !self.acc.saw_event && self.raw.len() < MAX_RAW {
+            self.raw.extend_from_slice(chunk);
+        }
+        self.lines.push(chunk);
+    }
+
+    /// The next event to read (`None`: more bytes are needed); `Err` says what was too long, a
+    /// line or an event. Before an event is understood, server-sent events that are not JSON
+    /// are skipped: some servers send other SSE first, and the raw body decides at the end.
+    pub fn next_event(&mut self) -> Result<Option<SseEvent>, String> {
+        loop {
+            let Some(line) = self.lines.next_line().map_err(|e| e.to_string())? else {
+                return Ok(None);
+            };
+            let line = String::from_utf8_lossy(&line).into_owned();
+            let payload = if self.sse {
+                let ev = self.event.feed(&line);
+                // `data:` lines with no blank line between: one event that never ends.
+                if self.event.data.len() > MAX_REPLY {
+                    return Err(format!("an event longer than {} MiB", MAX_REPLY >> 20));
+                }
+                match ev {
+                    Some(ev) => ev,
+                    None => continue,
+                }
+            } else {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                SseEvent {
+                    event: None,
+                    data: line,
+                }
+            };
+            if self.sse
+                && !self.acc.saw_event
+                && !payload.data.trim_start().starts_with(['{', '['])
+                && payload.data.trim() != "[DONE]"
+            {
+                continue;
+            }
+            return Ok(Some(payload));
+        }
+    }
+
+    /// A last line the server did not terminate, as an event, when the reply is not complete
+    /// and its events were understood so far.
+    pub fn tail(&mut self) -> Option<SseEvent> {
+        let tail = self.lines.rest();
+        if tail.is_empty() || self.acc.done || !self.acc.saw_event {
+            return None;
+        }
+        let line = String::from_utf8_lossy(&tail).into_owned();
+        if self.sse {
+            self.event.feed(&line);
+            self.event.feed("")
+        } else {
+            Some(SseEvent {
+                event: None,
+                data: line,
+            })
+        }
+    }
+
+    /// The body whole, trimmed, as one event: a plain (non-streamed) reply, or garbage to be
+    /// judged whole (`None`: the body was empty).
+    pub fn whole(&self) -> Option<SseEvent> {
+        let data = String::from_utf8_lossy(&self.raw).trim().to_owned();
+        (!data.is_empty()).then_some(SseEvent { event: None, data })
+    }
 }
 
 #[cfg(test)]

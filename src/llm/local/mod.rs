@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::chat::{ChatRequest, ChatResponse, Message};
 #[cfg(feature = "local")]
-use super::Usage;
-use super::{ChatRequest, ChatResponse, Message, ProviderError};
+use super::chat::{Role, Usage};
+use super::error::ProviderError;
 use crate::config::ProviderConfig;
 #[cfg(feature = "local")]
 pub use model::{Generated, LocalError, LocalModel, default_threads, load};
@@ -229,9 +230,9 @@ fn roles(messages: &[Message]) -> Vec<(&'static str, &str)> {
         .iter()
         .map(|m| {
             let role = match m.role {
-                super::Role::System => "system",
-                super::Role::User => "user",
-                super::Role::Assistant => "assistant",
+                Role::System => "system",
+                Role::User => "user",
+                Role::Assistant => "assistant",
             };
             (role, m.content.as_str())
         })

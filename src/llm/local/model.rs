@@ -396,6 +396,11 @@ impl Utf8Stream {
     }
 }
 
+/// A failed llama.cpp call as an error: what failed and why.
+fn failed(what: &str, e: &dyn std::fmt::Display) -> LocalError {
+    LocalError::Inference(format!("{what}: {e}"))
+}
+
 /// Processes the prompt (reusing the cached prefix of the slot it goes to) and samples the
 /// answer.
 fn answer(
@@ -406,10 +411,7 @@ fn answer(
     job: &Job,
     n_ctx: u32,
 ) -> Result<Generated, LocalError> {
-    let failed =
-        |what: &str, e: &dyn std::fmt::Display| LocalError::Inference(format!("{what}: {e}"));
-    let vocab = model.vocab();
-    let tokens = vocab.tokenize(job.prompt.as_bytes(), true, true);
+    let tokens = model.vocab().tokenize(job.prompt.as_bytes(), true, true);
     if tokens.is_empty() {
         return Err(LocalError::Inference("the prompt is empty".to_owned()));
     }
@@ -424,30 +426,65 @@ fn answer(
     let slot = choose_slot(slots, &tokens);
     let seq = i32::try_from(slot).map_err(|e| failed("slot", &e))?;
     let seq_id = u32::try_from(slot).map_err(|e| failed("slot", &e))?;
-    // The slots share the context's cells: make room by emptying the least recently used
-    // others until this answer fits.
+    make_room(ctx, slots, slot, tokens.len() + job.max_tokens, n_ctx)?;
+    let cache = &mut slots[slot];
+    cache.used = now;
+    let keep = reuse_prefix(ctx, cache, seq_id, &tokens);
+    let mut batch = LlamaBatch::new(CHUNK, 1);
+    decode_prompt(ctx, &mut batch, cache, &tokens, keep, seq, &job.cancel)?;
+    let prompt_secs = started.elapsed().as_secs_f64();
+    let mut out = Generated {
+        prompt_tokens: tokens.len(),
+        prompt_processed: tokens.len() - keep,
+        prompt_secs,
+        ..Generated::default()
+    };
+    if job.max_tokens == 0 {
+        return Ok(out);
+    }
+    generate_answer(model, ctx, &mut batch, cache, seq, job, &mut out)?;
+    Ok(out)
+}
+
+/// The slots share the context's cells: makes room for `needed` tokens in `slot` by emptying
+/// the least recently used others until they fit.
+fn make_room(
+    ctx: &mut LlamaContext<'_>,
+    slots: &mut [KvCache],
+    slot: usize,
+    needed: usize,
+    n_ctx: u32,
+) -> Result<(), LocalError> {
     loop {
         let others: usize = (0..slots.len())
             .filter(|&i| i != slot)
             .map(|i| slots[i].tokens.len())
             .sum();
-        if others + tokens.len() + job.max_tokens <= n_ctx as usize {
-            break;
+        if others + needed <= n_ctx as usize {
+            return Ok(());
         }
         let Some(victim) = (0..slots.len())
             .filter(|&i| i != slot && !slots[i].tokens.is_empty())
             .min_by_key(|&i| slots[i].used)
         else {
-            break;
+            return Ok(());
         };
         let v = u32::try_from(victim).map_err(|e| failed("slot", &e))?;
         let _ = ctx.clear_kv_cache_seq(Some(v), None, None);
         slots[victim].tokens.clear();
     }
-    let cache = &mut slots[slot];
-    cache.used = now;
-    // Reuse the cached prefix; at least the last prompt token is decoded again, for its logits.
-    let mut keep = crate::text::common_affixes(&cache.tokens, &tokens).0;
+}
+
+/// Keeps the head of `cache` that `tokens` starts with (at least the last prompt token is
+/// decoded again, for its logits) and drops the rest from sequence `seq_id`; returns how many
+/// tokens were kept.
+fn reuse_prefix(
+    ctx: &mut LlamaContext<'_>,
+    cache: &mut KvCache,
+    seq_id: u32,
+    tokens: &[LlamaToken],
+) -> usize {
+    let mut keep = crate::text::common_affixes(&cache.tokens, tokens).0;
     keep = keep.min(tokens.len() - 1);
     let removed = ctx
         .clear_kv_cache_seq(Some(seq_id), u32::try_from(keep).ok(), None)
@@ -457,10 +494,23 @@ fn answer(
         keep = 0;
     }
     cache.tokens.truncate(keep);
-    let mut batch = LlamaBatch::new(CHUNK, 1);
+    keep
+}
+
+/// Decodes `tokens` from position `keep` on into sequence `seq` (and `cache`), with a
+/// cancellation check between chunks; the last token's logits are kept for sampling.
+fn decode_prompt(
+    ctx: &mut LlamaContext<'_>,
+    batch: &mut LlamaBatch<'_>,
+    cache: &mut KvCache,
+    tokens: &[LlamaToken],
+    keep: usize,
+    seq: i32,
+    cancel: &CancellationToken,
+) -> Result<(), LocalError> {
     let mut at = keep;
     while at < tokens.len() {
-        if job.cancel.is_cancelled() {
+        if cancel.is_cancelled() {
             return Err(LocalError::Cancelled);
         }
         // Chunks end on multiples of CHUNK, however much of the prompt was cached, so that a
@@ -474,22 +524,27 @@ fn answer(
                 .add(*t, pos, &[seq], last)
                 .map_err(|e| failed("batch", &e))?;
         }
-        ctx.decode(&mut batch)
+        ctx.decode(batch)
             .map_err(|e| failed("prompt processing failed", &e))?;
         cache.tokens.extend_from_slice(&tokens[at..end]);
         at = end;
     }
-    let prompt_secs = started.elapsed().as_secs_f64();
-    let mut out = Generated {
-        prompt_tokens: tokens.len(),
-        prompt_processed: tokens.len() - keep,
-        prompt_secs,
-        ..Generated::default()
-    };
-    if job.max_tokens == 0 {
-        return Ok(out);
-    }
+    Ok(())
+}
 
+/// Samples up to `job.max_tokens` answer tokens after the prompt (`out.prompt_tokens` long,
+/// its last logits in `batch`), each streamed to the job as text and kept in `cache`, into
+/// `out`.
+fn generate_answer(
+    model: &LlamaModel,
+    ctx: &mut LlamaContext<'_>,
+    batch: &mut LlamaBatch<'_>,
+    cache: &mut KvCache,
+    seq: i32,
+    job: &Job,
+    out: &mut Generated,
+) -> Result<(), LocalError> {
+    let vocab = model.vocab();
     let mut grammar = job
         .grammar
         .as_deref()
@@ -508,8 +563,9 @@ fn answer(
     let generating = Instant::now();
     let mut text = Utf8Stream::default();
     let mut idx = batch.n_tokens() - 1;
+    let at = out.prompt_tokens;
     out.truncated = true;
-    for pos in tokens.len()..tokens.len().saturating_add(job.max_tokens) {
+    for pos in at..at.saturating_add(job.max_tokens) {
         if job.cancel.is_cancelled() {
             return Err(LocalError::Cancelled);
         }
@@ -529,13 +585,13 @@ fn answer(
         batch
             .add(token, p, &[seq], true)
             .map_err(|e| failed("batch", &e))?;
-        ctx.decode(&mut batch)
+        ctx.decode(batch)
             .map_err(|e| failed("generation failed", &e))?;
         cache.tokens.push(token);
         idx = 0;
     }
     out.generate_secs = generating.elapsed().as_secs_f64();
-    Ok(out)
+    Ok(())
 }
 
 /// Samples one token. Under a grammar the token is drawn freely first and checked against the
