@@ -195,7 +195,7 @@ pub fn parse_since(s: &str) -> Result<SystemTime, String> {
 
 /// Where the record is: `<user data folder>/learning`.
 pub fn default_dir() -> Option<PathBuf> {
-    crate::config::user_data_dir().map(|d| d.join("learning"))
+    crate::paths::user_data_dir().map(|d| d.join("learning"))
 }
 
 const CURRENT: &str = "record.jsonl";
