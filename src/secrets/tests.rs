@@ -176,6 +176,13 @@ fn key_formats_are_redacted() {
             format!("WEBHOOK = \"whsec_{}\"", r(32, ALNUM)),
             r(32, ALNUM),
         ),
+    ];
+    assert_redacted(&samples);
+}
+
+#[test]
+fn passwords_and_values_assigned_to_secret_names_are_redacted() {
+    let samples = [
         (
             "redis with an empty user",
             "REDIS = \"redis://:hunter2pw@cache:6379/0\"".to_owned(),
