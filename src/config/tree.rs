@@ -23,7 +23,12 @@ pub(super) fn merge_into(into: &mut Value, from: Value) {
 /// Lists `(dotted.path, value)` for every value that is not an object the schema breaks down
 /// further: objects whose keys are the user's own (headers, say: empty or unset in the
 /// defaults) and empty objects are leaves as a whole.
-pub(super) fn collect_leaves(value: &Value, defaults: &Value, prefix: String, out: &mut Vec<(String, Value)>) {
+pub(super) fn collect_leaves(
+    value: &Value,
+    defaults: &Value,
+    prefix: String,
+    out: &mut Vec<(String, Value)>,
+) {
     let opaque = !prefix.is_empty()
         && match defaults.pointer(&format!("/{}", prefix.replace('.', "/"))) {
             Some(Value::Null) => true,
