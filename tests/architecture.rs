@@ -247,9 +247,8 @@ fn raw_string_end(c: &[char], i: usize) -> Option<usize> {
             && c.get(k + 1..k + 1 + hashes)
                 .is_some_and(|h| h.iter().all(|ch| *ch == '#'))
     };
-    (j + 1..c.len())
-        .find(|k| closes(*k))
-        .map_or(Some(c.len()), |k| Some(k + 1 + hashes))
+    let end = (j + 1..c.len()).find(|k| closes(*k));
+    Some(end.map_or(c.len(), |k| k + 1 + hashes))
 }
 
 fn is_ident(t: Option<&Token>, word: &str) -> bool {
