@@ -572,14 +572,19 @@ fn describe_cycle(g: &Graph, component: &[Module]) -> String {
         v = came_from.get(m).copied();
     }
     ring.push(start.clone());
-    ring[1..ring.len() - 1].reverse();
-    let mut out = format!(
-        "import cycle: {}\n",
-        ring.iter()
+    let last = ring.len() - 1;
+    ring[1..last].reverse();
+    let names = |ms: &[Module], sep: &str| {
+        ms.iter()
             .map(Vec::as_slice)
             .map(name)
             .collect::<Vec<_>>()
-            .join(" -> ")
+            .join(sep)
+    };
+    let mut out = format!(
+        "import cycle: {} (the cycle among {})\n",
+        names(&ring, " -> "),
+        names(component, ", ")
     );
     for from in component {
         for (to, site) in g[from].iter().filter(|(to, _)| inside.contains(to)) {
@@ -758,7 +763,7 @@ fn a_cycle_is_found_and_shown_with_its_imports() {
     assert_eq!(found, vec![vec![m("a"), m("a::b"), m("a::c")]]);
     let shown = describe_cycle(&g, &found[0]);
     assert!(
-        shown.starts_with("import cycle: a -> a::b -> a::c -> a\n"),
+        shown.starts_with("import cycle: a -> a::b -> a::c -> a (the cycle among a, a::b, a::c)\n"),
         "{shown}"
     );
     assert!(shown.contains("a::c -> a (src/x.rs:3)"), "{shown}");
