@@ -251,7 +251,7 @@ pub struct LockGuard {
 /// temporary folder.
 pub fn lock(path: &Path) -> Result<LockGuard, FsError> {
     let name = blake3::hash(canonical_name(path).as_os_str().as_encoded_bytes()).to_hex();
-    let dir = crate::config::user_data_dir()
+    let dir = crate::paths::user_data_dir()
         .unwrap_or_else(|| std::env::temp_dir().join("refine-ls"))
         .join("locks");
     lock_file(&dir.join(format!("{name}.lock")))

@@ -44,6 +44,8 @@ pub mod learning;
 pub mod models;
 /// Network helpers shared by providers and downloads.
 pub mod net;
+/// Where refine-ls keeps its own files: the user's config file, data and cache folders.
+pub mod paths;
 /// Prompt templates, built in and overridable.
 pub mod prompts;
 /// Running a command from the workspace: private scratch copies, a clean environment, bubblewrap.

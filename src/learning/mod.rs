@@ -1,6 +1,6 @@
 //! The learning record (`learning.record = true`; off by default, local only): each review as
 //! it was sent (secrets as placeholders), the findings shown and the revision offered, then what
-//! the user did with them (fates), as JSON lines in the user's data folder. `export.rs` folds
+//! the user did with them (fates), as JSON lines in the user's data folder. `export/` folds
 //! the lines into training sets and the user's own precision figures. It knows no engine or
 //! LSP type: the service turns a review into a [`ReviewRecord`], the editor reports [`Fate`]s.
 //!
@@ -195,7 +195,7 @@ pub fn parse_since(s: &str) -> Result<SystemTime, String> {
 
 /// Where the record is: `<user data folder>/learning`.
 pub fn default_dir() -> Option<PathBuf> {
-    crate::config::user_data_dir().map(|d| d.join("learning"))
+    crate::paths::user_data_dir().map(|d| d.join("learning"))
 }
 
 const CURRENT: &str = "record.jsonl";
