@@ -16,7 +16,7 @@ use crate::cache::Cache;
 use crate::config::{Config, ProviderConfig, Resolved};
 use crate::dismissed::{self, Dismissal, Dismissals};
 use crate::engine::verify::CommandCheck;
-use crate::engine::{Engine, Event, ReviewInput, ReviewOutcome};
+use crate::engine::{Engine, Event, Note, ReviewInput, ReviewOutcome};
 use crate::learning::{Fate, FateRecord, Record, Recorder};
 use crate::llm::{Provider, ProviderError};
 use crate::prompts::Prompts;
@@ -613,7 +613,9 @@ fn drop_dismissed(
         Ok(d) => d,
         Err(e) => {
             tracing::warn!("dismissals not applied: {e}");
-            outcome.notes.push(format!("dismissals not applied: {e}"));
+            outcome
+                .notes
+                .push(Note::DismissalsNotApplied { why: e.clone() });
             return;
         }
     };
@@ -626,9 +628,7 @@ fn drop_dismissed(
     if dropped == 0 {
         return;
     }
-    outcome.notes.push(format!(
-        "{dropped} finding(s) not shown: dismissed (.refine/dismissed.toml or your own)"
-    ));
+    outcome.notes.push(Note::Dismissed { count: dropped });
     // A revision that changes code only for dismissed findings is not offered: the user said
     // they do not want those (a model told so may change the code anyway).
     let is_dismissed = |id: usize| outcome.dismissed.iter().any(|f| f.id == id);
@@ -637,9 +637,7 @@ fn drop_dismissed(
             !r.per_finding.is_empty() && r.per_finding.iter().all(|(id, _)| is_dismissed(*id));
         if only_dismissed {
             outcome.revision = None;
-            outcome.notes.push(
-                "the revision only changes code for dismissed findings: not offered".to_owned(),
-            );
+            outcome.notes.push(Note::OnlyDismissedFixes);
         } else {
             r.per_finding.retain(|(id, _)| !is_dismissed(*id));
             r.fixes = r.per_finding.len();
