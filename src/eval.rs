@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use crate::config::Strategy;
 
 use crate::engine::verify::CommandCheck;
-use crate::engine::{ReviewInput, ReviewOutcome, edits};
+use crate::engine::{Note, Refusal, ReviewInput, ReviewOutcome, edits};
 use crate::flags::Format;
 use crate::prompts::Prompts;
 use crate::service::ReviewService;
@@ -195,6 +195,8 @@ pub struct Run {
     pub error: Option<String>,
     /// Why each refused or set-aside revision was.
     pub rejections: Vec<String>,
+    /// The kind of each of `rejections`, in order.
+    pub refusals: Vec<Refusal>,
     /// Wall time of the review, in milliseconds.
     pub wall_ms: u64,
 }
@@ -620,11 +622,10 @@ async fn review_one(
         rejections: outcome
             .notes
             .iter()
-            .filter(|n| {
-                n.contains("rejected") || n.contains("set aside") || n.contains("still fails")
-            })
-            .cloned()
+            .filter(|n| n.refusal().is_some())
+            .map(ToString::to_string)
             .collect(),
+        refusals: outcome.notes.iter().filter_map(Note::refusal).collect(),
         wall_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     }
 }
@@ -669,30 +670,6 @@ async fn passes_tests(file: &str) -> bool {
         .is_ok_and(|r| r.passed())
 }
 
-/// Why revisions were refused, in a few kinds (for the summary).
-fn rejection_kind(note: &str) -> &'static str {
-    if note.contains("does not parse") {
-        "does not parse"
-    } else if note.contains("signature") {
-        "changes a signature"
-    } else if note.contains("passes on the original but fails") {
-        "breaks the check"
-    } else if note.contains("still fails") {
-        "check still fails"
-    } else if note.contains("changes nothing") {
-        "changes nothing"
-    } else if note.contains("resolves none") {
-        "judged unresolved"
-    } else if note.contains("code block")
-        || note.contains("cut off")
-        || note.contains("search/replace")
-    {
-        "unreadable reply"
-    } else {
-        "other"
-    }
-}
-
 fn median(mut xs: Vec<f64>) -> Option<f64> {
     if xs.is_empty() {
         return None;
@@ -731,8 +708,8 @@ fn summary(results: &[&TaskResult], mode: &str) -> Value {
     let errors = count(&|r| r.buggy.error.is_some() || r.correct.error.is_some());
     let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
     for r in &ran {
-        for note in r.buggy.rejections.iter().chain(&r.correct.rejections) {
-            *reasons.entry(rejection_kind(note)).or_default() += 1;
+        for kind in r.buggy.refusals.iter().chain(&r.correct.refusals) {
+            *reasons.entry(kind.label()).or_default() += 1;
         }
     }
     let per_review: Vec<f64> = ran

@@ -602,19 +602,19 @@ fn write_json(
     let doc = json!({
         "path": path,
         "findings": findings,
-        "unanchored": outcome.unanchored,
-        "out_of_selection": outcome.outside_selection,
+        "unanchored": outcome.withheld.unanchored,
+        "out_of_selection": outcome.withheld.outside_selection,
         "low_confidence": outcome.low_confidence,
-        "quote_is_message": outcome.quote_is_message,
-        "repeated": outcome.repeated,
-        "over_limit": outcome.over_limit,
-        "not_agreed": outcome.not_agreed,
+        "quote_is_message": outcome.withheld.quote_is_message,
+        "repeated": outcome.withheld.repeated,
+        "over_limit": outcome.withheld.over_limit,
+        "not_agreed": outcome.withheld.not_agreed,
         "not_shown": outcome.not_shown(),
         "iterations": outcome.iterations,
         "llm_calls": outcome.llm_calls,
         "usage": outcome.usage,
         "revision": revision,
-        "notes": outcome.notes,
+        "notes": outcome.notes.iter().map(ToString::to_string).collect::<Vec<_>>(),
     });
     serde_json::to_writer_pretty(&mut *out, &doc)?;
     writeln!(out)

@@ -5,14 +5,14 @@
 use std::ops::Range;
 
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
-use super::EngineError;
 use super::anchor::{self, AnchorError, Selection};
 use super::critique::{self, RawFinding};
-use super::{Engine, Event, Finding, ReviewInput, ReviewOutcome, Run};
+use super::note::Note;
+use super::outcome::{EngineError, Event, Finding, ReviewInput, ReviewOutcome, Withheld};
+use super::run::{Engine, Run};
 use crate::document::line_span;
-use crate::llm::{ChatRequest, JsonSchema, Message};
+use crate::llm::{ChatRequest, ChatResponse, JsonSchema, Message, ProviderError};
 use crate::secrets::Vault;
 pub use crate::text::number_lines;
 
@@ -54,7 +54,7 @@ pub(crate) fn vote(samples: Vec<Critiqued>, sel: &Selection<'_>, need: usize) ->
         .count();
     let mut first = samples.into_iter().next().unwrap_or_default();
     first.shown = kept;
-    first.not_agreed = not_agreed;
+    first.withheld.not_agreed = not_agreed;
     first
 }
 
@@ -63,17 +63,51 @@ pub(crate) fn vote(samples: Vec<Critiqued>, sel: &Selection<'_>, need: usize) ->
 pub(crate) struct Critiqued {
     /// Findings with their char range in the version's selection text.
     pub(crate) shown: Vec<(RawFinding, Range<usize>)>,
-    pub(crate) unanchored: usize,
-    pub(crate) outside: usize,
+    /// How many findings are not shown, by reason.
+    pub(crate) withheld: Withheld,
+    /// Findings below `loop.min_confidence`.
     pub(crate) low_confidence: Vec<RawFinding>,
-    /// Findings whose quote only repeated their message.
-    pub(crate) quote_is_message: usize,
-    /// Findings cut by the repetition guard.
-    pub(crate) repeated: usize,
-    /// Findings over `loop.max_findings`.
-    pub(crate) over_limit: usize,
-    /// Findings too few self-consistency samples agreed on.
-    pub(crate) not_agreed: usize,
+}
+
+/// The critic's reply as it streamed.
+struct Streamed {
+    /// The response (`None`: the repetition guard stopped the model).
+    resp: Option<ChatResponse>,
+    /// The findings complete when the stream ended.
+    complete: Vec<RawFinding>,
+}
+
+/// The findings of a streamed critique and how many the repetition cut took out: the reply
+/// parsed or, when it was cut off at the token limit or stopped by the repetition guard, the
+/// findings that were complete.
+fn read_streamed(
+    Streamed { resp, complete }: Streamed,
+    out: &mut ReviewOutcome,
+) -> Result<(Vec<RawFinding>, usize), EngineError> {
+    let Some(resp) = resp else {
+        let (raw, repeated) = critique::cut_repetition(complete);
+        // The repeat that stopped the model (what it would have said after is unknown).
+        return Ok((raw, repeated.saturating_add(1)));
+    };
+    tracing::debug!(reply = %resp.content, "critique reply");
+    let raw = match critique::parse(&resp.content) {
+        Ok((raw, malformed)) => {
+            if malformed > 0 {
+                tracing::info!(malformed, "critique items without message or line skipped");
+            }
+            raw
+        }
+        // Cut off at the token limit: the findings that were complete still count.
+        Err(_) if resp.truncated => {
+            out.notes.push(Note::CritiqueCutOff {
+                tokens: resp.usage.output_tokens,
+                kept: complete.len(),
+            });
+            complete
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(critique::cut_repetition(raw))
 }
 
 impl Engine<'_> {
@@ -139,29 +173,39 @@ impl Engine<'_> {
         progress: &mut (dyn FnMut(Event) + Send),
         stream_base: Option<usize>,
     ) -> Result<Critiqued, EngineError> {
-        let run_fact_lines = run.fact_lines.clone();
-        let run_temperature = run.temperature;
-        let command_failed = run.command_failed;
-        let Run {
-            vault,
-            cancel,
-            facts,
-            ..
-        } = run;
-        let cancel: &CancellationToken = cancel;
+        let sel = Selection::new(selection, input.first_line);
+        let req = self.critique_request(input, selection, &sel, run)?;
+        let streamed = self
+            .stream_critique(&req, &sel, run, out, progress, stream_base)
+            .await?;
+        let (raw, repeated) = read_streamed(streamed, out)?;
+        let backing = (run.fact_lines.as_slice(), run.command_failed);
+        Ok(self.placed(raw, repeated, &sel, &*run.vault, backing))
+    }
+
+    /// The critic's request for one version of the selection: its lines numbered, the context
+    /// around them, the facts and what this codebase does not want (all redacted when
+    /// `privacy.redact_secrets`).
+    fn critique_request(
+        &self,
+        input: &ReviewInput,
+        selection: &str,
+        sel: &Selection<'_>,
+        run: &mut Run<'_>,
+    ) -> Result<ChatRequest, EngineError> {
+        let vault = &mut *run.vault;
         let facts: Vec<String> = if self.redact_secrets {
-            facts.iter().map(|f| vault.redact(f)).collect()
+            run.facts.iter().map(|f| vault.redact(f)).collect()
         } else {
-            facts.clone()
+            run.facts.clone()
         };
         let unwanted: Vec<String> = if self.redact_secrets {
             input.unwanted.iter().map(|u| vault.redact(u)).collect()
         } else {
             input.unwanted.clone()
         };
-        let sel_lines = Selection::new(selection, input.first_line);
-        let last_line = input.first_line + sel_lines.line_count().max(1) - 1;
-        let mut ctx = self.context(input, selection, sel_lines.line_count());
+        let last_line = input.first_line + sel.line_count().max(1) - 1;
+        let mut ctx = self.context(input, selection, sel.line_count());
         let mut numbered = number_lines(selection, input.first_line);
         if self.redact_secrets {
             // As one text: a key block cut by the selection's edge is found whole.
@@ -186,23 +230,36 @@ impl Engine<'_> {
                 "unwanted": unwanted,
             }),
         )?;
-        let req = ChatRequest {
+        Ok(ChatRequest {
             messages: vec![Message::system(system), Message::user(user)],
             json_schema: Some(JsonSchema {
                 name: "critique",
                 schema,
             }),
-            temperature: run_temperature,
-        };
+            temperature: run.temperature,
+        })
+    }
+
+    /// The critic's call, its findings read as the reply streams: each placed one reported
+    /// at once (with `stream_base`), and the first repeat stops the model (the repetition
+    /// guard; what came before counts).
+    async fn stream_critique(
+        &self,
+        req: &ChatRequest,
+        sel: &Selection<'_>,
+        run: &Run<'_>,
+        out: &mut ReviewOutcome,
+        progress: &mut (dyn FnMut(Event) + Send),
+        stream_base: Option<usize>,
+    ) -> Result<Streamed, EngineError> {
+        let vault: &Vault = &*run.vault;
+        let backing = (run.fact_lines.as_slice(), run.command_failed);
         let mut scanner = critique::FindingScanner::default();
-        let vault_view: &Vault = vault;
-        let backing = (run_fact_lines.as_slice(), command_failed);
         let mut shown_early = 0;
         let mut streamed_chars = 0usize;
         let mut last_reported = (0usize, 0u64);
         let mut complete: Vec<RawFinding> = Vec::new();
-        // The repetition guard, as the reply streams: the first repeat stops the model.
-        let stop = cancel.child_token();
+        let stop = run.cancel.child_token();
         let mut repeating = false;
         let mut on_delta = |delta: &str| {
             streamed_chars += delta.len();
@@ -214,8 +271,8 @@ impl Engine<'_> {
                 }
                 complete.push(f.clone());
                 let Some(base) = stream_base else { continue };
-                f.quote = vault_view.restore(&f.quote);
-                if let Some((f, r)) = self.place(&sel_lines, f, backing) {
+                f.quote = vault.restore(&f.quote);
+                if let Some((f, r)) = self.place(sel, f, backing) {
                     progress(Event::Finding(Finding {
                         id: shown_early,
                         raw: f,
@@ -233,58 +290,40 @@ impl Engine<'_> {
                 });
             }
         };
-        let result = Self::call(self.critic, &req, out, &stop, &mut on_delta).await;
-        let resp = match result {
+        let result = Self::call(self.critic, req, out, &stop, &mut on_delta).await;
+        match result {
             // Stopped by the repetition guard, not by the user: what came before counts.
-            Err(crate::llm::ProviderError::Cancelled) if repeating && !cancel.is_cancelled() => {
-                out.cancelled = false;
-                out.notes.push(format!(
-                    "the critique began repeating a finding after {} finding(s); the model was stopped there",
-                    complete.len()
-                ));
-                None
+            Err(ProviderError::Cancelled) if repeating && !run.cancel.is_cancelled() => {
+                out.notes.push(Note::CritiqueRepeating {
+                    kept: complete.len(),
+                });
+                Ok(Streamed {
+                    resp: None,
+                    complete,
+                })
             }
-            r => Some(r?),
-        };
-        let parsed = match &resp {
-            Some(resp) => {
-                tracing::debug!(reply = %resp.content, "critique reply");
-                critique::parse(&resp.content)
-            }
-            None => Ok((complete.clone(), 0)),
-        };
-        let stopped_early = resp.is_none();
-        let (truncated, output_tokens) = resp
-            .as_ref()
-            .map_or((false, 0), |r| (r.truncated, r.usage.output_tokens));
-        let (raw, malformed) = match parsed {
-            Ok(parsed) => parsed,
-            // Cut off at the token limit: the findings that were complete still count.
-            Err(_) if truncated => {
-                out.notes.push(format!(
-                    "the critique was cut off at the token limit ({} tokens); {} complete finding(s) kept; raise provider.max_tokens for more",
-                    output_tokens,
-                    complete.len()
-                ));
-                (complete, 0)
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if malformed > 0 {
-            tracing::info!(malformed, "critique items without message or line skipped");
+            r => Ok(Streamed {
+                resp: Some(r?),
+                complete,
+            }),
         }
-        let (raw, mut repeated) = critique::cut_repetition(raw);
-        if stopped_early {
-            // The repeat that stopped the model (what it would have said after is unknown).
-            repeated += 1;
-        }
+    }
+
+    /// The critique of one version from its findings: each placed on the text it quotes (or
+    /// counted where it is not shown), the most severe first, at most `loop.max_findings`.
+    fn placed(
+        &self,
+        raw: Vec<RawFinding>,
+        repeated: usize,
+        sel: &Selection<'_>,
+        vault: &Vault,
+        backing: (&[usize], bool),
+    ) -> Critiqued {
         let mut c = Critiqued {
-            shown: Vec::new(),
-            unanchored: 0,
-            outside: 0,
-            low_confidence: Vec::new(),
-            quote_is_message: 0,
-            repeated,
+            withheld: Withheld {
+                repeated,
+                ..Withheld::default()
+            },
             ..Critiqued::default()
         };
         for mut f in raw {
@@ -296,15 +335,15 @@ impl Engine<'_> {
             }
             f.quote = vault.restore(&f.quote);
             if anchor::is_the_message(&f.quote, &f.message) {
-                c.quote_is_message += 1;
+                c.withheld.quote_is_message += 1;
                 continue;
             }
-            match sel_lines.anchor(f.start_line, f.end_line, &f.quote) {
-                Err(AnchorError::OutsideSelection) => c.outside += 1,
-                Err(AnchorError::NotFound) => c.unanchored += 1,
+            match sel.anchor(f.start_line, f.end_line, &f.quote) {
+                Err(AnchorError::OutsideSelection) => c.withheld.outside_selection += 1,
+                Err(AnchorError::NotFound) => c.withheld.unanchored += 1,
                 Ok(_) if f.confidence < self.config.min_confidence => c.low_confidence.push(f),
                 Ok(r) => {
-                    self.cap_severity(&mut f, &sel_lines, &r, backing);
+                    self.cap_severity(&mut f, sel, &r, backing);
                     c.shown.push((f, r));
                 }
             }
@@ -313,10 +352,10 @@ impl Engine<'_> {
         c.shown.sort_by_key(|(f, _)| f.severity);
         let cap = self.config.max_findings.max(1);
         if c.shown.len() > cap {
-            c.over_limit = c.shown.len() - cap;
+            c.withheld.over_limit = c.shown.len() - cap;
             c.shown.truncate(cap);
         }
-        Ok(c)
+        c
     }
 
     /// The critique of the original: one greedy call, or with `loop.samples = k` > 1, `k`

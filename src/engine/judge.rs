@@ -9,10 +9,13 @@ use serde_json::{Value, json};
 use similar::{ChangeTag, DiffOp, TextDiff};
 
 use super::anchor::Selection;
+use super::candidate::Candidate;
 use super::critic::number_lines;
 use super::critique::{self, RawFinding};
-use super::refine::Candidate;
-use super::{Engine, EngineError, ReviewInput, ReviewOutcome, Run};
+use super::edits::{line_ops, split_lines};
+use super::note::Unjudged;
+use super::outcome::{EngineError, ReviewInput, ReviewOutcome};
+use super::run::{Engine, Run};
 use crate::llm::{ChatRequest, JsonSchema, Message, ProviderError};
 
 /// What the judge decided about one revision.
@@ -21,7 +24,7 @@ pub(crate) struct Judgement {
     /// For each finding of the base version, in order: resolved, with evidence.
     pub(crate) resolved: Vec<bool>,
     /// Set when no verdict could be read and the fallback rule decided instead.
-    pub(crate) fallback: Option<String>,
+    pub(crate) fallback: Option<Unjudged>,
 }
 
 /// The zero-based lines a revision changed: in `base` the lines it replaces or deletes, in
@@ -34,10 +37,7 @@ pub(crate) struct Changed {
 }
 
 pub(crate) fn changed_lines(base: &str, revised: &str) -> Changed {
-    let (old, new) = (
-        super::edits::split_lines(base),
-        super::edits::split_lines(revised),
-    );
+    let (old, new) = (split_lines(base), split_lines(revised));
     let (n_old, n_new) = (old.len(), new.len());
     let mut out = Changed {
         base: BTreeSet::new(),
@@ -50,7 +50,7 @@ pub(crate) fn changed_lines(base: &str, revised: &str) -> Changed {
             set.insert(r.start.min(n - 1));
         }
     };
-    for op in &super::edits::line_ops(&old, &new) {
+    for op in &line_ops(&old, &new) {
         if let DiffOp::Equal { .. } = op {
             continue;
         }
@@ -148,28 +148,47 @@ impl Engine<'_> {
         run: &mut Run<'_>,
         out: &mut ReviewOutcome,
     ) -> Result<Judgement, EngineError> {
-        let findings: Vec<&RawFinding> = base.critique.shown.iter().map(|(f, _)| f).collect();
-        let Changed {
-            base: changed_in_base,
-            revised: changed,
-        } = changed_lines(&base.text, revised);
-        let sel = Selection::new(revised, input.first_line);
-        let old = Selection::new(&base.text, input.first_line);
-        let fallback = |why: String| Judgement {
-            resolved: base
-                .critique
-                .shown
-                .iter()
-                .map(|(_, r)| {
-                    let (a, b) = old.lines_of(r);
-                    changed_in_base.range(a..=b).next().is_some()
-                })
-                .collect(),
-            fallback: Some(why),
+        let changed = changed_lines(&base.text, revised);
+        let req = self.judge_request(input, base, revised, &changed.revised, run)?;
+        let resp = match Self::call(self.critic, &req, out, run.cancel, &mut |_| {}).await {
+            Ok(r) => r,
+            Err(ProviderError::Cancelled) => return Err(ProviderError::Cancelled.into()),
+            Err(e) => {
+                let why = Unjudged::CallFailed(e.to_string());
+                return Ok(by_changed_lines(input, base, &changed.base, why));
+            }
         };
+        tracing::debug!(reply = %resp.content, "judge reply");
+        let Some(verdicts) = parse(&resp.content) else {
+            let why = Unjudged::Unreadable(crate::text::excerpt(&resp.content, 80));
+            return Ok(by_changed_lines(input, base, &changed.base, why));
+        };
+        let sel = Selection::new(revised, input.first_line);
+        let restored: Vec<(usize, bool, String)> = verdicts
+            .into_iter()
+            .map(|(n, yes, quote)| (n, yes, run.vault.restore(&quote)))
+            .collect();
+        Ok(Judgement {
+            resolved: backed(&sel, &changed.revised, base.critique.shown.len(), &restored),
+            fallback: None,
+        })
+    }
+
+    /// The judge's request: the revision as a diff, the findings it was to fix (redacted
+    /// when `privacy.redact_secrets`); with the compact prompts, quotes limited to the lines
+    /// the revision changed.
+    fn judge_request(
+        &self,
+        input: &ReviewInput,
+        base: &Candidate,
+        revised: &str,
+        changed: &BTreeSet<usize>,
+        run: &mut Run<'_>,
+    ) -> Result<ChatRequest, EngineError> {
         let mut changes = changes_view(&base.text, revised, input.first_line);
         let mut numbered = number_lines(revised, input.first_line);
-        let mut sent: Vec<RawFinding> = findings.iter().map(|f| (*f).clone()).collect();
+        let mut sent: Vec<RawFinding> =
+            base.critique.shown.iter().map(|(f, _)| f.clone()).collect();
         if self.redact_secrets {
             changes = run.vault.redact(&changes);
             numbered = run.vault.redact(&numbered);
@@ -181,7 +200,9 @@ impl Engine<'_> {
             .compact_prompts()
             .then(|| critique::quotable_lines(&numbered, |i| changed.contains(&i), usize::MAX))
             .flatten();
-        let line_count = sel.line_count().max(1);
+        let line_count = Selection::new(revised, input.first_line)
+            .line_count()
+            .max(1);
         let system = self
             .prompts
             .render("judge_system.md", json!({"language": input.language}))?;
@@ -196,52 +217,65 @@ impl Engine<'_> {
                 "findings": sent,
             }),
         )?;
-        let req = ChatRequest {
+        Ok(ChatRequest {
             messages: vec![Message::system(system), Message::user(user)],
             json_schema: Some(JsonSchema {
                 name: "verdicts",
-                schema: schema(findings.len(), quotes.as_deref()),
+                schema: schema(sent.len(), quotes.as_deref()),
             }),
             temperature: None,
-        };
-        let resp = match Self::call(self.critic, &req, out, run.cancel, &mut |_| {}).await {
-            Ok(r) => r,
-            Err(ProviderError::Cancelled) => return Err(ProviderError::Cancelled.into()),
-            Err(e) => return Ok(fallback(format!("the judge call failed ({e})"))),
-        };
-        tracing::debug!(reply = %resp.content, "judge reply");
-        let Some(verdicts) = parse(&resp.content) else {
-            return Ok(fallback(format!(
-                "the judge's reply could not be read: {}",
-                crate::text::excerpt(&resp.content, 80)
-                    .map_or_else(|| "(empty)".to_owned(), |t| format!("{t:?}"))
-            )));
-        };
-        // Evidence: the quote is in the revision (looked for anywhere in it), on a line it
-        // changed.
-        let whole = (
-            u32::try_from(input.first_line + 1).unwrap_or(u32::MAX),
-            u32::try_from(input.first_line + line_count).unwrap_or(u32::MAX),
-        );
-        let resolved = (1..=findings.len())
-            .map(|n| {
-                verdicts.iter().any(|(i, yes, quote)| {
-                    *i == n
-                        && *yes
-                        && sel
-                            .anchor(whole.0, whole.1, &run.vault.restore(quote))
-                            .is_ok_and(|r| {
-                                let (a, b) = sel.lines_of(&r);
-                                changed.range(a..=b).next().is_some()
-                            })
-                })
-            })
-            .collect();
-        Ok(Judgement {
-            resolved,
-            fallback: None,
         })
     }
+}
+
+/// The fallback rule: a finding of `base` counts as resolved when the revision changes one
+/// of its lines (`changed_in_base`).
+fn by_changed_lines(
+    input: &ReviewInput,
+    base: &Candidate,
+    changed_in_base: &BTreeSet<usize>,
+    why: Unjudged,
+) -> Judgement {
+    let old = Selection::new(&base.text, input.first_line);
+    Judgement {
+        resolved: base
+            .critique
+            .shown
+            .iter()
+            .map(|(_, r)| {
+                let (a, b) = old.lines_of(r);
+                changed_in_base.range(a..=b).next().is_some()
+            })
+            .collect(),
+        fallback: Some(why),
+    }
+}
+
+/// For each of `n` findings: a verdict says it is resolved, with evidence: its quote (secrets
+/// restored) is in the revision (looked for anywhere in it), on a line it changed.
+fn backed(
+    sel: &Selection<'_>,
+    changed: &BTreeSet<usize>,
+    n: usize,
+    verdicts: &[(usize, bool, String)],
+) -> Vec<bool> {
+    let first = sel.first_line();
+    let whole = (
+        u32::try_from(first + 1).unwrap_or(u32::MAX),
+        u32::try_from(first + sel.line_count().max(1)).unwrap_or(u32::MAX),
+    );
+    (1..=n)
+        .map(|n| {
+            verdicts.iter().any(|(i, yes, quote)| {
+                *i == n
+                    && *yes
+                    && sel.anchor(whole.0, whole.1, quote).is_ok_and(|r| {
+                        let (a, b) = sel.lines_of(&r);
+                        changed.range(a..=b).next().is_some()
+                    })
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -2,76 +2,55 @@
 //! It knows nothing of LSP: it takes a text, the lines to review and the providers, and returns
 //! findings anchored to char offsets and a revision as minimal edits.
 //!
-//! Where things are: the types a review takes and gives in [`outcome`]; the critic (prompt,
-//! streaming, placement, severity cap, reflection) in [`critic`], the reply's schema and parser
-//! in [`critique`], where a finding is anchored in [`anchor`]; the reviser in [`reviser`] and its
-//! reply format in [`revision`]; how a revision is verified in [`verify`]; whether it resolves
-//! the findings in [`judge`]; the loop in [`refine`], and its fix-first strategy in [`fix`];
-//! revision → minimal edits in [`edits`].
+//! Where things are: the engine's parts and one review's shared state in [`run`]; the types a
+//! review takes and gives in [`outcome`], and what it wants the user to know in [`note`]; the
+//! critic (prompt, streaming, placement, severity cap, reflection) in [`critic`], the reply's
+//! schema and parser in [`critique`], where a finding is anchored in [`anchor`]; the reviser in
+//! [`reviser`] and its reply format in [`revision`]; how a revision is verified in [`verify`];
+//! whether it resolves the findings in [`judge`]; the two strategies, peers, in
+//! [`critique_first`] and [`fix_first`], and what they share in [`candidate`]; revision →
+//! minimal edits in [`edits`]. This file runs a review: the cache, the baseline check, and the
+//! choice of strategy.
 
 pub mod anchor;
+pub mod candidate;
 pub mod critic;
 pub mod critique;
+pub mod critique_first;
 pub mod edits;
-pub mod fix;
+pub mod fix_first;
 pub mod judge;
+pub mod note;
 pub mod outcome;
-pub mod refine;
 pub mod reviser;
 pub mod revision;
+pub mod run;
 pub mod verify;
+
+use std::ops::Range;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::LoopConfig;
-use crate::llm::{ChatRequest, ChatResponse, Provider, ProviderError, Usage};
-use crate::prompts::Prompts;
+use crate::config::Strategy;
+use crate::llm::Usage;
 use crate::secrets::Vault;
 use anchor::Selection;
 pub use critic::number_lines;
 pub use critique::{RawFinding, Severity};
 pub use edits::Edit;
-use outcome::relocate;
-pub use outcome::{EngineError, Event, Fact, Finding, ReviewInput, ReviewOutcome, Revision, Stage};
-use refine::Candidate;
+use fix_first::FixEnd;
+pub use note::{Note, Refusal};
+pub use outcome::{
+    EngineError, Event, Fact, Finding, ReviewInput, ReviewOutcome, Revision, Stage, Withheld,
+};
+use outcome::{Stop, relocate};
+pub use run::Engine;
+use run::{Run, Subject};
+use verify::{CommandCheck, CommandError, CommandResult, Scratch};
 
-/// What every step of one review shares.
-pub(crate) struct Run<'a> {
-    /// The review's secrets and their placeholders.
-    pub(crate) vault: &'a mut Vault,
-    pub(crate) cancel: &'a CancellationToken,
-    /// Facts for the critic (the editor's diagnostics, a failing verify.command).
-    pub(crate) facts: Vec<String>,
-    /// File lines that outside tools flag.
-    pub(crate) fact_lines: Vec<usize>,
-    /// verify.command fails on the original: any error finding is backed.
-    pub(crate) command_failed: bool,
-    /// What matters of verify.command's output the last time it failed on a revision (the
-    /// first error, the failing assertion), for the reviser's next attempt.
-    pub(crate) last_failure: Option<String>,
-    /// verify.command's exit code on the original.
-    pub(crate) original_code: Option<i32>,
-    /// The critic's temperature for this call (self-consistency samples), over the provider's.
-    pub(crate) temperature: Option<f64>,
-}
-
-/// Runs reviews with a critic, a reviser and the prompts.
-pub struct Engine<'a> {
-    /// Critiques each version (fresh context every call).
-    pub critic: &'a Provider,
-    /// Revises the best version.
-    pub reviser: &'a Provider,
-    /// Templates.
-    pub prompts: &'a Prompts,
-    /// Loop settings.
-    pub config: &'a LoopConfig,
-    /// Replace secrets by placeholders in every prompt.
-    pub redact_secrets: bool,
-    /// `verify.command`, when the user configured one.
-    pub command: Option<&'a verify::CommandCheck>,
-    /// Finished reviews, to answer unchanged code without a model call.
-    pub cache: Option<&'a crate::cache::Cache>,
-}
+/// The review cache's record format: changed whenever the stored outcome's shape changes, so
+/// older records are not read as this one.
+const CACHE_FORMAT: &str = "refine-ls review v2";
 
 impl Engine<'_> {
     /// Reviews `input`, reporting each step through `progress`. Never panics on what the model
@@ -84,26 +63,9 @@ impl Engine<'_> {
     ) -> ReviewOutcome {
         let region = input.region();
         let original = input.text.slice(region.clone()).to_string();
-        let mut out = ReviewOutcome {
-            region: region.clone(),
-            ..ReviewOutcome::default()
-        };
         let key = self.cache_key(input, &original);
-        if let (Some(cache), false) = (self.cache, input.force) {
-            // A cache is a file on disk anyone may have written (a CI cache restored from a
-            // pull request's run): an entry whose offsets do not fit the code is reviewed
-            // again, never applied.
-            if let Some(mut hit) = cache.get(&key).filter(|h| fits(h, &original)) {
-                relocate(&mut hit, region.start as isize);
-                hit.region = region;
-                hit.llm_calls = 0;
-                hit.usage = Usage::default();
-                hit.notes.push(
-                    "from the review cache (no model call); review with force to refresh"
-                        .to_owned(),
-                );
-                return hit;
-            }
+        if let Some(hit) = self.cached(input, &key, &original) {
+            return hit;
         }
         if crate::lang::grammar(&input.language).is_some() {
             // Parse the file and the selection while the critic works: revisions are then
@@ -118,9 +80,18 @@ impl Engine<'_> {
                 verify::warm(&lang, &sel);
             });
         }
+        let mut out = ReviewOutcome {
+            region: region.clone(),
+            ..ReviewOutcome::default()
+        };
         let mut vault = Vault::default();
-        self.refine(input, &original, &mut vault, &mut out, cancel, progress)
-            .await;
+        let mut run = Run::new(&mut vault, cancel, &input.facts);
+        if let Err(Stop) = self
+            .strategy(input, &original, &mut run, &mut out, progress)
+            .await
+        {
+            out.cancelled = true;
+        }
         out.redacted = vault.secrets().iter().map(|s| s.kind.to_owned()).collect();
         // A review of code that holds secrets is not stored: its revision has them restored,
         // and nothing secret is written to disk.
@@ -135,31 +106,97 @@ impl Engine<'_> {
             cache.put(&key, &stored);
         }
         if !out.redacted.is_empty() {
-            out.notes.push(format!(
-                "{} secret(s) in the code were replaced by placeholders before sending: {}",
-                out.redacted.len(),
-                out.redacted.join(", ")
-            ));
+            out.notes.push(Note::Redacted {
+                kinds: out.redacted.clone(),
+            });
         }
         out
     }
 
-    /// One model call, counted, its tokens added up and a cancellation noted in `out`.
-    pub(crate) async fn call(
-        provider: &Provider,
-        req: &ChatRequest,
+    /// The baseline check, then the strategy `loop.strategy` names: fix-first (or the single
+    /// baseline), which may hand over to a critique of the original, or critique-first.
+    async fn strategy(
+        &self,
+        input: &ReviewInput,
+        original: &str,
+        run: &mut Run<'_>,
         out: &mut ReviewOutcome,
-        cancel: &CancellationToken,
-        on_delta: &mut (dyn FnMut(&str) + Send),
-    ) -> Result<ChatResponse, ProviderError> {
-        out.llm_calls += 1;
-        let resp = provider.chat(req, cancel, on_delta).await;
-        match &resp {
-            Ok(r) => out.usage += r.usage,
-            Err(ProviderError::Cancelled) => out.cancelled = true,
-            Err(_) => {}
+        progress: &mut (dyn FnMut(Event) + Send),
+    ) -> Result<(), Stop> {
+        let scratch = self.baseline(input, run, out).await?;
+        let at = Subject {
+            input,
+            original,
+            scratch: scratch.as_ref(),
+        };
+        let strategy = self
+            .config
+            .strategy
+            .resolve(self.critic.kind() == crate::llm::Kind::Local);
+        let revise = match strategy {
+            Strategy::CritiqueFirst | Strategy::Auto => true,
+            Strategy::FixFirst | Strategy::Single => {
+                let single = strategy == Strategy::Single;
+                match self.fix_first(&at, run, out, progress, single).await? {
+                    FixEnd::Done => return Ok(()),
+                    // Fix-first that gave nothing usable shows the critique, without revising
+                    // again.
+                    FixEnd::Critique => false,
+                }
+            }
+        };
+        self.critique_first(&at, run, out, progress, revise).await
+    }
+
+    /// With `verify.command`: copies the workspace and runs the command on the original. A
+    /// failure there is a fact for the critic; a copy or run that fails is a note, and the
+    /// review goes on without the command.
+    async fn baseline(
+        &self,
+        input: &ReviewInput,
+        run: &mut Run<'_>,
+        out: &mut ReviewOutcome,
+    ) -> Result<Option<Scratch>, Stop> {
+        let Some(check) = self.command else {
+            return Ok(None);
+        };
+        match copy_and_run(check, input, run.cancel).await {
+            Ok((scratch, result)) => {
+                out.command_passed_on_original = Some(result.passed);
+                run.original_code = result.code;
+                if !result.passed {
+                    run.command_failed = true;
+                    run.facts.push(format!(
+                        "`{}` fails on the code as it is now:\n{}",
+                        check.command,
+                        verify::gist(&result.output)
+                    ));
+                }
+                Ok(Some(scratch))
+            }
+            Err(CommandError::Cancelled) => Err(Stop),
+            Err(e) => {
+                out.notes.push(Note::CommandNotRun { why: e.to_string() });
+                Ok(None)
+            }
         }
-        resp
+    }
+
+    /// The stored outcome of this very review, unless `input.force`. A cache is a file on disk
+    /// anyone may have written (a CI cache restored from a pull request's run): an entry whose
+    /// offsets do not fit the code is reviewed again, never applied.
+    fn cached(&self, input: &ReviewInput, key: &[u8; 32], original: &str) -> Option<ReviewOutcome> {
+        let cache = self.cache.filter(|_| !input.force)?;
+        let mut hit = cache
+            .get::<ReviewOutcome>(key)
+            .filter(|h| fits(h, original))?;
+        let region = input.region();
+        relocate(&mut hit, region.start as isize);
+        hit.region = region;
+        hit.llm_calls = 0;
+        hit.usage = Usage::default();
+        hit.notes.push(Note::FromCache);
+        Some(hit)
     }
 
     /// Everything that shapes a review, hashed.
@@ -175,7 +212,7 @@ impl Engine<'_> {
             .map(|f| format!("{}:{}", f.line, f.text))
             .collect();
         crate::cache::key(&[
-            "refine-ls review v1",
+            CACHE_FORMAT,
             env!("CARGO_PKG_VERSION"),
             &self.critic.describe(),
             &self.reviser.describe(),
@@ -199,10 +236,25 @@ impl Engine<'_> {
     }
 }
 
+/// Copies the workspace and runs `verify.command` on the original.
+async fn copy_and_run(
+    check: &CommandCheck,
+    input: &ReviewInput,
+    cancel: &CancellationToken,
+) -> Result<(Scratch, CommandResult), CommandError> {
+    let owned = check.clone();
+    let token = cancel.clone();
+    let scratch = tokio::task::spawn_blocking(move || owned.scratch(&token))
+        .await
+        .map_err(|e| CommandError::Failed(format!("the copy failed: {e}")))??;
+    let result = check.run(&scratch, &input.text.to_string(), cancel).await?;
+    Ok((scratch, result))
+}
+
 /// Whether a cached outcome's edits and finding ranges (region-relative) fit `original`.
 fn fits(hit: &ReviewOutcome, original: &str) -> bool {
     let chars = original.chars().count();
-    let in_range = |r: &std::ops::Range<usize>| r.start <= r.end && r.end <= chars;
+    let in_range = |r: &Range<usize>| r.start <= r.end && r.end <= chars;
     let edits_fit = hit.revision.as_ref().is_none_or(|rev| {
         edits::validate(original, &rev.edits, 0).is_ok()
             && rev

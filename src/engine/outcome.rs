@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::critique::{self, RawFinding};
 use super::edits::Edit;
+use super::note::{Note, Rejection};
 use super::revision;
 use crate::document::line_span;
 use crate::llm::{ProviderError, Usage};
@@ -141,25 +142,12 @@ pub struct ReviewOutcome {
     pub region: Range<usize>,
     /// Findings on the original, anchored and above the confidence threshold.
     pub findings: Vec<Finding>,
-    /// Findings whose quote is not in the selection.
-    pub unanchored: usize,
-    /// Findings about lines outside the selection.
-    pub outside_selection: usize,
+    /// Findings the model gave that are not shown, by reason (their counts; serialized as
+    /// fields of the outcome).
+    #[serde(flatten)]
+    pub withheld: Withheld,
     /// Findings below `loop.min_confidence` (not shown; listed so a user can ask for them).
     pub low_confidence: Vec<RawFinding>,
-    /// Findings whose quote only repeated their message (not shown; counted apart from
-    /// `unanchored`).
-    #[serde(default)]
-    pub quote_is_message: usize,
-    /// Findings cut by the repetition guard (the model said them again).
-    #[serde(default)]
-    pub repeated: usize,
-    /// Findings over `loop.max_findings` (the least severe are not shown).
-    #[serde(default)]
-    pub over_limit: usize,
-    /// Findings too few of the `loop.samples` critiques agreed on.
-    #[serde(default)]
-    pub not_agreed: usize,
     /// Revisions asked for.
     pub iterations: u32,
     /// Model calls made.
@@ -169,7 +157,7 @@ pub struct ReviewOutcome {
     /// The best verified revision, when it is better than the original.
     pub revision: Option<Revision>,
     /// What happened along the way (rejected revisions, why nothing is offered).
-    pub notes: Vec<String>,
+    pub notes: Vec<Note>,
     /// Findings taken out because the workspace dismissed them (`.refine/dismissed.toml`).
     #[serde(default)]
     pub dismissed: Vec<Finding>,
@@ -181,10 +169,28 @@ pub struct ReviewOutcome {
     pub redacted: Vec<String>,
     /// Revisions refused by verification (syntax, intent, `verify.command`).
     pub rejected: u32,
-    /// Findings the reflection pass dropped.
-    pub reflected_out: usize,
     /// `verify.command` passed on the original (`None`: not run).
     pub command_passed_on_original: Option<bool>,
+}
+
+/// How many of the findings the model gave are not shown, by reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Withheld {
+    /// Findings whose quote is not in the selection.
+    pub unanchored: usize,
+    /// Findings about lines outside the selection.
+    pub outside_selection: usize,
+    /// Findings whose quote only repeated their message (counted apart from `unanchored`).
+    pub quote_is_message: usize,
+    /// Findings cut by the repetition guard (the model said them again).
+    pub repeated: usize,
+    /// Findings over `loop.max_findings` (the least severe are not shown).
+    pub over_limit: usize,
+    /// Findings too few of the `loop.samples` critiques agreed on.
+    pub not_agreed: usize,
+    /// Findings the reflection pass dropped.
+    pub reflected_out: usize,
 }
 
 impl ReviewOutcome {
@@ -205,35 +211,36 @@ impl ReviewOutcome {
                 many.to_owned()
             }
         };
+        let w = &self.withheld;
         let mut out = Vec::new();
-        if self.unanchored > 0 {
+        if w.unanchored > 0 {
             out.push(format!(
                 "{}: {}",
-                n(self.unanchored),
+                n(w.unanchored),
                 their(
-                    self.unanchored,
+                    w.unanchored,
                     "its quote is not in the code",
                     "their quotes are not in the code"
                 )
             ));
         }
-        if self.quote_is_message > 0 {
+        if w.quote_is_message > 0 {
             out.push(format!(
                 "{}: {}",
-                n(self.quote_is_message),
+                n(w.quote_is_message),
                 their(
-                    self.quote_is_message,
+                    w.quote_is_message,
                     "its quote repeats its message instead of quoting the code",
                     "their quotes repeat their messages instead of quoting the code"
                 )
             ));
         }
-        if self.outside_selection > 0 {
+        if w.outside_selection > 0 {
             out.push(format!(
                 "{}: {}",
-                n(self.outside_selection),
+                n(w.outside_selection),
                 their(
-                    self.outside_selection,
+                    w.outside_selection,
                     "it is about lines outside the selection",
                     "they are about lines outside the selection"
                 )
@@ -245,23 +252,23 @@ impl ReviewOutcome {
                 n(self.low_confidence.len())
             ));
         }
-        if self.repeated > 0 {
+        if w.repeated > 0 {
             out.push(format!(
                 "{}: the model repeated an earlier finding",
-                n(self.repeated)
+                n(w.repeated)
             ));
         }
-        if self.over_limit > 0 {
+        if w.over_limit > 0 {
             out.push(format!(
                 "{}: over loop.max_findings (the least severe)",
-                n(self.over_limit)
+                n(w.over_limit)
             ));
         }
-        if self.not_agreed > 0 {
+        if w.not_agreed > 0 {
             out.push(format!(
                 "{}: fewer than half of the loop.samples critiques agree on {}",
-                n(self.not_agreed),
-                their(self.not_agreed, "it", "them")
+                n(w.not_agreed),
+                their(w.not_agreed, "it", "them")
             ));
         }
         out
@@ -283,17 +290,27 @@ pub enum EngineError {
     /// A prompt template failed.
     #[error(transparent)]
     Prompt(#[from] PromptError),
-    /// The revision would write a secret placeholder into the file.
-    #[error(
-        "the revision holds a secret placeholder that matches no redacted secret, so it would write the placeholder into the file"
-    )]
-    Placeholder,
-    /// Putting the secrets back would change lines the model kept as they were.
-    #[error(
-        "putting the secrets back would change line(s) the revision did not change ({0}), so it was refused"
-    )]
-    RestoreChangedKeptLines(String),
+    /// The reviser's revision is refused before any check (it would write a secret
+    /// placeholder, or putting the secrets back would change lines the model kept).
+    #[error(transparent)]
+    Refused(Rejection),
 }
+
+impl From<EngineError> for Rejection {
+    /// Why a reviser's or fixer's reply is refused, when it cannot be used.
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Revision(e) => Rejection::Unreadable(e),
+            EngineError::Refused(why) => why,
+            e => Rejection::Failed(e.to_string()),
+        }
+    }
+}
+
+/// The review was cancelled: returned by every step with `?` up to the review, which marks the
+/// outcome [`ReviewOutcome::cancelled`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stop;
 
 /// Moves every offset of an outcome by `by` chars (to and from region-relative form).
 pub(crate) fn relocate(o: &mut ReviewOutcome, by: isize) {
@@ -317,10 +334,12 @@ pub(crate) fn relocate(o: &mut ReviewOutcome, by: isize) {
     }
 }
 
-pub(crate) fn fail(out: &mut ReviewOutcome, e: EngineError) {
+/// A step's failure ends the review: its error goes into `out`, or, when the call was
+/// cancelled, the review stops.
+pub(crate) fn fail(out: &mut ReviewOutcome, e: EngineError) -> Result<(), Stop> {
     if matches!(e, EngineError::Provider(ProviderError::Cancelled)) {
-        out.cancelled = true;
-    } else {
-        out.error = Some(e.to_string());
+        return Err(Stop);
     }
+    out.error = Some(e.to_string());
+    Ok(())
 }

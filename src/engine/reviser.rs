@@ -6,8 +6,12 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::anchor::Selection;
+use super::candidate::Candidate;
 use super::critique::RawFinding;
-use super::{Candidate, Engine, EngineError, ReviewInput, ReviewOutcome, Run, revision};
+use super::note::Rejection;
+use super::outcome::{EngineError, ReviewInput, ReviewOutcome};
+use super::revision;
+use super::run::{Engine, Run};
 use crate::llm::{ChatRequest, Message};
 use crate::secrets::Vault;
 
@@ -173,7 +177,7 @@ impl Engine<'_> {
         let revised = revision::apply_reply(sent_selection, &resp.content)?;
         let restored = vault.restore(&revised);
         if vault.holds_placeholder(&restored, original) {
-            return Err(EngineError::Placeholder);
+            return Err(EngineError::Refused(Rejection::Placeholder));
         }
         let touched = restore_touches_kept_lines(vault, original, sent_selection, &revised);
         if !touched.is_empty() {
@@ -181,7 +185,9 @@ impl Engine<'_> {
                 .iter()
                 .map(|l| l.saturating_add(1).to_string())
                 .collect();
-            return Err(EngineError::RestoreChangedKeptLines(lines.join(", ")));
+            return Err(EngineError::Refused(Rejection::RestoreChangedKeptLines(
+                lines.join(", "),
+            )));
         }
         Ok(restored)
     }

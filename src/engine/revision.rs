@@ -2,21 +2,41 @@
 //! search/replace blocks applied to it. Both are parsed here; a reply that is neither, or a
 //! block that matches nowhere or more than once, is an error, never a guess.
 
+use serde::{Deserialize, Serialize};
+
 /// Why a revision reply could not be used.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RevisionError {
     /// No fenced code block and no search/replace block.
     #[error("the reviser's reply holds no code block")]
     NoCode,
     /// A fence or block was opened and never closed.
     #[error("the reviser's reply was cut off (an unclosed {0})")]
-    Truncated(&'static str),
+    Truncated(Unclosed),
     /// A SEARCH part is not in the selection.
     #[error("search/replace block {0} matches nothing in the selection")]
     NoMatch(usize),
     /// A SEARCH part is in the selection more than once.
     #[error("search/replace block {0} matches the selection more than once")]
     Ambiguous(usize),
+}
+
+/// What a cut-off reply left open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Unclosed {
+    /// A fenced code block.
+    CodeBlock,
+    /// A search/replace block.
+    SearchReplace,
+}
+
+impl std::fmt::Display for Unclosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Unclosed::CodeBlock => "code block",
+            Unclosed::SearchReplace => "search/replace block",
+        })
+    }
 }
 
 const SEARCH: &str = "<<<<<<< SEARCH";
@@ -65,7 +85,7 @@ fn full_block(reply: &str) -> Result<String, RevisionError> {
             return Ok(finish(&kept));
         }
     }
-    Err(RevisionError::Truncated("code block"))
+    Err(RevisionError::Truncated(Unclosed::CodeBlock))
 }
 
 /// `(fence char, fence length)` when `line` opens a fenced block.
@@ -122,7 +142,7 @@ fn parse_blocks(reply: &str) -> Result<Vec<(String, String)>, RevisionError> {
         };
     }
     if !matches!(state, State::Outside) {
-        return Err(RevisionError::Truncated("search/replace block"));
+        return Err(RevisionError::Truncated(Unclosed::SearchReplace));
     }
     if blocks.is_empty() {
         return Err(RevisionError::NoCode);
@@ -310,7 +330,7 @@ mod tests {
         );
         assert_eq!(
             apply_reply(ORIG, "```rust\nfn f() {"),
-            Err(RevisionError::Truncated("code block"))
+            Err(RevisionError::Truncated(Unclosed::CodeBlock))
         );
         assert!(apply_reply(ORIG, "<<<<<<< SEARCH\nx\n=======\n").is_err());
     }

@@ -4,6 +4,7 @@
 //! default local model. The LSP server, the command line (`review`, `doctor`) and `eval` all
 //! review through it; none assembles the parts itself. It knows no LSP.
 
+mod dismissals;
 mod record;
 
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::Cache;
 use crate::config::{Config, ProviderConfig, Resolved};
-use crate::dismissed::{self, Dismissal, Dismissals};
+use crate::dismissed::{Dismissal, Dismissals};
 use crate::engine::verify::CommandCheck;
 use crate::engine::{Engine, Event, ReviewInput, ReviewOutcome};
 use crate::learning::{Fate, FateRecord, Record, Recorder};
@@ -293,31 +294,18 @@ impl ReviewService {
         }
         // Dismissed findings are neither streamed nor returned (read once: the file may change).
         let paths = self.dismissal_paths(&input.path, file);
-        let dismissals = self.dismissals();
-        let mut shown = |event: Event| match (&event, &dismissals) {
-            (Event::Finding(f), Ok(d)) if d.covers_any(&paths, &f.raw.principle, &f.raw.quote) => {}
-            _ => progress(event),
-        };
-        let told;
-        let input = match &dismissals {
-            Ok(d) => {
-                let unwanted = unwanted(d, &paths);
-                if unwanted.is_empty() {
-                    input
-                } else {
-                    told = ReviewInput {
-                        unwanted,
-                        ..input.clone()
-                    };
-                    &told
-                }
+        let in_force = self.dismissals();
+        let mut shown = |event: Event| {
+            if !dismissals::hides(&in_force, &paths, &event) {
+                progress(event);
             }
-            Err(_) => input,
         };
+        let told = dismissals::told(input, &in_force, &paths);
+        let input = told.as_ref().unwrap_or(input);
         let mut outcome = self
             .review_with(input, command.as_ref(), true, cancel, &mut shown)
             .await;
-        drop_dismissed(&paths, &dismissals, &mut outcome);
+        dismissals::drop_dismissed(&paths, &in_force, &mut outcome);
         outcome
     }
 
@@ -349,13 +337,12 @@ impl ReviewService {
         let told = ReviewInput {
             unwanted: self
                 .dismissals()
-                .map(|d| unwanted(&d, &paths))
+                .map(|d| dismissals::unwanted(&d, &paths))
                 .unwrap_or_default(),
             ..input.clone()
         };
-        let path = self
-            .relative_path(file)
-            .unwrap_or_else(|| input.path.clone());
+        let path =
+            dismissals::relative_path(self.root(), file).unwrap_or_else(|| input.path.clone());
         let rec = record::review_record(
             crate::learning::record_id(review_id),
             path,
@@ -390,28 +377,14 @@ impl ReviewService {
     /// The dismissals in force: the workspace's (`.refine/dismissed.toml`, shared through version
     /// control) and the user's own, read afresh each time (either may be edited by hand).
     pub fn dismissals(&self) -> Result<Dismissals, String> {
-        let workspace = match &self.settings {
-            Some(root) => Dismissals::read(&dismissed::workspace_file(root), Some(root))?,
-            None => Dismissals::default(),
-        };
-        let user = match dismissed::user_file() {
-            Some(f) => Dismissals::read(&f, None)?,
-            None => Dismissals::default(),
-        };
-        Ok(workspace.merged(user))
+        dismissals::read(self.settings.as_deref())
     }
 
     /// The names dismissals may give a file: relative to the workspace root (`/`-separated; the
     /// workspace's store), and absolute (the user's store); the review's own path when neither
     /// is known.
     pub fn dismissal_paths(&self, path: &str, file: Option<&Path>) -> Vec<String> {
-        let relative = self.relative_path(file);
-        let absolute = file.map(|f| f.to_string_lossy().into_owned());
-        let mut out: Vec<String> = relative.into_iter().chain(absolute).collect();
-        if out.is_empty() {
-            out.push(path.to_owned());
-        }
-        out
+        dismissals::paths(self.root(), path, file)
     }
 
     /// Where a new dismissal goes, and the path it names the file by: the workspace's file
@@ -422,65 +395,20 @@ impl ReviewService {
         file: Option<&Path>,
         user: bool,
     ) -> Result<(PathBuf, String), String> {
-        match (&self.root, self.relative_path(file)) {
-            (Some(root), Some(relative)) if !user => {
-                Ok((dismissed::workspace_file(root), relative))
-            }
-            _ => {
-                let store = dismissed::user_file()
-                    .ok_or("no data folder for the user's dismissals (set REFINE_LS_DATA_DIR)")?;
-                let name =
-                    file.map_or_else(|| path.to_owned(), |f| f.to_string_lossy().into_owned());
-                Ok((store, name))
-            }
-        }
-    }
-
-    /// `file` relative to the workspace root, `/`-separated, when it is inside it.
-    fn relative_path(&self, file: Option<&Path>) -> Option<String> {
-        self.root
-            .as_deref()
-            .zip(file)
-            .and_then(|(root, f)| f.strip_prefix(root).ok())
-            .map(|rel| rel.to_string_lossy().replace('\\', "/"))
+        dismissals::target(self.root(), path, file, user)
     }
 
     /// Adds a dismissal to `store` (from [`Self::dismissal_target`]); `false` when it was
     /// there already.
     pub fn dismiss(&self, store: &Path, d: Dismissal) -> Result<bool, String> {
-        Dismissals::update(store, self.store_root(store), |all| all.add(d))
-    }
-
-    /// The workspace a store lies in, when it is the workspace's (never written through a link
-    /// out of it), `None` for the user's.
-    fn store_root(&self, store: &Path) -> Option<&Path> {
-        self.root
-            .as_deref()
-            .filter(|root| dismissed::workspace_file(root) == store)
+        dismissals::add(self.root(), store, d)
     }
 
     /// Removes the dismissals, in the workspace's store and the user's, that cover any of the
     /// findings (`(principle, quote)`) in the file `paths` name; how many. Each store is read
     /// and written once.
     pub fn undismiss(&self, paths: &[String], findings: &[(&str, &str)]) -> Result<usize, String> {
-        let stores = self
-            .root
-            .as_deref()
-            .map(|root| (dismissed::workspace_file(root), Some(root)))
-            .into_iter()
-            .chain(dismissed::user_file().map(|f| (f, None)));
-        let mut removed = 0usize;
-        for (store, root) in stores {
-            let n = Dismissals::update(&store, root, |all| {
-                paths
-                    .iter()
-                    .flat_map(|p| findings.iter().map(move |f| (p, f)))
-                    .map(|(p, (principle, quote))| all.remove_covering(p, principle, quote))
-                    .sum::<usize>()
-            })?;
-            removed = removed.saturating_add(n);
-        }
-        Ok(removed)
+        dismissals::remove(self.root(), paths, findings)
     }
 
     fn engine<'a>(
@@ -578,71 +506,4 @@ fn verify_command(resolved: &Resolved, root: Option<&Path>) -> (Option<String>, 
             "verify.command was not run: it runs this workspace's code, and this workspace is not trusted (run `refine-ls trust {root}` if you trust it)"
         )),
     )
-}
-
-/// What the critic is told this codebase does not want in `path`: each dismissed finding
-/// (principle and quote, shortened) and each dismissed principle, at most 12 lines. A file
-/// dismissed whole tells nothing: every finding there is taken out anyway.
-fn unwanted(dismissals: &Dismissals, paths: &[String]) -> Vec<String> {
-    dismissals
-        .all()
-        .iter()
-        .filter(|d| paths.contains(&d.path))
-        .filter_map(|d| match (d.scope, &d.principle, &d.quote) {
-            (dismissed::Scope::Finding, Some(p), Some(q)) => {
-                let q: String = q.split_whitespace().collect::<Vec<_>>().join(" ");
-                let short: String = q.chars().take(80).collect();
-                Some(format!("{p}: `{short}`"))
-            }
-            (dismissed::Scope::Principle, Some(p), _) => Some(format!("any {p} finding")),
-            _ => None,
-        })
-        .take(12)
-        .collect()
-}
-
-/// Takes the findings `dismissals` cover out of `outcome` (into `outcome.dismissed`), with a note
-/// saying how many.
-fn drop_dismissed(
-    paths: &[String],
-    dismissals: &Result<Dismissals, String>,
-    outcome: &mut ReviewOutcome,
-) {
-    let dismissals = match dismissals {
-        Ok(d) if d.is_empty() => return,
-        Ok(d) => d,
-        Err(e) => {
-            tracing::warn!("dismissals not applied: {e}");
-            outcome.notes.push(format!("dismissals not applied: {e}"));
-            return;
-        }
-    };
-    let (dismissed, kept) = std::mem::take(&mut outcome.findings)
-        .into_iter()
-        .partition(|f| dismissals.covers_any(paths, &f.raw.principle, &f.raw.quote));
-    outcome.findings = kept;
-    outcome.dismissed = dismissed;
-    let dropped = outcome.dismissed.len();
-    if dropped == 0 {
-        return;
-    }
-    outcome.notes.push(format!(
-        "{dropped} finding(s) not shown: dismissed (.refine/dismissed.toml or your own)"
-    ));
-    // A revision that changes code only for dismissed findings is not offered: the user said
-    // they do not want those (a model told so may change the code anyway).
-    let is_dismissed = |id: usize| outcome.dismissed.iter().any(|f| f.id == id);
-    if let Some(r) = &mut outcome.revision {
-        let only_dismissed =
-            !r.per_finding.is_empty() && r.per_finding.iter().all(|(id, _)| is_dismissed(*id));
-        if only_dismissed {
-            outcome.revision = None;
-            outcome.notes.push(
-                "the revision only changes code for dismissed findings: not offered".to_owned(),
-            );
-        } else {
-            r.per_finding.retain(|(id, _)| !is_dismissed(*id));
-            r.fixes = r.per_finding.len();
-        }
-    }
 }
