@@ -29,6 +29,10 @@ pub struct Run {
     pub error: Option<String>,
     /// Why each refused or set-aside revision was.
     pub rejections: Vec<String>,
+    /// The kind of each of `rejections`, in the same order: eval's label of its refusal ("does
+    /// not parse", "changes a signature", ..., "other"). Lines written before the kinds were
+    /// recorded have none.
+    pub refusals: Vec<String>,
     /// Wall time of the review, in milliseconds.
     pub wall_ms: u64,
 }

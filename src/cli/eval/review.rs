@@ -104,6 +104,7 @@ async fn review_one(
         )
         .await;
     let hit = hits_bug(&input.text, &outcome, bug_lines);
+    let (rejections, refusals) = refused(&outcome);
     let revision_passes = match &outcome.revision {
         Some(r) => Some(passes_tests(&edits::apply(file, &r.edits, 0)).await),
         None => None,
@@ -119,7 +120,8 @@ async fn review_one(
             .usage
             .input_tokens
             .saturating_add(outcome.usage.output_tokens),
-        rejections: rejections(&outcome),
+        rejections,
+        refusals,
         error: outcome.error,
         wall_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     }
@@ -161,14 +163,14 @@ fn hits_bug(rope: &Rope, outcome: &ReviewOutcome, bug_lines: &[usize]) -> bool {
     })
 }
 
-/// The notes that say why a revision was refused or set aside.
-fn rejections(outcome: &ReviewOutcome) -> Vec<String> {
+/// The notes that say a revision or fix was refused or set aside, as the sentences they say,
+/// and eval's label of each refusal (in the same order).
+fn refused(outcome: &ReviewOutcome) -> (Vec<String>, Vec<String>) {
     outcome
         .notes
         .iter()
-        .filter(|n| n.contains("rejected") || n.contains("set aside") || n.contains("still fails"))
-        .cloned()
-        .collect()
+        .filter_map(|n| n.refusal().map(|r| (n.to_string(), r.label().to_owned())))
+        .unzip()
 }
 
 /// `command` as the loop's check in the scratch crate at `root`: two minutes at most, no

@@ -7,30 +7,7 @@ use std::io::Write;
 use serde_json::{Value, json};
 
 use super::results::TaskResult;
-
-/// Why revisions were refused, in a few kinds (for the summary).
-fn rejection_kind(note: &str) -> &'static str {
-    if note.contains("does not parse") {
-        "does not parse"
-    } else if note.contains("signature") {
-        "changes a signature"
-    } else if note.contains("passes on the original but fails") {
-        "breaks the check"
-    } else if note.contains("still fails") {
-        "check still fails"
-    } else if note.contains("changes nothing") {
-        "changes nothing"
-    } else if note.contains("resolves none") {
-        "judged unresolved"
-    } else if note.contains("code block")
-        || note.contains("cut off")
-        || note.contains("search/replace")
-    {
-        "unreadable reply"
-    } else {
-        "other"
-    }
-}
+use crate::engine::Refusal;
 
 /// The median of `xs`; `None` when there are none.
 fn median(mut xs: Vec<f64>) -> Option<f64> {
@@ -70,9 +47,15 @@ fn summary(results: &[&TaskResult], mode: &str) -> Value {
     let tokens: u64 = ran.iter().map(|r| r.buggy.tokens + r.correct.tokens).sum();
     let errors = count(&|r| r.buggy.error.is_some() || r.correct.error.is_some());
     let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
-    for r in &ran {
-        for note in r.buggy.rejections.iter().chain(&r.correct.rejections) {
-            *reasons.entry(rejection_kind(note)).or_default() += 1;
+    for run in ran.iter().flat_map(|r| [&r.buggy, &r.correct]) {
+        for k in 0..run.rejections.len() {
+            // A line written before the kinds were recorded has none: its refusals count as
+            // "other".
+            let kind = run
+                .refusals
+                .get(k)
+                .map_or(Refusal::Other.label(), String::as_str);
+            *reasons.entry(kind).or_default() += 1;
         }
     }
     let per_review: Vec<f64> = ran

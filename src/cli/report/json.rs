@@ -41,18 +41,18 @@ pub fn write_file_json(
         }),
         _ => Value::Null,
     };
-    // The notes as the sentences they say (the wire's form, whatever their type).
+    // The notes as the sentences they say: the JSON keeps strings.
     let notes: Vec<String> = outcome.notes.iter().map(ToString::to_string).collect();
     let doc = json!({
         "path": path,
         "findings": findings,
-        "unanchored": outcome.unanchored,
-        "out_of_selection": outcome.outside_selection,
+        "unanchored": outcome.withheld.unanchored,
+        "out_of_selection": outcome.withheld.outside_selection,
         "low_confidence": outcome.low_confidence,
-        "quote_is_message": outcome.quote_is_message,
-        "repeated": outcome.repeated,
-        "over_limit": outcome.over_limit,
-        "not_agreed": outcome.not_agreed,
+        "quote_is_message": outcome.withheld.quote_is_message,
+        "repeated": outcome.withheld.repeated,
+        "over_limit": outcome.withheld.over_limit,
+        "not_agreed": outcome.withheld.not_agreed,
         "not_shown": outcome.not_shown(),
         "iterations": outcome.iterations,
         "llm_calls": outcome.llm_calls,
