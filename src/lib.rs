@@ -4,12 +4,9 @@
 //! foundations. No module imports one above it.
 
 // Protocol and command line.
-/// `refine-ls review`, `doctor`, `model` on the terminal.
+/// The command line: `refine-ls review`, `doctor`, `dismiss`, `learn`, `model`, and `eval` (the
+/// loop measured on HumanEvalPack-style tasks), with the flag types they share.
 pub mod cli;
-/// `refine-ls eval`: the loop measured on HumanEvalPack-style tasks.
-pub mod eval;
-/// Command-line flag types shared by `review`, `doctor` and `eval`.
-pub mod flags;
 /// The LSP server: handlers, commands, code actions, views, review jobs, state, transport.
 pub mod lsp;
 

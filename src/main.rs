@@ -25,7 +25,7 @@ enum Command {
     /// Show the effective configuration and check that the providers answer.
     Doctor(DoctorArgs),
     /// Measure the loop on HumanEvalPack-style tasks (bug hits, passing revisions, drift).
-    Eval(refine_ls::eval::EvalArgs),
+    Eval(cli::eval::EvalArgs),
     /// Trust a workspace: its `.refine.toml` may then set the keys that decide where code goes,
     /// what runs or what loads (provider endpoints, keys, `verify.*`, `privacy.*`, ...).
     Trust {
@@ -74,7 +74,7 @@ fn main() -> ExitCode {
             ExitCode::from(runtime.block_on(until_interrupted(cli::review(review))))
         }
         Some(Command::Eval(eval)) => {
-            ExitCode::from(runtime.block_on(until_interrupted(refine_ls::eval::eval(eval))))
+            ExitCode::from(runtime.block_on(until_interrupted(cli::eval::eval(eval))))
         }
         Some(Command::Doctor(doctor)) => ExitCode::from(runtime.block_on(cli::doctor(doctor))),
         Some(Command::Dismiss(args)) => ExitCode::from(cli::dismiss(args)),

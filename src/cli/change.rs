@@ -4,7 +4,6 @@
 //! dropped when their regions are done, so memory follows `--jobs` and the largest files, not
 //! the size of the change.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,22 +11,16 @@ use std::time::Instant;
 use futures::{StreamExt, TryStreamExt, stream};
 
 use ropey::Rope;
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::base;
+use super::args::{ReviewArgs, SeverityArg};
+use super::base::{self, BaseSettings};
 use super::diff::{self, Base, FileChange, Region};
-use super::report::{self, Replacement, ReportFormat, Reported, Totals};
-use super::{ReviewArgs, line_col, load_config_from, unified_diff};
-use crate::engine::{Event, Finding, ReviewInput, ReviewOutcome, edits};
+use super::report::{self, Reported, TextRevision, Totals, line_col, unified_diff};
+use super::setup::{EXIT_ERROR, interrupted, load_config_from, open_service_from};
+use crate::engine::{Event, Finding, ReviewInput, edits};
 use crate::lang::language_for_path;
 use crate::service::ReviewService;
-
-/// One revision of the text report: the file, and its diff.
-pub(super) struct TextRevision {
-    pub(super) path: String,
-    pub(super) diff: String,
-}
 
 /// Runs `review --diff` and returns the exit status.
 pub(super) async fn run(args: &ReviewArgs) -> Result<u8, String> {
@@ -45,42 +38,12 @@ pub(super) async fn run(args: &ReviewArgs) -> Result<u8, String> {
         Some("-") => Base::Stdin,
         Some(b) => Base::Rev(b.to_owned()),
     };
-    let pathspecs: Vec<String> = args
-        .paths
-        .iter()
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect();
-    // git runs in the current folder, so paths given here are relative to it; the paths it
-    // prints are relative to the repository's top.
-    let text = diff::unified_diff(
-        &cwd,
-        &base,
-        args.staged,
-        args.rev.as_deref(),
-        &pathspecs,
-        &mut std::io::stdin().lock(),
-    )?;
-    let changes = diff::parse(&text);
-
-    // The base's settings steer the review, never the change's (see `base.rs`).
-    let settings = match base::settings_from(&root, &base, args.staged)? {
-        base::SettingsFrom::Commit(rev) => Some(base::materialize(&root, &rev)?),
-        base::SettingsFrom::EmptyBase => Some(base::empty()?),
-        base::SettingsFrom::Nowhere => {
-            eprintln!(
-                "refine-ls: warning: the diff came on stdin, so its base is unknown: the workspace's .refine.toml, principles, dismissals and baseline are not read"
-            );
-            None
-        }
-    };
+    let changes = read_change(args, &cwd, &base)?;
+    // The base's settings steer the review, never the change's (see `base.rs`); the folder
+    // they are written to lives until the run ends.
+    let settings = base_settings(&root, &base, args.staged)?;
     let settings_dir = settings.as_ref().map(|s| s.dir.path().to_path_buf());
-    if let Some(s) = &settings {
-        tracing::info!(rev = %s.rev, "the workspace's settings are read from the base");
-        for w in &s.warnings {
-            eprintln!("refine-ls: warning: {w}");
-        }
-    }
-    let service = super::open_service_from(
+    let service = open_service_from(
         load_config_from(&root, settings_dir.as_deref(), args.trust_base, &args.flags),
         Some(root.clone()),
         settings_dir.clone(),
@@ -110,10 +73,75 @@ pub(super) async fn run(args: &ReviewArgs) -> Result<u8, String> {
         )
         .await?;
     }
+    totals.in_baseline = drop_baselined(args, &root, settings_dir.as_deref(), &mut found)?;
+    totals.over_budget = report::budget(
+        &mut found,
+        args.min_severity.map(Into::into),
+        args.max_findings,
+    );
+    let principles = service.prompts().principle_ids();
+    let body = report::render(args.format, &found, &revisions, &totals, principles);
+    report::deliver(args.output.as_deref(), body.as_bytes())?;
+    print_summary(&totals, found.len(), started);
+    if !totals.errors.is_empty() {
+        return Ok(EXIT_ERROR);
+    }
+    let fail_on = args.fail_on.unwrap_or(SeverityArg::Error).into();
+    let failing = !args.write_baseline && report::any_at_least(&found, fail_on);
+    Ok(u8::from(failing))
+}
 
-    let baseline_file = report::baseline_path(&root);
+/// The change against `base` (or the diff on stdin), limited to the paths `args` gives.
+fn read_change(args: &ReviewArgs, cwd: &Path, base: &Base) -> Result<Vec<FileChange>, String> {
+    let pathspecs: Vec<String> = args
+        .paths
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    // git runs in the current folder, so paths given here are relative to it; the paths it
+    // prints are relative to the repository's top.
+    let text = diff::unified_diff(
+        cwd,
+        base,
+        args.staged,
+        args.rev.as_deref(),
+        &pathspecs,
+        &mut std::io::stdin().lock(),
+    )?;
+    Ok(diff::parse(&text))
+}
+
+/// The base's settings, written out where the review reads them, their warnings said on
+/// stderr; `None` for a diff on stdin, whose base is unknown.
+fn base_settings(root: &Path, base: &Base, staged: bool) -> Result<Option<BaseSettings>, String> {
+    let settings = match base::settings_from(root, base, staged)? {
+        base::SettingsFrom::Commit(rev) => base::materialize(root, &rev)?,
+        base::SettingsFrom::EmptyBase => base::empty()?,
+        base::SettingsFrom::Nowhere => {
+            eprintln!(
+                "refine-ls: warning: the diff came on stdin, so its base is unknown: the workspace's .refine.toml, principles, dismissals and baseline are not read"
+            );
+            return Ok(None);
+        }
+    };
+    tracing::info!(rev = %settings.rev, "the workspace's settings are read from the base");
+    for w in &settings.warnings {
+        eprintln!("refine-ls: warning: {w}");
+    }
+    Ok(Some(settings))
+}
+
+/// Writes the baseline when `--write-baseline` asks, then drops the findings the baseline lists
+/// (the one just written, else the base's); how many it dropped.
+fn drop_baselined(
+    args: &ReviewArgs,
+    root: &Path,
+    settings_dir: Option<&Path>,
+    found: &mut Vec<Reported>,
+) -> Result<usize, String> {
+    let baseline_file = report::baseline_path(root);
     let baseline = if args.write_baseline {
-        report::write_baseline(&baseline_file, &found)?;
+        report::write_baseline(&baseline_file, found)?;
         eprintln!(
             "refine-ls: wrote {} fingerprint(s) to {}",
             found.len(),
@@ -122,29 +150,18 @@ pub(super) async fn run(args: &ReviewArgs) -> Result<u8, String> {
         report::read_baseline(&baseline_file)?
     } else {
         // The base's baseline: a change cannot add its own findings to it.
-        match &settings_dir {
+        match settings_dir {
             Some(dir) => report::read_baseline(&report::baseline_path(dir))?,
             None => Default::default(),
         }
     };
     let before = found.len();
     found.retain(|f| !baseline.contains(&f.fingerprint));
-    totals.in_baseline = before - found.len();
-    totals.over_budget = report::budget(
-        &mut found,
-        args.min_severity.map(Into::into),
-        args.max_findings,
-    );
+    Ok(before - found.len())
+}
 
-    let body = render(args.format, &found, &revisions, &totals, &service);
-    match &args.output {
-        Some(path) => std::fs::write(path, &body)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
-        None => std::io::stdout()
-            .lock()
-            .write_all(body.as_bytes())
-            .map_err(|e| format!("cannot write the output: {e}"))?,
-    }
+/// The run's summary line on stderr, then each region's error.
+fn print_summary(totals: &Totals, reported: usize, started: Instant) {
     eprintln!(
         "refine-ls: {} file(s), {} region(s), {} model call(s), {} tokens, {:.1} s; {} finding(s) reported ({} off the changed lines, {} in the baseline, {} dismissed, {} over the budget)",
         totals.files,
@@ -152,7 +169,7 @@ pub(super) async fn run(args: &ReviewArgs) -> Result<u8, String> {
         totals.llm_calls,
         totals.tokens,
         started.elapsed().as_secs_f64(),
-        found.len(),
+        reported,
         totals.off_change,
         totals.in_baseline,
         totals.dismissed,
@@ -161,12 +178,6 @@ pub(super) async fn run(args: &ReviewArgs) -> Result<u8, String> {
     for e in &totals.errors {
         eprintln!("refine-ls: error: {e}");
     }
-    if !totals.errors.is_empty() {
-        return Ok(super::EXIT_ERROR);
-    }
-    let fail_on = args.fail_on.unwrap_or(super::SeverityArg::Error).into();
-    let failing = !args.write_baseline && report::any_at_least(&found, fail_on);
-    Ok(u8::from(failing))
 }
 
 /// A changed file read for review: its text, language and regions.
@@ -206,7 +217,7 @@ async fn review_change(
     found: &mut Vec<Reported>,
     revisions: &mut Vec<TextRevision>,
 ) -> Result<(), String> {
-    let cancel = super::interrupted().child_token();
+    let cancel = interrupted().child_token();
     let units = stream::iter(changes.iter().enumerate())
         .then(|(index, change)| async move { load(service, root, args, index, change) })
         .flat_map(|loaded| {
@@ -353,18 +364,10 @@ async fn review_region(
         tracing::info!(path = %file.path, "{note}");
     }
     for f in &outcome.findings {
-        let start = line_col(&file.rope, f.range.start);
-        let end = line_col(&file.rope, f.range.end);
-        // Lines as the finding covers them, zero-based.
-        let (first, last) = (start.0.saturating_sub(1), end.0.saturating_sub(1));
-        let touches = region
-            .changed
-            .iter()
-            .any(|l| u32::try_from(*l).is_ok_and(|l| (first..=last.max(first)).contains(&l)));
-        if touches {
+        if touches_change(region, &file.rope, f) {
             result
                 .found
-                .push(reported(&file.path, &file.rope, &outcome, f));
+                .push(Reported::new(&file.path, &file.rope, &outcome, f));
         } else {
             result.off_change += 1;
         }
@@ -379,34 +382,16 @@ async fn review_region(
     result
 }
 
-/// A finding of `outcome` as reported, with the revision's edits that touch it as its fix.
-pub(super) fn reported(path: &str, rope: &Rope, outcome: &ReviewOutcome, f: &Finding) -> Reported {
-    let fix = outcome
-        .revision
-        .as_ref()
-        .and_then(|r| r.per_finding.iter().find(|(id, _)| *id == f.id))
-        .map(|(_, edits)| {
-            edits
-                .iter()
-                .map(|e| Replacement {
-                    start: line_col(rope, e.range.start),
-                    end: line_col(rope, e.range.end),
-                    text: e.new_text.clone(),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    Reported {
-        path: path.to_owned(),
-        start: line_col(rope, f.range.start),
-        end: line_col(rope, f.range.end),
-        severity: f.raw.severity,
-        principle: f.raw.principle.clone(),
-        message: f.raw.message.clone(),
-        quote: f.raw.quote.clone(),
-        fingerprint: report::fingerprint(path, &f.raw.principle, &f.raw.quote),
-        fix,
-    }
+/// Whether finding `f` covers one of the region's changed lines.
+fn touches_change(region: &Region, rope: &Rope, f: &Finding) -> bool {
+    let start = line_col(rope, f.range.start);
+    let end = line_col(rope, f.range.end);
+    // Lines as the finding covers them, zero-based.
+    let (first, last) = (start.0.saturating_sub(1), end.0.saturating_sub(1));
+    region
+        .changed
+        .iter()
+        .any(|l| u32::try_from(*l).is_ok_and(|l| (first..=last.max(first)).contains(&l)))
 }
 
 /// A file as commit `rev` has it.
@@ -415,62 +400,4 @@ fn show(root: &Path, rev: &str, path: &str) -> Result<String, String> {
         root,
         &["show", "--end-of-options", &format!("{rev}:{path}")],
     )
-}
-
-pub(super) fn render(
-    format: ReportFormat,
-    found: &[Reported],
-    revisions: &[TextRevision],
-    totals: &Totals,
-    service: &ReviewService,
-) -> String {
-    let pretty = |v: serde_json::Value| {
-        serde_json::to_string_pretty(&v).unwrap_or_else(|_| "{}".to_owned()) + "\n"
-    };
-    match format {
-        ReportFormat::Text => {
-            let mut out = String::new();
-            for f in found {
-                out.push_str(&format!(
-                    "{}:{}:{}: {}: {} [{}]\n",
-                    f.path,
-                    f.start.0,
-                    f.start.1,
-                    f.severity.as_str(),
-                    f.message.replace('\n', " "),
-                    f.principle
-                ));
-            }
-            if found.is_empty() {
-                out.push_str("no issues on the changed lines\n");
-            }
-            for r in revisions {
-                out.push_str(&format!("\nrevision of {}:\n{}", r.path, r.diff));
-            }
-            out
-        }
-        ReportFormat::Json => pretty(json!({
-            "findings": found.iter().map(|f| json!({
-                "path": f.path, "line": f.start.0, "column": f.start.1,
-                "end_line": f.end.0, "end_column": f.end.1,
-                "severity": f.severity, "principle": f.principle, "message": f.message,
-                "quote": f.quote, "fingerprint": f.fingerprint,
-                "fix": f.fix.iter().map(|x| json!({
-                    "start": [x.start.0, x.start.1], "end": [x.end.0, x.end.1], "text": x.text,
-                })).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-            "revisions": revisions.iter().map(|r| json!({"path": r.path, "diff": r.diff})).collect::<Vec<_>>(),
-            "summary": {
-                "files": totals.files, "regions": totals.regions, "llm_calls": totals.llm_calls,
-                "tokens": totals.tokens, "off_change": totals.off_change,
-                "in_baseline": totals.in_baseline, "dismissed": totals.dismissed,
-                "over_budget": totals.over_budget,
-                "errors": totals.errors,
-            },
-        })),
-        ReportFormat::Sarif => pretty(report::sarif(found, service.prompts().principle_ids())),
-        ReportFormat::Rdjson => pretty(report::rdjson(found)),
-        ReportFormat::Gitlab => pretty(report::gitlab(found)),
-        ReportFormat::Github => report::github(found),
-    }
 }

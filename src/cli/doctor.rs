@@ -7,7 +7,8 @@ use std::path::Path;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::{DoctorArgs, load_config};
+use super::args::DoctorArgs;
+use super::setup::load_config;
 use crate::llm::Provider;
 use crate::service::ReviewService;
 
@@ -22,9 +23,40 @@ pub async fn doctor(args: DoctorArgs) -> u8 {
             .map(Path::to_path_buf)
     });
     let service = ReviewService::open(load_config(root.as_deref(), &args.flags), root);
-    let resolved = service.resolved();
     let mut problems = Vec::new();
     let mut out = std::io::stdout().lock();
+    print_configuration(&mut out, &service, &mut problems);
+    let roles = service.roles();
+    let same = roles[0].1 == roles[1].1;
+    for (role, _, provider) in roles {
+        if role == "reviser" && same {
+            let _ = writeln!(out, "\nreviser: same endpoint as the critic");
+            break;
+        }
+        match provider {
+            Ok(p) => check_provider(&mut out, role, &p, args.no_probe, &mut problems).await,
+            Err(e) => {
+                let _ = writeln!(out, "\n{role}: cannot be set up: {e}");
+                problems.push(format!("{role}: {e}"));
+            }
+        }
+    }
+    if problems.is_empty() {
+        let _ = writeln!(out, "\nok: refine-ls can review with this configuration");
+        0
+    } else {
+        let _ = writeln!(out, "\nproblems:");
+        for p in &problems {
+            let _ = writeln!(out, "  - {p}");
+        }
+        1
+    }
+}
+
+/// The version, the workspace and whether it is trusted, the sandbox, and every configuration
+/// value with where it came from; the configuration's warnings go to `problems`.
+fn print_configuration(out: &mut impl Write, service: &ReviewService, problems: &mut Vec<String>) {
+    let resolved = service.resolved();
     let _ = writeln!(out, "refine-ls {}", env!("CARGO_PKG_VERSION"));
     let _ = writeln!(
         out,
@@ -74,95 +106,88 @@ pub async fn doctor(args: DoctorArgs) -> u8 {
     for w in &resolved.warnings {
         problems.push(format!("configuration: {w}"));
     }
+}
 
-    let roles = service.roles();
-    let same = roles[0].1 == roles[1].1;
-    for (role, _, provider) in roles {
-        if role == "reviser" && same {
-            let _ = writeln!(out, "\nreviser: same endpoint as the critic");
-            break;
-        }
-        let provider = match provider {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = writeln!(out, "\n{role}: cannot be set up: {e}");
-                problems.push(format!("{role}: {e}"));
-                continue;
-            }
-        };
-        let _ = writeln!(out, "\n{role}: {}", provider.describe());
-        if let Some(why) = provider.chosen_because() {
-            let _ = writeln!(out, "  chosen by provider.kind = \"auto\": {why}");
-        }
-        match provider.list_models().await {
-            Ok(models) => {
-                let _ = writeln!(out, "  reachable: yes ({} models listed)", models.len());
-                let wanted = provider.model();
-                let found = models
-                    .iter()
-                    .any(|m| m == wanted || m.split(':').next() == Some(wanted));
-                if found || models.is_empty() {
-                    let _ = writeln!(
-                        out,
-                        "  model {wanted}: {}",
-                        if found {
-                            "served"
-                        } else {
-                            "not listed (the server lists none)"
-                        }
-                    );
-                } else {
-                    let shown: Vec<&str> = models.iter().take(8).map(String::as_str).collect();
-                    let _ = writeln!(
-                        out,
-                        "  model {wanted}: NOT served (it serves: {})",
-                        shown.join(", ")
-                    );
-                    problems.push(format!(
-                        "{role}: the model `{wanted}` is not served at {}; set provider.model (or --model) to one it serves",
-                        provider.location()
-                    ));
-                }
-            }
-            Err(e) => {
-                let _ = writeln!(out, "  reachable: no");
-                problems.push(format!("{role}: {e}"));
-                continue;
-            }
-        }
-        if args.no_probe {
-            continue;
-        }
-        match probe_structured(&provider).await {
-            Ok(mode) => {
-                let name = match mode {
-                    crate::llm::StructuredMode::JsonSchema => {
-                        "json_schema (the critique schema is enforced)"
-                    }
-                    crate::llm::StructuredMode::JsonObject => {
-                        "json_object (JSON mode; schema in the prompt)"
-                    }
-                    crate::llm::StructuredMode::PromptOnly => {
-                        "prompt only (the schema is asked for in the prompt)"
-                    }
-                };
-                let _ = writeln!(out, "  structured output: {name}");
-            }
-            Err(e) => {
-                let _ = writeln!(out, "  structured output: probe failed");
-                problems.push(format!("{role}: a test call failed: {e}"));
-            }
+/// Checks one role's endpoint: reachable, the model served, and (unless `no_probe`) which
+/// structured-output mode it takes; what is wrong goes to `problems`.
+async fn check_provider(
+    out: &mut impl Write,
+    role: &str,
+    provider: &Provider,
+    no_probe: bool,
+    problems: &mut Vec<String>,
+) {
+    let _ = writeln!(out, "\n{role}: {}", provider.describe());
+    if let Some(why) = provider.chosen_because() {
+        let _ = writeln!(out, "  chosen by provider.kind = \"auto\": {why}");
+    }
+    match provider.list_models().await {
+        Ok(models) => check_model(out, role, provider, &models, problems),
+        Err(e) => {
+            let _ = writeln!(out, "  reachable: no");
+            problems.push(format!("{role}: {e}"));
+            return;
         }
     }
-    if problems.is_empty() {
-        let _ = writeln!(out, "\nok: refine-ls can review with this configuration");
-        0
-    } else {
-        let _ = writeln!(out, "\nproblems:");
-        for p in &problems {
-            let _ = writeln!(out, "  - {p}");
+    if no_probe {
+        return;
+    }
+    match probe_structured(provider).await {
+        Ok(mode) => {
+            let name = match mode {
+                crate::llm::StructuredMode::JsonSchema => {
+                    "json_schema (the critique schema is enforced)"
+                }
+                crate::llm::StructuredMode::JsonObject => {
+                    "json_object (JSON mode; schema in the prompt)"
+                }
+                crate::llm::StructuredMode::PromptOnly => {
+                    "prompt only (the schema is asked for in the prompt)"
+                }
+            };
+            let _ = writeln!(out, "  structured output: {name}");
         }
-        1
+        Err(e) => {
+            let _ = writeln!(out, "  structured output: probe failed");
+            problems.push(format!("{role}: a test call failed: {e}"));
+        }
+    }
+}
+
+/// Whether the endpoint, which listed `models`, serves the configured model.
+fn check_model(
+    out: &mut impl Write,
+    role: &str,
+    provider: &Provider,
+    models: &[String],
+    problems: &mut Vec<String>,
+) {
+    let _ = writeln!(out, "  reachable: yes ({} models listed)", models.len());
+    let wanted = provider.model();
+    let found = models
+        .iter()
+        .any(|m| m == wanted || m.split(':').next() == Some(wanted));
+    if found || models.is_empty() {
+        let _ = writeln!(
+            out,
+            "  model {wanted}: {}",
+            if found {
+                "served"
+            } else {
+                "not listed (the server lists none)"
+            }
+        );
+    } else {
+        let shown: Vec<&str> = models.iter().take(8).map(String::as_str).collect();
+        let _ = writeln!(
+            out,
+            "  model {wanted}: NOT served (it serves: {})",
+            shown.join(", ")
+        );
+        problems.push(format!(
+            "{role}: the model `{wanted}` is not served at {}; set provider.model (or --model) to one it serves",
+            provider.location()
+        ));
     }
 }
 
@@ -202,6 +227,8 @@ fn env_source(key: &str, cfg: &crate::config::Config) -> Option<String> {
         .map(|v| format!("unset; environment {var}={v}"))
 }
 
+/// The configuration as `key.path = value` leaves (headers by name only: they may be
+/// credentials).
 fn flatten(v: &Value, prefix: String, out: &mut Vec<(String, String)>) {
     match v {
         Value::Object(m)

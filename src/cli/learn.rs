@@ -4,6 +4,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use super::flags::ProviderFlags;
+use super::setup::{EXIT_ERROR, load_config, workspace_root};
 use crate::learning::export::{self, Format};
 use crate::prompts::Prompts;
 
@@ -47,7 +49,7 @@ pub fn learn(action: LearnAction) -> u8 {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("refine-ls: {e}");
-            super::EXIT_ERROR
+            EXIT_ERROR
         }
     }
 }
@@ -149,11 +151,11 @@ pub fn dismiss(args: DismissArgs) -> u8 {
     use crate::dismissed::{Dismissal, Scope, fingerprint};
     if !args.path.is_file() {
         eprintln!("refine-ls: {} is not a file", args.path.display());
-        return super::EXIT_ERROR;
+        return EXIT_ERROR;
     }
-    let root = super::workspace_root(&args.path);
+    let root = workspace_root(&args.path);
     let file = std::fs::canonicalize(&args.path).ok();
-    let resolved = super::load_config(root.as_deref(), &crate::flags::ProviderFlags::default());
+    let resolved = load_config(root.as_deref(), &ProviderFlags::default());
     let service = crate::service::ReviewService::new(
         resolved,
         root,
@@ -166,7 +168,7 @@ pub fn dismiss(args: DismissArgs) -> u8 {
         Ok(t) => t,
         Err(e) => {
             eprintln!("refine-ls: {e}");
-            return super::EXIT_ERROR;
+            return EXIT_ERROR;
         }
     };
     let scope = match (&args.principle, &args.quote) {
@@ -196,7 +198,7 @@ pub fn dismiss(args: DismissArgs) -> u8 {
         }
         Err(e) => {
             eprintln!("refine-ls: {e}");
-            super::EXIT_ERROR
+            EXIT_ERROR
         }
     }
 }
