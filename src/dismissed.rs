@@ -123,36 +123,66 @@ pub fn user_file() -> Option<PathBuf> {
 /// The most a dismissal file may hold.
 const MAX_BYTES: u64 = 1024 * 1024;
 
+/// Why a dismissal store could not be read or written. Each reads as one sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum DismissalError {
+    /// The file could not be read or written (a link out of the workspace, too large, I/O).
+    #[error(transparent)]
+    File(#[from] crate::fsx::FsError),
+    /// The file is not a dismissal file (nothing overwrites what a person wrote).
+    #[error("{}not a dismissal file: {reason}", .path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default())]
+    NotDismissals {
+        /// The file, when it was read from one.
+        path: Option<std::path::PathBuf>,
+        /// What the TOML reader said.
+        reason: String,
+    },
+    /// The dismissals could not be written as TOML.
+    #[error("cannot write the dismissals: {0}")]
+    Serialize(String),
+    /// There is no data folder for the user's store.
+    #[error("no data folder for the user's dismissals (set REFINE_LS_DATA_DIR)")]
+    NoUserStore,
+}
+
 impl Dismissals {
     /// Reads a store (empty when there is no file): a workspace's (`root`: the workspace) never
     /// through a link out of it, the user's (`None`) following links; either bounded. A file
     /// that is not a dismissal file is an error, so that nothing overwrites what a person wrote.
-    pub fn read(store: &Path, root: Option<&Path>) -> Result<Self, String> {
+    pub fn read(store: &Path, root: Option<&Path>) -> Result<Self, DismissalError> {
         let text = match root {
             Some(root) => fsx::read_in(root, store, MAX_BYTES),
             None => fsx::read_bounded(store, MAX_BYTES),
-        }
-        .map_err(|e| e.to_string())?;
+        }?;
         match text {
             None => Ok(Self::default()),
-            Some(text) => Self::parse(&text).map_err(|e| format!("{}: {e}", store.display())),
+            Some(text) => Self::parse(&text).map_err(|e| match e {
+                DismissalError::NotDismissals { reason, .. } => DismissalError::NotDismissals {
+                    path: Some(store.to_path_buf()),
+                    reason,
+                },
+                other => other,
+            }),
         }
     }
 
     /// Parses the file's text.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let f: File = toml::from_str(text).map_err(|e| format!("not a dismissal file: {e}"))?;
+    pub fn parse(text: &str) -> Result<Self, DismissalError> {
+        let f: File = toml::from_str(text).map_err(|e| DismissalError::NotDismissals {
+            path: None,
+            reason: e.to_string(),
+        })?;
         let mut d = Self { list: f.dismissed };
         d.normalise();
         Ok(d)
     }
 
     /// The file's text: a header, then the dismissals sorted, one table each.
-    pub fn to_toml(&self) -> Result<String, String> {
+    pub fn to_toml(&self) -> Result<String, DismissalError> {
         let body = toml::to_string(&File {
             dismissed: self.list.clone(),
         })
-        .map_err(|e| format!("cannot write the dismissals: {e}"))?;
+        .map_err(|e| DismissalError::Serialize(e.to_string()))?;
         Ok(format!(
             "# Findings refine-ls does not report again here (\"Refine: dismiss this finding\").\n\
              # Commit this file to share it; remove an entry (or run refine.undismiss) to undo.\n\n{body}"
@@ -162,13 +192,12 @@ impl Dismissals {
     /// Writes a store whole or not at all, creating its folder: a workspace's (`root`) never
     /// through a link, nor into a folder that leads out of it; the user's never through a link
     /// either.
-    fn write(&self, store: &Path, root: Option<&Path>) -> Result<(), String> {
+    fn write(&self, store: &Path, root: Option<&Path>) -> Result<(), DismissalError> {
         let text = self.to_toml()?;
-        match root {
+        Ok(match root {
             Some(root) => fsx::write_atomic_in(root, store, text.as_bytes()),
             None => fsx::write_atomic(store, text.as_bytes()),
-        }
-        .map_err(|e| e.to_string())
+        }?)
     }
 
     /// Reads a store, lets `f` change it and writes it back when it changed, all under the
@@ -178,8 +207,8 @@ impl Dismissals {
         store: &Path,
         root: Option<&Path>,
         f: impl FnOnce(&mut Self) -> R,
-    ) -> Result<R, String> {
-        let _lock = fsx::lock(store).map_err(|e| e.to_string())?;
+    ) -> Result<R, DismissalError> {
+        let _lock = fsx::lock(store)?;
         let mut all = Self::read(store, root)?;
         let before = all.clone();
         let out = f(&mut all);
@@ -355,7 +384,12 @@ mod tests {
         assert_eq!(Dismissals::read(&file, root).unwrap(), d);
         std::fs::write(&file, "dismissed = 3").unwrap();
         let err = Dismissals::update(&file, root, |d| d.add(finding("b.rs", "security", "y")));
-        assert!(err.unwrap_err().contains("not a dismissal file"));
+        let err = err.unwrap_err();
+        assert!(
+            matches!(&err, DismissalError::NotDismissals { path: Some(p), .. } if *p == file),
+            "{err}"
+        );
+        assert!(err.to_string().contains("not a dismissal file"), "{err}");
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "dismissed = 3");
     }
 
@@ -399,12 +433,19 @@ mod tests {
         std::fs::write(&outside, mine).unwrap();
         let file = workspace_file(&root);
         std::os::unix::fs::symlink("../../outside.toml", &file).unwrap();
+        let outside_workspace = |e: &DismissalError| {
+            matches!(
+                e,
+                DismissalError::File(crate::fsx::FsError::OutsideWorkspace { .. })
+            )
+        };
         let err = Dismissals::read(&file, Some(&root)).unwrap_err();
-        assert!(err.contains("outside the workspace"), "{err}");
+        assert!(outside_workspace(&err), "{err}");
         let err = Dismissals::update(&file, Some(&root), |d| {
             d.add(finding("b.rs", "security", "y"))
-        });
-        assert!(err.unwrap_err().contains("outside the workspace"));
+        })
+        .unwrap_err();
+        assert!(outside_workspace(&err), "{err}");
         assert_eq!(std::fs::read_to_string(&outside).unwrap(), mine);
     }
 }

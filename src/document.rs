@@ -193,6 +193,12 @@ fn eol_len(rope: &Rope, line: usize) -> usize {
     }
 }
 
+/// The line holding char `char_idx`; an offset past the end is on the last line (the one
+/// clamped lookup, for offsets computed against an older text or read from a model).
+pub fn line_of(rope: &Rope, char_idx: usize) -> usize {
+    rope.char_to_line(char_idx.min(rope.len_chars()))
+}
+
 /// Char offset of the end of a line's content (before its terminator).
 pub fn line_content_end(rope: &Rope, line: usize) -> usize {
     rope.line_to_char(line) + rope.line(line).len_chars() - eol_len(rope, line)

@@ -569,21 +569,32 @@ async fn fetch_part(
     }
     file.flush().map_err(io)?;
     drop(file);
-    let got = sha256_of(&download)?;
+    check_sum(part, &download)?;
+    take_out(part, &download, piece)
+}
+
+/// The download's SHA-256 against the catalogue's; a mismatch removes it.
+fn check_sum(part: &Part, download: &Path) -> Result<(), PullError> {
+    let got = sha256_of(download)?;
     if got != part.sha256 {
-        let _ = std::fs::remove_file(&download);
+        let _ = std::fs::remove_file(download);
         return Err(PullError::Checksum {
             url: part.url.clone(),
             expected: part.sha256.clone(),
             got,
         });
     }
+    Ok(())
+}
+
+/// The checked download becomes `piece`: as it is, or the part's member taken out of it.
+fn take_out(part: &Part, download: &Path, piece: &Path) -> Result<(), PullError> {
     let tmp = piece.with_extension("tmp");
     match &part.member {
-        None => std::fs::rename(&download, &tmp).map_err(io)?,
+        None => std::fs::rename(download, &tmp).map_err(io)?,
         Some(member) => {
             let name = part.url.rsplit('/').next().unwrap_or("the download");
-            let archive = std::fs::File::open(&download).map_err(io)?;
+            let archive = std::fs::File::open(download).map_err(io)?;
             let mut zip = zip::ZipArchive::new(archive)
                 .map_err(|e| PullError::Io(format!("{name} is not a zip: {e}")))?;
             let mut entry = zip
@@ -593,7 +604,7 @@ async fn fetch_part(
             std::io::copy(&mut entry, &mut out).map_err(io)?;
             out.flush().map_err(io)?;
             drop(entry);
-            let _ = std::fs::remove_file(&download);
+            let _ = std::fs::remove_file(download);
         }
     }
     std::fs::rename(&tmp, piece).map_err(io)?;

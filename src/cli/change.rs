@@ -54,7 +54,7 @@ pub(super) async fn run(args: &ReviewArgs) -> Result<u8, String> {
     let mut revisions: Vec<TextRevision> = Vec::new();
     // A broken dismissal file stops the run before any model call: reporting what the team
     // dismissed would be noise, and ignoring the file silently would hide that it is broken.
-    service.dismissals()?;
+    service.dismissals().map_err(|e| e.to_string())?;
     if !changes.is_empty() {
         let providers = service.ensure_providers(&mut |_, _| {}).await?;
         eprintln!(

@@ -42,7 +42,7 @@ pub async fn run(args: &ReviewArgs) -> Result<u8, String> {
     );
     service.check_sendable(&target.display)?;
     // A broken `.refine/dismissed.toml` is an error before any model call (see `change::run`).
-    service.dismissals()?;
+    service.dismissals().map_err(|e| e.to_string())?;
     let critic = prepare(&service).await?;
     eprintln!(
         "refine-ls: reviewing {}:{}-{} with {critic}",

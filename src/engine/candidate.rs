@@ -89,8 +89,8 @@ pub(crate) fn offered(
 /// Whether two char ranges of `text` share a line.
 fn touches_lines(text: &Rope, a: &Range<usize>, b: &Range<usize>) -> bool {
     let lines = |r: &Range<usize>| {
-        let s = text.char_to_line(r.start.min(text.len_chars()));
-        let e = text.char_to_line(r.end.max(r.start).min(text.len_chars()));
+        let s = crate::document::line_of(text, r.start);
+        let e = crate::document::line_of(text, r.end.max(r.start));
         (s, e)
     };
     let ((a0, a1), (b0, b1)) = (lines(a), lines(b));

@@ -20,7 +20,6 @@ pub fn minimal_edits(original: &str, revised: &str, base: usize) -> Vec<Edit> {
     // Lines as the editor counts them (`\r\n`, `\n` and a lone `\r` each end one).
     let old_lines = split_lines(original);
     let new_lines = split_lines(revised);
-    let ops = line_ops(&old_lines, &new_lines);
     // Char offset of each old line's start.
     let mut old_starts = Vec::with_capacity(old_lines.len() + 1);
     let mut acc = 0;
@@ -30,25 +29,10 @@ pub fn minimal_edits(original: &str, revised: &str, base: usize) -> Vec<Edit> {
     }
     old_starts.push(acc);
 
-    // Merge adjacent changed ops into hunks of (old line range, new line range).
-    let mut hunks: Vec<(Range<usize>, Range<usize>)> = Vec::new();
-    for op in &ops {
-        if let DiffOp::Equal { .. } = op {
-            continue;
-        }
-        let (o, n) = (op.old_range(), op.new_range());
-        match hunks.last_mut() {
-            Some((lo, ln)) if lo.end == o.start && ln.end == n.start => {
-                lo.end = o.end;
-                ln.end = n.end;
-            }
-            _ => hunks.push((o, n)),
-        }
-    }
-
+    let hunks = line_hunks(&old_lines, &new_lines);
     hunks
         .into_iter()
-        .map(|(o, n)| {
+        .map(|Hunk { old: o, new: n }| {
             let old: String = old_lines[o.clone()].concat();
             let new: String = new_lines[n].concat();
             let (skip, new_text) = trim_common(&old, &new);
@@ -60,6 +44,112 @@ pub fn minimal_edits(original: &str, revised: &str, base: usize) -> Vec<Edit> {
             }
         })
         .collect()
+}
+
+/// One changed stretch of the original: its lines (zero-based; empty for a pure insertion,
+/// which sits before `old.start`) and the revised lines that replace them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hunk {
+    /// The original's lines.
+    pub old: Range<usize>,
+    /// The revision's lines that replace them.
+    pub new: Range<usize>,
+}
+
+/// The hunks that turn `original` into `revised`, adjacent changes merged. The one line diff
+/// of the crate: minimal edits, the explainer's hunks and the judge's changed lines all come
+/// from [`line_ops`].
+pub fn hunks(original: &str, revised: &str) -> Vec<Hunk> {
+    line_hunks(&split_lines(original), &split_lines(revised))
+}
+
+fn line_hunks(old: &[&str], new: &[&str]) -> Vec<Hunk> {
+    let mut out: Vec<Hunk> = Vec::new();
+    for op in &line_ops(old, new) {
+        if let DiffOp::Equal { .. } = op {
+            continue;
+        }
+        let (old, new) = (op.old_range(), op.new_range());
+        match out.last_mut() {
+            Some(h) if h.old.end == old.start && h.new.end == new.start => {
+                h.old.end = old.end;
+                h.new.end = new.end;
+            }
+            _ => out.push(Hunk { old, new }),
+        }
+    }
+    out
+}
+
+/// A unified diff of two texts with `context` lines around each change, the hunk headers
+/// counted from line `first_line` (1-based) of the file, and the lines added and removed.
+/// `header` names the two sides (`a/path`, `b/path`) when given.
+pub fn unified_diff(
+    old: &str,
+    new: &str,
+    context: usize,
+    first_line: usize,
+    header: Option<(&str, &str)>,
+) -> (String, usize, usize) {
+    let diff = similar::TextDiff::from_lines(old, new);
+    let (mut added, mut removed) = (0, 0);
+    for change in diff.iter_all_changes() {
+        match change.tag() {
+            similar::ChangeTag::Insert => added += 1,
+            similar::ChangeTag::Delete => removed += 1,
+            similar::ChangeTag::Equal => {}
+        }
+    }
+    let mut unified = diff.unified_diff();
+    unified.context_radius(context);
+    if let Some((a, b)) = header {
+        unified.header(a, b);
+    }
+    let text = unified.to_string();
+    let shift = first_line.saturating_sub(1);
+    let text = if shift == 0 {
+        text
+    } else {
+        let mut shifted: String = text
+            .lines()
+            .map(|l| shift_hunk_header(l, shift))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if text.ends_with('\n') {
+            shifted.push('\n');
+        }
+        shifted
+    };
+    (text, added, removed)
+}
+
+/// `@@ -a,b +c,d @@` with `shift` added to `a` and `c`; any other line unchanged.
+fn shift_hunk_header(line: &str, shift: usize) -> String {
+    let Some(rest) = line.strip_prefix("@@ -") else {
+        return line.to_owned();
+    };
+    let Some((ranges, tail)) = rest.split_once(" @@") else {
+        return line.to_owned();
+    };
+    let Some((old, new)) = ranges.split_once(" +") else {
+        return line.to_owned();
+    };
+    let bump = |r: &str| -> Option<String> {
+        let (start, len) = match r.split_once(',') {
+            Some((s, l)) => (s, Some(l)),
+            None => (r, None),
+        };
+        let start: usize = start.parse().ok()?;
+        let start = start.saturating_add(shift);
+        Some(match len {
+            Some(l) => format!("{start},{l}"),
+            None => start.to_string(),
+        })
+    };
+    match (bump(old), bump(new)) {
+        (Some(o), Some(n)) => format!("@@ -{o} +{n} @@{tail}"),
+        _ => line.to_owned(),
+    }
 }
 
 /// The diff of two line lists, in order. (Myers without `similar`'s compaction pass: in
@@ -253,6 +343,36 @@ mod props {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hunk_headers_move_to_file_lines() {
+        assert_eq!(
+            shift_hunk_header("@@ -1,3 +1,4 @@", 10),
+            "@@ -11,3 +11,4 @@"
+        );
+        assert_eq!(shift_hunk_header("@@ -2 +2 @@", 4), "@@ -6 +6 @@");
+        assert_eq!(shift_hunk_header(" context", 4), " context");
+        let (text, added, removed) = unified_diff("a\nb\n", "a\nB\n", 1, 21, None);
+        assert_eq!(text, "@@ -21,2 +21,2 @@\n a\n-b\n+B\n");
+        assert_eq!((added, removed), (1, 1));
+    }
+
+    #[test]
+    fn hunks_merge_adjacent_changes_and_keep_insertions() {
+        let a = "a\nb\nc\nd\ne\n";
+        assert_eq!(
+            hunks(a, "a\nB\nC\nd\ne\n"),
+            vec![Hunk {
+                old: 1..3,
+                new: 1..3
+            }]
+        );
+        let h = hunks(a, "a\nb\nx\nc\nd\nE\n");
+        assert_eq!(h.len(), 2);
+        assert_eq!(h[0].old, 2..2);
+        assert_eq!(h[1].old, 4..5);
+        assert!(hunks(a, a).is_empty());
+    }
 
     #[test]
     fn a_one_char_change_is_a_one_char_edit() {

@@ -7,46 +7,17 @@
 use std::ops::Range;
 
 use serde_json::{Value, json};
-use similar::DiffOp;
 
 use super::anchor::Selection;
 use super::candidate::{Candidate, document_findings, offered};
 use super::critic::Critiqued;
 use super::critique::{self, RawFinding, Severity};
-use super::edits::{line_ops, split_lines};
+use super::edits::{Hunk, hunks, split_lines};
 use super::note::{Attempt, Note, Rejection, SetAside};
 use super::outcome::{EngineError, Event, ReviewInput, ReviewOutcome, Stage, Stop, fail};
 use super::run::{Engine, Run, Subject};
 use super::verify::Verified;
 use crate::llm::{ChatRequest, JsonSchema, Message, ProviderError};
-
-/// One changed stretch of the original: its lines (zero-based, selection-relative; empty for
-/// a pure insertion, which sits before `old.start`) and the revised lines that replace them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Hunk {
-    pub(crate) old: Range<usize>,
-    pub(crate) new: Range<usize>,
-}
-
-/// The hunks that turn `original` into `revised`, adjacent changes merged.
-pub(crate) fn hunks(original: &str, revised: &str) -> Vec<Hunk> {
-    let (old, new) = (split_lines(original), split_lines(revised));
-    let mut out: Vec<Hunk> = Vec::new();
-    for op in &line_ops(&old, &new) {
-        if let DiffOp::Equal { .. } = op {
-            continue;
-        }
-        let (old, new) = (op.old_range(), op.new_range());
-        match out.last_mut() {
-            Some(h) if h.old.end == old.start && h.new.end == new.start => {
-                h.old.end = old.end;
-                h.new.end = new.end;
-            }
-            _ => out.push(Hunk { old, new }),
-        }
-    }
-    out
-}
 
 /// A hunk as the explainer sees it: one line of context each side, `-` original lines and
 /// `+` revised lines, numbered as in the file.
@@ -522,23 +493,6 @@ fn explain_schema(n: usize, ids: &[String]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hunks_merge_adjacent_changes_and_keep_insertions() {
-        let a = "a\nb\nc\nd\ne\n";
-        assert_eq!(
-            hunks(a, "a\nB\nC\nd\ne\n"),
-            vec![Hunk {
-                old: 1..3,
-                new: 1..3
-            }]
-        );
-        let h = hunks(a, "a\nb\nx\nc\nd\nE\n");
-        assert_eq!(h.len(), 2);
-        assert_eq!(h[0].old, 2..2);
-        assert_eq!(h[1].old, 4..5);
-        assert!(hunks(a, a).is_empty());
-    }
 
     #[test]
     fn a_hunk_is_shown_with_a_line_around_it() {

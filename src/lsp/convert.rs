@@ -209,10 +209,10 @@ pub fn invalid_params(message: String) -> RpcError {
 }
 
 /// A sentence as the error of a request that failed on our side (`-32603`).
-pub fn internal(message: String) -> RpcError {
+pub fn internal(message: impl std::fmt::Display) -> RpcError {
     RpcError {
         code: ErrorCode::InternalError,
-        message: message.into(),
+        message: message.to_string().into(),
         data: None,
     }
 }

@@ -252,14 +252,9 @@ impl DocState {
     ) -> Option<(&ReviewEntry, &DoneReview)> {
         let rope = self.doc.rope();
         let holds = |e: &ReviewEntry, line: usize| {
-            let first = rope.char_to_line(e.region.start.min(rope.len_chars()));
-            let last = rope.char_to_line(
-                e.region
-                    .end
-                    .saturating_sub(1)
-                    .max(e.region.start)
-                    .min(rope.len_chars()),
-            );
+            let first = crate::document::line_of(rope, e.region.start);
+            let last =
+                crate::document::line_of(rope, e.region.end.saturating_sub(1).max(e.region.start));
             (first..=last).contains(&line)
         };
         self.reviews.iter().rev().find_map(|e| match &e.status {

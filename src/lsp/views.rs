@@ -7,7 +7,6 @@ use std::ops::Range;
 
 use ropey::Rope;
 use serde_json::json;
-use similar::TextDiff;
 use tower_lsp_server::ls_types::{
     self as lsp, CodeLens, Diagnostic, Hover, HoverContents, InlayHint, InlayHintLabel,
     InlayHintTooltip, MarkupContent, MarkupKind, Uri,
@@ -100,7 +99,7 @@ pub fn inlay_hints(
             continue;
         }
         by_line
-            .entry(rope.char_to_line(f.range.start.min(rope.len_chars())))
+            .entry(crate::document::line_of(rope, f.range.start))
             .or_default()
             .push(f);
     }
@@ -147,43 +146,10 @@ fn region_diff(
 ) -> (String, usize, usize) {
     let old = rope.slice(region.clone()).to_string();
     let new = edits::apply(&old, edits, region.start);
-    let diff = TextDiff::from_lines(&old, &new);
-    let (mut added, mut removed) = (0, 0);
-    for change in diff.iter_all_changes() {
-        match change.tag() {
-            similar::ChangeTag::Insert => added += 1,
-            similar::ChangeTag::Delete => removed += 1,
-            similar::ChangeTag::Equal => {}
-        }
-    }
-    let first_line = rope.char_to_line(region.start) + 1;
-    let text = diff.unified_diff().context_radius(context).to_string();
-    // Hunk headers count from the region; shift them to file lines.
-    let text = text
-        .lines()
-        .map(|l| shift_hunk_header(l, first_line - 1))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let first_line = crate::document::line_of(rope, region.start) + 1;
+    let (text, added, removed) = edits::unified_diff(&old, &new, context, first_line, None);
+    let text = text.lines().collect::<Vec<_>>().join("\n");
     (text, added, removed)
-}
-
-fn shift_hunk_header(line: &str, by: usize) -> String {
-    let Some(rest) = line.strip_prefix("@@ -") else {
-        return line.to_owned();
-    };
-    let parse = |s: &str| -> Option<(usize, String)> {
-        let (n, tail) = s.split_once([',', ' '])?;
-        Some((n.parse().ok()?, tail.to_owned()))
-    };
-    let shifted = (|| {
-        let (a, tail) = parse(rest)?;
-        let sep = &rest[a.to_string().len()..a.to_string().len() + 1];
-        let (mid, after_plus) = tail.split_once("+")?;
-        let (b, tail2) = parse(after_plus)?;
-        let sep2 = &after_plus[b.to_string().len()..b.to_string().len() + 1];
-        Some(format!("@@ -{}{sep}{mid}+{}{sep2}{tail2}", a + by, b + by))
-    })();
-    shifted.unwrap_or_else(|| line.to_owned())
 }
 
 /// Hover over a finding: the critique and the change the revision makes for it.
@@ -222,7 +188,7 @@ pub fn code_lenses(ds: &DocState, uri: &Uri, enc: PositionEncoding) -> Vec<CodeL
     let rope = ds.doc().rope();
     let mut out = Vec::new();
     for e in ds.reviews() {
-        let line_start = rope.char_to_line(e.region.start.min(rope.len_chars()));
+        let line_start = crate::document::line_of(rope, e.region.start);
         let at = convert::range(
             rope,
             &(rope.line_to_char(line_start)..rope.line_to_char(line_start)),
@@ -285,16 +251,6 @@ pub fn revision_diff(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hunk_headers_move_to_file_lines() {
-        assert_eq!(
-            shift_hunk_header("@@ -1,3 +1,4 @@", 10),
-            "@@ -11,3 +11,4 @@"
-        );
-        assert_eq!(shift_hunk_header("@@ -2 +2 @@", 4), "@@ -6 +6 @@");
-        assert_eq!(shift_hunk_header(" context", 4), " context");
-    }
 
     #[test]
     fn labels_are_truncated_to_the_width() {

@@ -5,12 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::dismissed::{self, Dismissal, Dismissals};
+use crate::dismissed::{self, Dismissal, DismissalError, Dismissals};
 use crate::engine::{Event, Note, ReviewInput, ReviewOutcome};
 
 /// The dismissals in force: the workspace's (read from `settings`: the root, or the base of a
 /// change) and the user's own, read afresh each time (either may be edited by hand).
-pub(super) fn read(settings: Option<&Path>) -> Result<Dismissals, String> {
+pub(super) fn read(settings: Option<&Path>) -> Result<Dismissals, DismissalError> {
     let workspace = match settings {
         Some(root) => Dismissals::read(&dismissed::workspace_file(root), Some(root))?,
         None => Dismissals::default(),
@@ -42,12 +42,11 @@ pub(super) fn target(
     path: &str,
     file: Option<&Path>,
     user: bool,
-) -> Result<(PathBuf, String), String> {
+) -> Result<(PathBuf, String), DismissalError> {
     match (root, relative_path(root, file)) {
         (Some(root), Some(relative)) if !user => Ok((dismissed::workspace_file(root), relative)),
         _ => {
-            let store = dismissed::user_file()
-                .ok_or("no data folder for the user's dismissals (set REFINE_LS_DATA_DIR)")?;
+            let store = dismissed::user_file().ok_or(DismissalError::NoUserStore)?;
             let name = file.map_or_else(|| path.to_owned(), |f| f.to_string_lossy().into_owned());
             Ok((store, name))
         }
@@ -62,7 +61,7 @@ pub(super) fn relative_path(root: Option<&Path>, file: Option<&Path>) -> Option<
 }
 
 /// Adds a dismissal to `store` (from [`target`]); `false` when it was there already.
-pub(super) fn add(root: Option<&Path>, store: &Path, d: Dismissal) -> Result<bool, String> {
+pub(super) fn add(root: Option<&Path>, store: &Path, d: Dismissal) -> Result<bool, DismissalError> {
     Dismissals::update(store, store_root(root, store), |all| all.add(d))
 }
 
@@ -79,7 +78,7 @@ pub(super) fn remove(
     root: Option<&Path>,
     paths: &[String],
     findings: &[(&str, &str)],
-) -> Result<usize, String> {
+) -> Result<usize, DismissalError> {
     let stores = root
         .map(|root| (dismissed::workspace_file(root), Some(root)))
         .into_iter()
@@ -100,7 +99,7 @@ pub(super) fn remove(
 
 /// Whether a progress event is a finding the dismissals cover (not streamed).
 pub(super) fn hides(
-    dismissals: &Result<Dismissals, String>,
+    dismissals: &Result<Dismissals, DismissalError>,
     paths: &[String],
     event: &Event,
 ) -> bool {
@@ -114,7 +113,7 @@ pub(super) fn hides(
 /// something to tell.
 pub(super) fn told(
     input: &ReviewInput,
-    dismissals: &Result<Dismissals, String>,
+    dismissals: &Result<Dismissals, DismissalError>,
     paths: &[String],
 ) -> Option<ReviewInput> {
     let unwanted = unwanted(dismissals.as_ref().ok()?, paths);
@@ -149,7 +148,7 @@ pub(super) fn unwanted(dismissals: &Dismissals, paths: &[String]) -> Vec<String>
 /// saying how many.
 pub(super) fn drop_dismissed(
     paths: &[String],
-    dismissals: &Result<Dismissals, String>,
+    dismissals: &Result<Dismissals, DismissalError>,
     outcome: &mut ReviewOutcome,
 ) {
     let dismissals = match dismissals {
@@ -159,7 +158,7 @@ pub(super) fn drop_dismissed(
             tracing::warn!("dismissals not applied: {e}");
             outcome
                 .notes
-                .push(Note::DismissalsNotApplied { why: e.clone() });
+                .push(Note::DismissalsNotApplied { why: e.to_string() });
             return;
         }
     };

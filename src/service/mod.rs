@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::Cache;
 use crate::config::{Config, ProviderConfig, Resolved};
-use crate::dismissed::{Dismissal, Dismissals};
+use crate::dismissed::{Dismissal, DismissalError, Dismissals};
 use crate::engine::verify::CommandCheck;
 use crate::engine::{Engine, Event, ReviewInput, ReviewOutcome};
 use crate::learning::{Fate, FateRecord, Record, Recorder};
@@ -376,7 +376,7 @@ impl ReviewService {
 
     /// The dismissals in force: the workspace's (`.refine/dismissed.toml`, shared through version
     /// control) and the user's own, read afresh each time (either may be edited by hand).
-    pub fn dismissals(&self) -> Result<Dismissals, String> {
+    pub fn dismissals(&self) -> Result<Dismissals, DismissalError> {
         dismissals::read(self.settings.as_deref())
     }
 
@@ -394,20 +394,24 @@ impl ReviewService {
         path: &str,
         file: Option<&Path>,
         user: bool,
-    ) -> Result<(PathBuf, String), String> {
+    ) -> Result<(PathBuf, String), DismissalError> {
         dismissals::target(self.root(), path, file, user)
     }
 
     /// Adds a dismissal to `store` (from [`Self::dismissal_target`]); `false` when it was
     /// there already.
-    pub fn dismiss(&self, store: &Path, d: Dismissal) -> Result<bool, String> {
+    pub fn dismiss(&self, store: &Path, d: Dismissal) -> Result<bool, DismissalError> {
         dismissals::add(self.root(), store, d)
     }
 
     /// Removes the dismissals, in the workspace's store and the user's, that cover any of the
     /// findings (`(principle, quote)`) in the file `paths` name; how many. Each store is read
     /// and written once.
-    pub fn undismiss(&self, paths: &[String], findings: &[(&str, &str)]) -> Result<usize, String> {
+    pub fn undismiss(
+        &self,
+        paths: &[String],
+        findings: &[(&str, &str)],
+    ) -> Result<usize, DismissalError> {
         dismissals::remove(self.root(), paths, findings)
     }
 

@@ -23,7 +23,7 @@ pub fn review_record(
     let code = vault.redact(&selection);
     let rope = &input.text;
     let line = |c: usize| {
-        let l = rope.char_to_line(c.min(rope.len_chars()));
+        let l = crate::document::line_of(rope, c);
         u32::try_from(l.saturating_add(1)).unwrap_or(u32::MAX)
     };
     let mut finding = |f: &Finding, shown: bool| FindingRecord {

@@ -157,8 +157,8 @@ fn loop_check(mode: VerifyMode, root: &Path) -> Option<CommandCheck> {
 /// Whether a shown finding covers one of `bug_lines` (zero-based file lines).
 fn hits_bug(rope: &Rope, outcome: &ReviewOutcome, bug_lines: &[usize]) -> bool {
     outcome.findings.iter().any(|f| {
-        let a = rope.char_to_line(f.range.start);
-        let b = rope.char_to_line(f.range.end.max(f.range.start));
+        let a = crate::document::line_of(rope, f.range.start);
+        let b = crate::document::line_of(rope, f.range.end.max(f.range.start));
         bug_lines.iter().any(|l| (a..=b).contains(l))
     })
 }

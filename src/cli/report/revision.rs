@@ -11,9 +11,6 @@ pub struct TextRevision {
 /// The unified diff from `old` to `new`, `a/path` and `b/path` as its header, 3 lines of
 /// context.
 pub fn unified_diff(path: &str, old: &str, new: &str) -> String {
-    similar::TextDiff::from_lines(old, new)
-        .unified_diff()
-        .context_radius(3)
-        .header(&format!("a/{path}"), &format!("b/{path}"))
-        .to_string()
+    let (a, b) = (format!("a/{path}"), format!("b/{path}"));
+    crate::engine::edits::unified_diff(old, new, 3, 1, Some((&a, &b))).0
 }

@@ -139,7 +139,7 @@ fn dismiss_actions(
 ) {
     let rope = ds.doc().rope();
     // By lines: an editor asks at the cursor, which need not be on the finding's columns.
-    let line = |c: usize| rope.char_to_line(c.min(rope.len_chars()));
+    let line = |c: usize| crate::document::line_of(rope, c);
     let (first, last) = (line(req.start), line(req.end));
     for entry in ds.reviews() {
         let ReviewStatus::Done(done) = &entry.status else {
