@@ -204,8 +204,8 @@ pub fn display_path(uri: &Uri) -> String {
 }
 
 /// A sentence as the error of a request whose params cannot be served (`-32602`).
-pub fn invalid_params(message: String) -> RpcError {
-    RpcError::invalid_params(message)
+pub fn invalid_params(message: impl std::fmt::Display) -> RpcError {
+    RpcError::invalid_params(message.to_string())
 }
 
 /// A sentence as the error of a request that failed on our side (`-32603`).

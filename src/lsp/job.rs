@@ -20,7 +20,7 @@ use super::ext::{ReviewFinished, finished_params};
 use super::publish::{refresh, refresh_views};
 use super::server::Backend;
 use crate::engine::{Event, ReviewInput, ReviewOutcome};
-use crate::service::{Providers, ReviewService};
+use crate::service::{Providers, ReviewService, ServiceError};
 
 /// Everything a job needs; it owns all of it.
 pub struct Job {
@@ -111,7 +111,7 @@ impl Job {
         let outcome = match providers {
             Ok(_) => self.run_engine(&tx).await,
             Err(why) => ReviewOutcome {
-                error: Some(why),
+                error: Some(why.to_string()),
                 ..ReviewOutcome::default()
             },
         };
@@ -266,7 +266,7 @@ impl Job {
     async fn fetch_default_model(
         &self,
         token: &Option<ProgressToken>,
-    ) -> Result<Arc<Providers>, String> {
+    ) -> Result<Arc<Providers>, ServiceError> {
         let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Option<u64>)>();
         let forward = {
             let client = self.server.client.clone();

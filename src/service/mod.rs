@@ -53,6 +53,41 @@ enum Setup {
     Failed(String),
 }
 
+/// Why the service cannot do what was asked, typed; each reads as one sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The providers could not be built from the configuration (the sentence why).
+    #[error("{0}")]
+    Providers(String),
+    /// The embedded model the configuration needs is not downloaded yet.
+    #[error(transparent)]
+    NeedsModel(ProviderError),
+    /// There is no folder to download the model into.
+    #[error("no cache folder on this system; set REFINE_LS_MODELS_DIR")]
+    NoModelsFolder,
+    /// The configuration names a model the catalogue does not have.
+    #[error("{0}")]
+    UnknownModel(String),
+    /// Downloading the model failed.
+    #[error(transparent)]
+    Download(#[from] crate::models::PullError),
+    /// A secrets file: never sent to a model unless `privacy.review_sensitive_files`.
+    #[error(
+        "{path} is a secrets file (.env*, keys, .netrc/.npmrc/.pypirc, kubeconfig, *.tfvars, ...; a link to one counts): it is never sent to a model unless privacy.review_sensitive_files is true"
+    )]
+    SecretsFile {
+        /// The file as the user named it.
+        path: String,
+    },
+}
+
+/// The command line reports errors as sentences.
+impl From<ServiceError> for String {
+    fn from(e: ServiceError) -> Self {
+        e.to_string()
+    }
+}
+
 /// Builds both providers from the configuration.
 fn build(cfg: &Config) -> Setup {
     let both = Provider::from_config(&cfg.critic_provider()).and_then(|critic| {
@@ -185,17 +220,18 @@ impl ReviewService {
     }
 
     /// The providers, or why there are none.
-    pub fn providers(&self) -> Result<Arc<Providers>, String> {
+    pub fn providers(&self) -> Result<Arc<Providers>, ServiceError> {
         match self.setup() {
             Setup::Ready(p) => Ok(p),
-            Setup::NeedsModel(model) => Err(ProviderError::NoLocalModel {
-                source_name: crate::models::wanted(model.as_deref())
-                    .map(|s| s.name)
-                    .unwrap_or_default(),
-                model,
+            Setup::NeedsModel(model) => {
+                Err(ServiceError::NeedsModel(ProviderError::NoLocalModel {
+                    source_name: crate::models::wanted(model.as_deref())
+                        .map(|s| s.name)
+                        .unwrap_or_default(),
+                    model,
+                }))
             }
-            .to_string()),
-            Setup::Failed(e) => Err(e),
+            Setup::Failed(e) => Err(ServiceError::Providers(e)),
         }
     }
 
@@ -217,19 +253,17 @@ impl ReviewService {
     pub async fn ensure_providers(
         &self,
         progress: &mut (dyn FnMut(u64, Option<u64>) + Send),
-    ) -> Result<Arc<Providers>, String> {
-        let dir = crate::models::models_dir()
-            .ok_or("no cache folder on this system; set REFINE_LS_MODELS_DIR")?;
+    ) -> Result<Arc<Providers>, ServiceError> {
+        let dir = crate::models::models_dir().ok_or(ServiceError::NoModelsFolder)?;
         // The critic's model first, then the reviser's when it names another.
         for _ in 0..2 {
             let Setup::NeedsModel(model) = self.setup() else {
                 break;
             };
-            let source = crate::models::wanted(model.as_deref())?;
+            let source =
+                crate::models::wanted(model.as_deref()).map_err(ServiceError::UnknownModel)?;
             tracing::info!("downloading {} into {}", source.name, dir.display());
-            crate::models::pull(&source, &dir, progress)
-                .await
-                .map_err(|e| e.to_string())?;
+            crate::models::pull(&source, &dir, progress).await?;
             let built = build(&self.resolved.config);
             *self
                 .setup
@@ -265,13 +299,13 @@ impl ReviewService {
     }
 
     /// Refuses a secrets file (unless `privacy.review_sensitive_files`), with the sentence why.
-    pub fn check_sendable(&self, path: &str) -> Result<(), String> {
+    pub fn check_sendable(&self, path: &str) -> Result<(), ServiceError> {
         if !self.resolved.config.privacy.review_sensitive_files
             && crate::secrets::is_sensitive_file(Path::new(path))
         {
-            return Err(format!(
-                "{path} is a secrets file (.env*, keys, .netrc/.npmrc/.pypirc, kubeconfig, *.tfvars, ...; a link to one counts): it is never sent to a model unless privacy.review_sensitive_files is true"
-            ));
+            return Err(ServiceError::SecretsFile {
+                path: path.to_owned(),
+            });
         }
         Ok(())
     }
@@ -477,7 +511,7 @@ impl ReviewService {
             Ok(p) => p,
             Err(why) => {
                 return ReviewOutcome {
-                    error: Some(why),
+                    error: Some(why.to_string()),
                     ..ReviewOutcome::default()
                 };
             }

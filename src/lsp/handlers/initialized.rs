@@ -20,7 +20,7 @@ pub async fn run(server: &Backend, _: InitializedParams) {
     let provider = service
         .as_ref()
         .ok_or_else(|| "the server is not initialized".to_owned())
-        .and_then(|s| s.providers())
+        .and_then(|s| s.providers().map_err(String::from))
         .map(|p| p.describe());
     configuration::show_warnings(&server.client, warnings).await;
     let (kind, line) = match provider {
