@@ -22,12 +22,16 @@ struct Fixture {
 }
 
 /// Sets up the process once, before any test reads the environment: a fake `HOME` outside
-/// `/tmp` (target/tmp), the real cargo and rustup homes (so the toolchain is still found),
-/// a scratch folder, and canary credentials.
+/// `/tmp` (under the real home's `.cache`: `target/` is under `/tmp` when the checkout is, and
+/// inside the sandbox `/tmp` is an empty tmpfs), the real cargo and rustup homes (so the
+/// toolchain is still found), a scratch folder, and canary credentials.
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let keep = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let real_home = std::env::var_os("HOME").map(PathBuf::from).unwrap();
+        let base = real_home.join(".cache/refine-ls-tests");
+        std::fs::create_dir_all(&base).unwrap();
+        let keep = tempfile::tempdir_in(&base).unwrap();
         let home = keep.path().join("home");
         std::fs::create_dir_all(home.join(".ssh")).unwrap();
         std::fs::write(home.join(".ssh/id_x"), "PRIVATE KEY").unwrap();
@@ -35,7 +39,6 @@ fn fixture() -> &'static Fixture {
         std::fs::create_dir_all(home.join(".config/refine-ls")).unwrap();
         std::fs::write(home.join(".config/refine-ls/config.toml"), CANARY).unwrap();
         std::fs::write(home.join("keep.txt"), "still here").unwrap();
-        let real_home = std::env::var_os("HOME").map(PathBuf::from).unwrap();
         let set = |name: &str, value: &std::ffi::OsStr| {
             // SAFETY: runs once, inside the OnceLock, before this test's use of the
             // environment; every test starts by calling `fixture()`.
