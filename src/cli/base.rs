@@ -79,23 +79,24 @@ fn unborn_head(root: &Path) -> bool {
 
 /// An empty settings folder: what a base with no commit holds.
 pub(super) fn empty() -> Result<BaseSettings, String> {
-    let dir = tempfile::Builder::new()
-        .prefix("refine-base-")
-        .tempdir()
-        .map_err(|e| format!("cannot make a folder for the base's settings: {e}"))?;
     Ok(BaseSettings {
-        dir,
+        dir: settings_folder()?,
         rev: "(no commit yet)".to_owned(),
         warnings: Vec::new(),
     })
 }
 
-/// Writes BASE's settings files into a new private folder.
-pub(super) fn materialize(root: &Path, rev: &str) -> Result<BaseSettings, String> {
-    let dir = tempfile::Builder::new()
+/// A new private folder for a base's settings (removed when dropped).
+fn settings_folder() -> Result<tempfile::TempDir, String> {
+    tempfile::Builder::new()
         .prefix("refine-base-")
         .tempdir()
-        .map_err(|e| format!("cannot make a folder for the base's settings: {e}"))?;
+        .map_err(|e| format!("cannot make a folder for the base's settings: {e}"))
+}
+
+/// Writes BASE's settings files into a new private folder.
+pub(super) fn materialize(root: &Path, rev: &str) -> Result<BaseSettings, String> {
+    let dir = settings_folder()?;
     let mut args = vec![
         "ls-tree",
         "-r",
