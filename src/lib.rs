@@ -43,6 +43,8 @@ pub mod models;
 pub mod net;
 /// Where refine-ls keeps its own files: the user's config file, data and cache folders.
 pub mod paths;
+/// Probes: the selected function run on inputs in its original and candidate versions.
+pub mod probe;
 /// Prompt templates, built in and overridable.
 pub mod prompts;
 /// Running a command from the workspace: private scratch copies, a clean environment, bubblewrap.

@@ -357,15 +357,39 @@ pub struct LoopConfig {
     /// Self-consistency: this many critiques at `sample_temperature`, a finding kept when at
     /// least half of them (rounded up) place one on the same lines. 1: one greedy critique.
     pub samples: u32,
-    /// The temperature of each sample when `samples` > 1.
+    /// The temperature of each sample when `samples` > 1 (and of each sampled fix).
     pub sample_temperature: f64,
+    /// Sampled fixes besides the greedy one, at `sample_temperature`, their behaviour compared
+    /// by probes (the fix most of them agree on wins). Unset: 4 on the embedded model, 1
+    /// elsewhere. 0: the greedy fix alone.
+    pub fix_samples: Option<u32>,
+    /// Run the selected function on inputs (the model proposes them, edge cases first) in the
+    /// original and in each revision, in the sandbox, so that a revision's behaviour change is
+    /// evidence: a refactor (nothing changes) is a hint, a change the function's intent backs
+    /// is a fix with its counterexample, a change nothing backs is refused as drift. Examples
+    /// in doc comments run as tests either way. Without a sandbox, only in trusted workspaces.
+    pub probes: bool,
+    /// At most this many probe inputs per function.
+    pub probe_inputs: u32,
+}
+
+impl LoopConfig {
+    /// `fix_samples` made definite for a fixer that is (or is not) the embedded model.
+    pub fn fix_samples(&self, embedded: bool) -> u32 {
+        self.fix_samples
+            .unwrap_or(if embedded { 4 } else { 1 })
+            .min(16)
+    }
 }
 
 impl Strategy {
-    /// `auto` made definite for a critic that is (or is not) the embedded model.
-    pub fn resolve(self, embedded: bool) -> Strategy {
+    /// `auto` made definite for a critic that is (or is not) a small model (3B parameters or
+    /// fewer: the embedded model, or an endpoint's model named so, `qwen2.5-coder:1.5b`).
+    /// EVAL.md measured fix-first better on the 1.5B and 0.5B models, whatever serves them;
+    /// larger models keep critique-first.
+    pub fn resolve(self, small: bool) -> Strategy {
         match self {
-            Strategy::Auto if embedded => Strategy::FixFirst,
+            Strategy::Auto if small => Strategy::FixFirst,
             Strategy::Auto => Strategy::CritiqueFirst,
             s => s,
         }
@@ -415,6 +439,9 @@ impl Default for LoopConfig {
             strategy: Strategy::default(),
             samples: 1,
             sample_temperature: 0.7,
+            fix_samples: None,
+            probes: true,
+            probe_inputs: 6,
         }
     }
 }

@@ -49,6 +49,7 @@ pub(crate) fn document_findings(
             id,
             raw: raw.clone(),
             range: start + r.start..start + r.end,
+            evidence: None,
         })
         .collect()
 }

@@ -277,6 +277,7 @@ impl Engine<'_> {
                         id: shown_early,
                         raw: f,
                         range: base + r.start..base + r.end,
+                        evidence: None,
                     }));
                     shown_early += 1;
                 }

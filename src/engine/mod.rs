@@ -50,7 +50,7 @@ use verify::{CommandCheck, CommandError, CommandResult, Scratch};
 
 /// The review cache's record format: changed whenever the stored outcome's shape changes, so
 /// older records are not read as this one.
-const CACHE_FORMAT: &str = "refine-ls review v2";
+const CACHE_FORMAT: &str = "refine-ls review v3";
 
 impl Engine<'_> {
     /// Reviews `input`, reporting each step through `progress`. Never panics on what the model
@@ -129,10 +129,7 @@ impl Engine<'_> {
             original,
             scratch: scratch.as_ref(),
         };
-        let strategy = self
-            .config
-            .strategy
-            .resolve(self.critic.kind() == crate::llm::Kind::Local);
+        let strategy = self.config.strategy.resolve(self.critic.is_small_model());
         let revise = match strategy {
             Strategy::CritiqueFirst | Strategy::Auto => true,
             Strategy::FixFirst | Strategy::Single => {

@@ -135,6 +135,41 @@ pub enum Note {
     },
     /// The revision changed code only for dismissed findings: not offered.
     OnlyDismissedFixes,
+    /// No probe ran, and why (a method needs a receiver, no harness for the language, the
+    /// workspace is not trusted and there is no sandbox): severities stay at hints unless a
+    /// test, doc example or diagnostic backs them.
+    NoProbes {
+        /// Why, as one sentence.
+        why: String,
+    },
+    /// Doc examples fail on the original: a fact as strong as a failing test.
+    DocExamplesFail {
+        /// How many fail.
+        failing: usize,
+        /// How many ran.
+        of: usize,
+    },
+    /// A version changes what the function does on an input, and nothing says the original is
+    /// wrong there: refused as drift.
+    Drift {
+        /// Which attempt.
+        attempt: Attempt,
+        /// `changes \`f([])\` from \`0\` to \`None\``.
+        change: String,
+    },
+    /// The offered revision does what the original does on every probe input: a refactor,
+    /// shown as hints.
+    BehaviourUnchanged {
+        /// Inputs it ran on.
+        inputs: usize,
+    },
+    /// Sampled fixes agree with the chosen one's behaviour.
+    FixesAgree {
+        /// Fixes (the chosen one included) with the chosen behaviour.
+        agree: usize,
+        /// Fixes compared.
+        of: usize,
+    },
 }
 
 impl Note {
@@ -144,6 +179,7 @@ impl Note {
             Note::Rejected { why, .. } => Some(why.refusal()),
             Note::SetAside { why, .. } => Some(why.refusal()),
             Note::FixStillFails { .. } => Some(Refusal::CheckStillFails),
+            Note::Drift { .. } => Some(Refusal::Drift),
             _ => None,
         }
     }
@@ -222,6 +258,28 @@ impl fmt::Display for Note {
             Note::OnlyDismissedFixes => {
                 f.write_str("the revision only changes code for dismissed findings: not offered")
             }
+            Note::NoProbes { why } => write!(
+                f,
+                "no probes: {why}; findings no test or diagnostic backs are shown as hints"
+            ),
+            Note::DocExamplesFail { failing, of } => {
+                write!(
+                    f,
+                    "{failing} of {of} doc example(s) fail on the code as it is"
+                )
+            }
+            Note::Drift { attempt, change } => write!(
+                f,
+                "{attempt} refused as drift: it {change}; nothing says the original is wrong"
+            ),
+            Note::BehaviourUnchanged { inputs } => write!(
+                f,
+                "the revision behaves as the original on {inputs} input(s): a refactor, shown as hints"
+            ),
+            Note::FixesAgree { agree, of } => write!(
+                f,
+                "{agree} of {of} fixes behave as the one offered on every probe input"
+            ),
         }
     }
 }
@@ -444,6 +502,9 @@ pub enum Refusal {
     /// The reviser's reply could not be read.
     #[serde(rename = "unreadable reply")]
     UnreadableReply,
+    /// It changes what the function does where nothing says the original is wrong.
+    #[serde(rename = "drift")]
+    Drift,
     /// Anything else.
     #[serde(rename = "other")]
     Other,
@@ -451,7 +512,8 @@ pub enum Refusal {
 
 impl Refusal {
     /// eval's label: "does not parse", "changes a signature", "breaks the check",
-    /// "check still fails", "changes nothing", "judged unresolved", "unreadable reply", "other".
+    /// "check still fails", "changes nothing", "judged unresolved", "unreadable reply", "drift",
+    /// "other".
     pub fn label(self) -> &'static str {
         match self {
             Refusal::DoesNotParse => "does not parse",
@@ -461,6 +523,7 @@ impl Refusal {
             Refusal::ChangesNothing => "changes nothing",
             Refusal::JudgedUnresolved => "judged unresolved",
             Refusal::UnreadableReply => "unreadable reply",
+            Refusal::Drift => "drift",
             Refusal::Other => "other",
         }
     }

@@ -62,6 +62,128 @@ pub struct Finding {
     pub raw: RawFinding,
     /// Char offsets in the reviewed document.
     pub range: Range<usize>,
+    /// What backs it beyond the model's word (its severity follows this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
+}
+
+impl Finding {
+    /// The message as shown: the model's words, then the evidence's sentence.
+    pub fn shown_message(&self) -> String {
+        match &self.evidence {
+            Some(e) => format!("{} ({})", self.raw.message.trim_end(), e.sentence()),
+            None => self.raw.message.clone(),
+        }
+    }
+}
+
+/// What backs a finding beyond the model's word, strongest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Evidence {
+    /// Executed: a failing test (`verify.command`) or doc example, or a compiler or linter
+    /// diagnostic, that the revision makes pass. The one thing that lets a finding be an error.
+    Executed {
+        /// What ran (`the doc example \`sum_even(&[2]) == 2\``, `verify.command \`cargo test\``).
+        what: String,
+    },
+    /// An input on which the revision's outcome differs from the original's, and the
+    /// function's intent (its doc, name and signature) agrees with the revision: a warning.
+    Counterexample(Counterexample),
+    /// The revision does what the original does on every probe input: a hint.
+    Unchanged {
+        /// Inputs it ran on.
+        inputs: usize,
+    },
+}
+
+impl Evidence {
+    /// One sentence: "`sum_even(&[2])` returns 0; its intent says 2; the revision returns 2".
+    pub fn sentence(&self) -> String {
+        match self {
+            Evidence::Executed { what } => {
+                format!("{what} fails on the original and passes on the revision")
+            }
+            Evidence::Counterexample(c) => c.sentence(),
+            Evidence::Unchanged { inputs } => {
+                format!("behaviour unchanged on {inputs} input(s)")
+            }
+        }
+    }
+}
+
+/// An input where the original and the revision differ, and what the function should do there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counterexample {
+    /// The function called.
+    pub function: String,
+    /// Its arguments, in the language's syntax.
+    pub args: String,
+    /// What the original does (`0`, `panics (attempt to subtract with overflow)`).
+    pub original: String,
+    /// What it should return, as an expression of the language (`2`).
+    pub expected: String,
+    /// Who says so: `the doc example`, `its doc and name`.
+    pub said_by: String,
+    /// What the revision does.
+    pub revised: String,
+}
+
+impl Counterexample {
+    /// `sum_even(&[2])`.
+    pub fn call(&self) -> String {
+        format!("{}({})", self.function, self.args)
+    }
+
+    /// "`sum_even(&[2])` returns 0; its doc and name say 2; the revision returns 2".
+    pub fn sentence(&self) -> String {
+        format!(
+            "`{}` {}; {} say {}; the revision {}",
+            self.call(),
+            returns(&self.original),
+            self.said_by,
+            self.expected,
+            returns(&self.revised)
+        )
+    }
+}
+
+/// "returns 0", or "panics (...)" as it is.
+fn returns(outcome: &str) -> String {
+    let verb = ["panics", "does not end", "exits", "kills", "not run"];
+    if verb.iter().any(|v| outcome.starts_with(v)) {
+        outcome.to_owned()
+    } else {
+        format!("returns {outcome}")
+    }
+}
+
+/// What the review's own evidence came to (probes, doc examples, sampled fixes), for the
+/// editors' status, the CLI's summary and `eval`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EvidenceSummary {
+    /// Probe inputs run (per version: the same inputs on the original and each candidate).
+    pub probe_inputs: usize,
+    /// Calls executed in all (inputs × versions).
+    pub probe_calls: usize,
+    /// Doc examples run on the original, and how many of them fail there.
+    pub doc_examples: usize,
+    /// ... failing on the original.
+    pub doc_examples_failing: usize,
+    /// Candidate versions compared (the greedy fix and the sampled ones, distinct by behaviour).
+    pub candidates: usize,
+    /// Behaviours among the candidates (distinct outcome vectors).
+    pub behaviours: usize,
+    /// Candidates refused as drift.
+    pub drift_refused: usize,
+    /// The offered revision's counterexample, if it has one.
+    pub counterexample: Option<Counterexample>,
+    /// A regression test of the counterexample was checked: fails on the original and passes on
+    /// the revision.
+    pub regression_test_verified: bool,
+    /// Why no probe ran (`None`: probes ran, or were not asked for).
+    pub no_probes: Option<String>,
 }
 
 /// The step a review is at, for progress reports.
@@ -171,6 +293,9 @@ pub struct ReviewOutcome {
     pub rejected: u32,
     /// `verify.command` passed on the original (`None`: not run).
     pub command_passed_on_original: Option<bool>,
+    /// What the review's own evidence (probes, doc examples, sampled fixes) came to.
+    #[serde(default)]
+    pub evidence: EvidenceSummary,
 }
 
 /// How many of the findings the model gave are not shown, by reason.

@@ -81,12 +81,11 @@ fn mode_services(args: &EvalArgs) -> Result<Vec<ModeService>, String> {
     // Every task is reviewed afresh: no cache; built-in prompts only.
     resolved.config.cache.enabled = false;
     let prompts = Arc::new(Prompts::load_from(&[]));
-    let embedded = ReviewService::new(resolved.clone(), None, prompts.clone(), None)
+    let small = ReviewService::new(resolved.clone(), None, prompts.clone(), None)
         .providers()?
         .critic
-        .kind()
-        == crate::llm::Kind::Local;
-    let setups = mode_setups(args, resolved.config.refine_loop.strategy.resolve(embedded));
+        .is_small_model();
+    let setups = mode_setups(args, resolved.config.refine_loop.strategy.resolve(small));
     let mut services = Vec::new();
     for m in setups {
         let mut r = resolved.clone();
