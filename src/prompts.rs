@@ -33,6 +33,16 @@ const BUILTIN: &[(&str, &str)] = &[
     ),
     ("judge_user.md", include_str!("../prompts/judge_user.md")),
     ("fix_system.md", include_str!("../prompts/fix_system.md")),
+    (
+        "probe_system.md",
+        include_str!("../prompts/probe_system.md"),
+    ),
+    ("probe_user.md", include_str!("../prompts/probe_user.md")),
+    (
+        "intent_system.md",
+        include_str!("../prompts/intent_system.md"),
+    ),
+    ("intent_user.md", include_str!("../prompts/intent_user.md")),
     ("fix_user.md", include_str!("../prompts/fix_user.md")),
     (
         "explain_system.md",

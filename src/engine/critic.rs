@@ -179,7 +179,7 @@ impl Engine<'_> {
             .stream_critique(&req, &sel, run, out, progress, stream_base)
             .await?;
         let (raw, repeated) = read_streamed(streamed, out)?;
-        let backing = (run.fact_lines.as_slice(), run.command_failed);
+        let backing = (run.fact_lines.as_slice(), run.check_failed());
         Ok(self.placed(raw, repeated, &sel, &*run.vault, backing))
     }
 
@@ -253,7 +253,7 @@ impl Engine<'_> {
         stream_base: Option<usize>,
     ) -> Result<Streamed, EngineError> {
         let vault: &Vault = &*run.vault;
-        let backing = (run.fact_lines.as_slice(), run.command_failed);
+        let backing = (run.fact_lines.as_slice(), run.check_failed());
         let mut scanner = critique::FindingScanner::default();
         let mut shown_early = 0;
         let mut streamed_chars = 0usize;

@@ -10,9 +10,10 @@ use super::anchor::Selection;
 use super::candidate::{Candidate, document_findings, offered};
 use super::critic::Critiqued;
 use super::critique::RawFinding;
+use super::evidence::{Probing, Weighable, Weighed};
 use super::judge::Judgement;
 use super::note::{Attempt, Note, Rejection, SetAside};
-use super::outcome::{EngineError, Event, ReviewInput, ReviewOutcome, Stage, Stop, fail};
+use super::outcome::{EngineError, Event, Evidence, ReviewInput, ReviewOutcome, Stage, Stop, fail};
 use super::run::{Engine, Run, Subject};
 use super::verify::Verified;
 use crate::llm::ProviderError;
@@ -35,9 +36,9 @@ impl Engine<'_> {
         &self,
         at: &Subject<'_>,
         run: &mut Run<'_>,
-        out: &mut ReviewOutcome,
-        progress: &mut (dyn FnMut(Event) + Send),
+        (out, progress): (&mut ReviewOutcome, &mut (dyn FnMut(Event) + Send)),
         revise: bool,
+        probing: Option<&mut Probing>,
     ) -> Result<(), Stop> {
         let Some(first) = self.first_critique(at, run, out, progress).await? else {
             return Ok(());
@@ -56,14 +57,46 @@ impl Engine<'_> {
             return Ok(());
         }
         let chosen = &candidates[best];
-        out.revision = Some(offered(
+        let evidence = match probing {
+            Some(probing) => {
+                let weighable = [Weighable {
+                    text: chosen.text.clone(),
+                    passes_failing_check: chosen.passes
+                        && out.command_passed_on_original == Some(false),
+                    attempt: Attempt::Revision(chosen.round),
+                }];
+                match self
+                    .weigh_candidates(at, probing, &weighable, run, (out, progress))
+                    .await?
+                {
+                    Weighed::Unprobed => None,
+                    Weighed::Chosen(_, evidence) => Some(evidence),
+                    Weighed::NoneSupported => return Ok(()),
+                }
+            }
+            None => None,
+        };
+        let revision = offered(
             at.input,
             at.original,
             &chosen.text,
             &out.findings,
             (chosen.resolved, chosen.critique.shown.len()),
             chosen.round,
-        ));
+        );
+        // The revision's evidence backs the findings whose lines it changes.
+        if evidence.is_some() {
+            for f in &mut out.findings {
+                if revision.per_finding.iter().any(|(id, _)| *id == f.id) {
+                    f.evidence.clone_from(&evidence);
+                }
+            }
+        }
+        if let Some(Evidence::Counterexample(_)) = &evidence {
+            self.check_regression_test(at, &chosen.text, run, out)
+                .await?;
+        }
+        out.revision = Some(revision);
         Ok(())
     }
 

@@ -13,8 +13,9 @@ use super::candidate::{Candidate, document_findings, offered};
 use super::critic::Critiqued;
 use super::critique::{self, RawFinding, Severity};
 use super::edits::{Hunk, hunks, split_lines};
+use super::evidence::{Probing, Weighable, Weighed};
 use super::note::{Attempt, Note, Rejection, SetAside};
-use super::outcome::{EngineError, Event, ReviewInput, ReviewOutcome, Stage, Stop, fail};
+use super::outcome::{EngineError, Event, Evidence, ReviewInput, ReviewOutcome, Stage, Stop, fail};
 use super::run::{Engine, Run, Subject};
 use super::verify::Verified;
 use crate::llm::{ChatRequest, JsonSchema, Message, ProviderError};
@@ -102,8 +103,8 @@ pub(crate) enum FixEnd {
 
 /// What the fix rounds came to.
 enum Fixes {
-    /// A fix to offer, and its round.
-    Found(String, u32),
+    /// A fix to offer, its round, and whether the failing check passes on it.
+    Found(String, u32, bool),
     /// The fixer's first answer is the code as it is.
     NothingToFix,
     /// No fix passed verification.
@@ -148,14 +149,15 @@ const ASK_AGAIN: &str = "You gave the code back unchanged, but the check reporte
 
 impl Engine<'_> {
     /// Fix-first (or, with `single`, the baseline): fills `out` with the explained findings and
-    /// the verified revision, or says that a critique is to be shown instead.
+    /// the verified revision, or says that a critique is to be shown instead. With `probing`,
+    /// sampled fixes join the greedy one and the evidence stage picks what is offered.
     pub(crate) async fn fix_first(
         &self,
         at: &Subject<'_>,
         run: &mut Run<'_>,
-        out: &mut ReviewOutcome,
-        progress: &mut (dyn FnMut(Event) + Send),
+        (out, progress): (&mut ReviewOutcome, &mut (dyn FnMut(Event) + Send)),
         single: bool,
+        probing: Option<&mut Probing>,
     ) -> Result<FixEnd, Stop> {
         let mut asking = Asking {
             at,
@@ -168,17 +170,38 @@ impl Engine<'_> {
             feedback: None,
             temperature: None,
         };
-        let (fixed, round) = match self.fix_rounds(&mut asking, run, out, progress).await? {
-            Fixes::Found(fixed, round) => (fixed, round),
+        let (fixed, round, passes) = match self.fix_rounds(&mut asking, run, out, progress).await? {
+            Fixes::Found(fixed, round, passes) => (fixed, round, passes),
             Fixes::NothingToFix | Fixes::Failed => return Ok(FixEnd::Done),
             Fixes::CallFailed => return Ok(FixEnd::Critique),
             Fixes::NoneVerified => return Ok(no_fix(out, single)),
+        };
+        let greedy = Weighable {
+            text: fixed,
+            passes_failing_check: passes,
+            attempt: Attempt::Fix(round),
+        };
+        let (fixed, evidence) = match probing {
+            Some(probing) if !single => {
+                match self
+                    .by_evidence(at, probing, greedy, run, (out, progress))
+                    .await?
+                {
+                    Some(chosen) => chosen,
+                    None => return Ok(FixEnd::Done),
+                }
+            }
+            _ => (greedy.text, None),
         };
         let findings = if single {
             Vec::new()
         } else {
             progress(Event::Stage(Stage::Explain { round }));
-            match self.explain(at.input, at.original, &fixed, run, out).await {
+            let told = evidence.as_ref().map(|e| run.vault.redact(&e.sentence()));
+            match self
+                .explain(at.input, (at.original, &fixed), told, run, out)
+                .await
+            {
                 Ok(f) => f,
                 Err(EngineError::Provider(ProviderError::Cancelled)) => return Err(Stop),
                 Err(e) => {
@@ -188,8 +211,17 @@ impl Engine<'_> {
             }
         };
         out.findings = document_findings(&findings, out.region.start);
-        for f in &out.findings {
+        for f in &mut out.findings {
+            // The evidence is the fix's; a hunk the explainer says fixes nothing keeps none.
+            if f.raw.severity != Severity::Hint
+                || matches!(evidence, Some(Evidence::Unchanged { .. }))
+            {
+                f.evidence.clone_from(&evidence);
+            }
             progress(Event::Finding(f.clone()));
+        }
+        if let Some(Evidence::Counterexample(_)) = &evidence {
+            self.check_regression_test(at, &fixed, run, out).await?;
         }
         let resolved = out.findings.len();
         out.revision = Some(offered(
@@ -215,6 +247,7 @@ impl Engine<'_> {
         // A fix that verification let through while the failing command still fails on it:
         // kept in case no later round does better.
         let mut fallback: Option<(String, u32)> = None;
+        let failing = run.command_failed;
         for round in 1..=asking.rounds {
             if run.cancel.is_cancelled() {
                 return Err(Stop);
@@ -222,7 +255,7 @@ impl Engine<'_> {
             progress(Event::Stage(Stage::Revise { round }));
             out.iterations = round;
             match self.fix_round(asking, &base, run, out, round).await? {
-                FixRound::Chosen(fixed) => return Ok(Fixes::Found(fixed, round)),
+                FixRound::Chosen(fixed) => return Ok(Fixes::Found(fixed, round, failing)),
                 FixRound::StillFails(fixed) => {
                     fallback.get_or_insert((fixed, round));
                 }
@@ -234,7 +267,7 @@ impl Engine<'_> {
             }
         }
         Ok(fallback.map_or(Fixes::NoneVerified, |(fixed, round)| {
-            Fixes::Found(fixed, round)
+            Fixes::Found(fixed, round, false)
         }))
     }
 
@@ -311,7 +344,7 @@ impl Engine<'_> {
         out: &mut ReviewOutcome,
         round: u32,
     ) -> FixRound {
-        if run.command_failed && !asking.single && round < asking.rounds {
+        if run.check_failed() && !asking.single && round < asking.rounds {
             out.notes.push(Note::UnchangedAskedAgain { round });
             asking.feedback = Some(ASK_AGAIN.to_owned());
             asking.temperature = Some(self.config.sample_temperature.clamp(0.0, 2.0));
@@ -331,13 +364,13 @@ impl Engine<'_> {
     async fn explain(
         &self,
         input: &ReviewInput,
-        original: &str,
-        fixed: &str,
+        (original, fixed): (&str, &str),
+        evidence: Option<String>,
         run: &mut Run<'_>,
         out: &mut ReviewOutcome,
     ) -> Result<Vec<(RawFinding, Range<usize>)>, EngineError> {
         let hunks = hunks(original, fixed);
-        let req = self.explain_request(input, original, fixed, &hunks, run)?;
+        let req = self.explain_request(input, (original, fixed), evidence, &hunks, run)?;
         let said = match Self::call(self.critic, &req, out, run.cancel, &mut |_| {}).await {
             Ok(r) => {
                 tracing::debug!(reply = %r.content, "explain reply");
@@ -364,8 +397,8 @@ impl Engine<'_> {
     fn explain_request(
         &self,
         input: &ReviewInput,
-        original: &str,
-        fixed: &str,
+        (original, fixed): (&str, &str),
+        evidence: Option<String>,
         hunks: &[Hunk],
         run: &mut Run<'_>,
     ) -> Result<ChatRequest, EngineError> {
@@ -386,7 +419,7 @@ impl Engine<'_> {
         )?;
         let user = self.prompts.render(
             "explain_user.md",
-            json!({"path": input.path, "language": input.language, "changes": views}),
+            json!({"path": input.path, "language": input.language, "changes": views, "evidence": evidence}),
         )?;
         Ok(ChatRequest {
             messages: vec![Message::system(system), Message::user(user)],
@@ -448,7 +481,7 @@ impl Engine<'_> {
                 suggestion: None,
                 confidence: 1.0,
             };
-            self.cap_severity(&mut f, &sel, &range, (&run.fact_lines, run.command_failed));
+            self.cap_severity(&mut f, &sel, &range, (&run.fact_lines, run.check_failed()));
             findings.push((f, range));
         }
         findings
@@ -488,6 +521,84 @@ fn explain_schema(n: usize, ids: &[String]) -> Value {
         }}},
         "required": ["changes"]
     })
+}
+
+impl Engine<'_> {
+    /// The greedy fix and `loop.fix_samples` sampled ones, weighed by the evidence stage: the
+    /// version to explain and offer, and what backs it (`None` in the second place: no probe
+    /// ran); `None`: every version changes behaviour where nothing backs it, and nothing is
+    /// offered (the notes say why).
+    async fn by_evidence(
+        &self,
+        at: &Subject<'_>,
+        probing: &mut Probing,
+        greedy: Weighable,
+        run: &mut Run<'_>,
+        (out, progress): (&mut ReviewOutcome, &mut (dyn FnMut(Event) + Send)),
+    ) -> Result<Option<(String, Option<Evidence>)>, Stop> {
+        let mut candidates = vec![greedy];
+        self.sample_fixes(at, &mut candidates, run, (out, progress))
+            .await?;
+        let weighed = self
+            .weigh_candidates(at, probing, &candidates, run, (out, progress))
+            .await?;
+        Ok(match weighed {
+            Weighed::Unprobed => Some((candidates.swap_remove(0).text, None)),
+            Weighed::Chosen(i, evidence) if i < candidates.len() => {
+                Some((candidates.swap_remove(i).text, Some(evidence)))
+            }
+            Weighed::Chosen(..) | Weighed::NoneSupported => None,
+        })
+    }
+
+    /// `loop.fix_samples` fixes at `loop.sample_temperature`, each verified like the greedy
+    /// one (without its second try); unchanged, repeated or refused ones are left out.
+    async fn sample_fixes(
+        &self,
+        at: &Subject<'_>,
+        candidates: &mut Vec<Weighable>,
+        run: &mut Run<'_>,
+        (out, progress): (&mut ReviewOutcome, &mut (dyn FnMut(Event) + Send)),
+    ) -> Result<(), Stop> {
+        let k = self
+            .config
+            .fix_samples(self.reviser.kind() == crate::llm::Kind::Local);
+        let base = Candidate::original(at.original, Critiqued::default(), false);
+        let temperature = Some(self.config.sample_temperature.clamp(0.0, 2.0));
+        for n in 1..=k {
+            if run.cancel.is_cancelled() {
+                return Err(Stop);
+            }
+            progress(Event::Stage(Stage::Sample { n, of: k }));
+            let text = match self
+                .propose_fix(at.input, at.original, run, out, (None, temperature))
+                .await
+            {
+                Ok(t) => t,
+                Err(EngineError::Provider(ProviderError::Cancelled)) => return Err(Stop),
+                Err(e) => {
+                    tracing::debug!("sampled fix {n} failed: {e}");
+                    continue;
+                }
+            };
+            if same_code(&text, at.original) || candidates.iter().any(|c| c.text == text) {
+                continue;
+            }
+            match self
+                .verify_revision(at, &base, text, run, out, (n, false))
+                .await?
+            {
+                Ok(v) if v.passes != Some(false) => candidates.push(Weighable {
+                    passes_failing_check: run.command_failed && v.passes == Some(true),
+                    text: v.text,
+                    attempt: Attempt::Sample(n),
+                }),
+                Ok(_) => {}
+                Err(why) => tracing::debug!("sampled fix {n} refused: {why}"),
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

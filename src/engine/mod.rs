@@ -18,6 +18,7 @@ pub mod critic;
 pub mod critique;
 pub mod critique_first;
 pub mod edits;
+pub mod evidence;
 pub mod fix_first;
 pub mod judge;
 pub mod note;
@@ -44,7 +45,7 @@ pub use outcome::{
     EngineError, Event, Fact, Finding, ReviewInput, ReviewOutcome, Revision, Stage, Withheld,
 };
 use outcome::{Stop, relocate};
-pub use run::Engine;
+pub use run::{Engine, ProbePolicy};
 use run::{Run, Subject};
 use verify::{CommandCheck, CommandError, CommandResult, Scratch};
 
@@ -130,19 +131,41 @@ impl Engine<'_> {
             scratch: scratch.as_ref(),
         };
         let strategy = self.config.strategy.resolve(self.critic.is_small_model());
-        let revise = match strategy {
-            Strategy::CritiqueFirst | Strategy::Auto => true,
+        let mut probing = if strategy == Strategy::Single {
+            None
+        } else {
+            self.prepare_probes(&at, run, out, progress).await?
+        };
+        match strategy {
+            Strategy::CritiqueFirst | Strategy::Auto => {
+                self.critique_first(&at, run, (out, progress), true, probing.as_mut())
+                    .await?;
+            }
             Strategy::FixFirst | Strategy::Single => {
                 let single = strategy == Strategy::Single;
-                match self.fix_first(&at, run, out, progress, single).await? {
-                    FixEnd::Done => return Ok(()),
-                    // Fix-first that gave nothing usable shows the critique, without revising
-                    // again.
-                    FixEnd::Critique => false,
+                let end = self
+                    .fix_first(&at, run, (out, progress), single, probing.as_mut())
+                    .await?;
+                // Fix-first that gave nothing usable shows the critique, without revising
+                // again.
+                if end == FixEnd::Critique {
+                    self.critique_first(&at, run, (out, progress), false, probing.as_mut())
+                        .await?;
                 }
             }
+        }
+        // Severity follows the evidence wherever the evidence stage could run.
+        let probed = probing.is_some() && out.evidence.no_probes.is_none();
+        let text = &input.text;
+        let backed = |f: &Finding| {
+            let (a, b) = (
+                crate::document::line_of(text, f.range.start),
+                crate::document::line_of(text, f.range.end.max(f.range.start)),
+            );
+            run.check_failed() || run.fact_lines.iter().any(|l| (a..=b).contains(l))
         };
-        self.critique_first(&at, run, out, progress, revise).await
+        evidence::apply_severity(out, probed, &backed);
+        Ok(())
     }
 
     /// With `verify.command`: copies the workspace and runs the command on the original. A

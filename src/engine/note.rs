@@ -303,6 +303,8 @@ pub enum Attempt {
     Revision(u32),
     /// Fix `n` of fix-first (or of the single-call baseline).
     Fix(u32),
+    /// Sampled fix `n` (fix-first with probes).
+    Sample(u32),
 }
 
 impl fmt::Display for Attempt {
@@ -310,6 +312,7 @@ impl fmt::Display for Attempt {
         match self {
             Attempt::Revision(n) => write!(f, "revision {n}"),
             Attempt::Fix(n) => write!(f, "fix {n}"),
+            Attempt::Sample(n) => write!(f, "sampled fix {n}"),
         }
     }
 }

@@ -209,6 +209,15 @@ pub enum Stage {
         /// Which fix.
         round: u32,
     },
+    /// Asking for sampled fix `n` of `of` (their behaviour is compared by probes).
+    Sample {
+        /// Which sample.
+        n: u32,
+        /// How many.
+        of: u32,
+    },
+    /// Running the code on inputs (probes and doc examples) in each version.
+    Probe,
 }
 
 impl Stage {
@@ -219,12 +228,16 @@ impl Stage {
             Stage::Revise { round } => format!("revision {round}/{max_iterations}"),
             Stage::Judge { round } => format!("judging revision {round}/{max_iterations}"),
             Stage::Explain { round } => format!("explaining fix {round}/{max_iterations}"),
+            Stage::Sample { n, of } => format!("sampled fix {n}/{of}"),
+            Stage::Probe => "running the code on inputs".to_owned(),
         }
     }
 }
 
 /// What a review reports while it runs.
 #[derive(Debug, Clone, PartialEq)]
+// A handful of events per review; boxing the finding would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Event {
     /// A new step began.
     Stage(Stage),

@@ -26,6 +26,21 @@ pub struct Engine<'a> {
     pub command: Option<&'a CommandCheck>,
     /// Finished reviews, to answer unchanged code without a model call.
     pub cache: Option<&'a crate::cache::Cache>,
+    /// Whether the evidence stage may run the code (probes, doc examples).
+    pub probes: ProbePolicy,
+}
+
+/// Whether a review may run the selected code on inputs (`loop.probes`): code from the
+/// workspace and the model runs only in the sandbox, or, where there is none, in a trusted
+/// workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbePolicy {
+    /// `loop.probes = false`.
+    Off,
+    /// Probes run (in the sandbox when there is one).
+    Allowed,
+    /// Asked for, but not allowed here, and why (no sandbox and an untrusted workspace).
+    NotAllowed(String),
 }
 
 /// What every step of one review shares.
@@ -39,6 +54,8 @@ pub(crate) struct Run<'a> {
     pub(crate) fact_lines: Vec<usize>,
     /// verify.command fails on the original: any error finding is backed.
     pub(crate) command_failed: bool,
+    /// A doc example fails on the original: as strong as a failing test.
+    pub(crate) examples_failed: bool,
     /// What matters of verify.command's output the last time it failed on a revision (the
     /// first error, the failing assertion), for the reviser's next attempt.
     pub(crate) last_failure: Option<String>,
@@ -46,6 +63,14 @@ pub(crate) struct Run<'a> {
     pub(crate) original_code: Option<i32>,
     /// The critic's temperature for this call (self-consistency samples), over the provider's.
     pub(crate) temperature: Option<f64>,
+}
+
+impl Run<'_> {
+    /// Executed evidence says the original is wrong: `verify.command` or a doc example fails
+    /// on it.
+    pub(crate) fn check_failed(&self) -> bool {
+        self.command_failed || self.examples_failed
+    }
 }
 
 impl<'a> Run<'a> {
@@ -60,6 +85,7 @@ impl<'a> Run<'a> {
                 .collect(),
             fact_lines: facts.iter().map(|f| f.line).collect(),
             command_failed: false,
+            examples_failed: false,
             last_failure: None,
             original_code: None,
             temperature: None,

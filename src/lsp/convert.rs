@@ -94,6 +94,10 @@ pub fn severity(s: Severity) -> DiagnosticSeverity {
 /// A finding as a diagnostic: `source: "refine"`, `code` the principle, `data` its ids.
 pub fn diagnostic(rope: &Rope, f: &Finding, review_id: &str, enc: PositionEncoding) -> Diagnostic {
     let mut message = f.raw.message.clone();
+    if let Some(e) = &f.evidence {
+        message.push_str("\nEvidence: ");
+        message.push_str(&e.sentence());
+    }
     if let Some(s) = &f.raw.suggestion {
         message.push_str("\nSuggestion: ");
         message.push_str(s);

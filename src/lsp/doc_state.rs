@@ -40,6 +40,10 @@ pub struct DoneReview {
     /// The user looked at the revision (`refine.showRevision`): its edits no longer need
     /// confirming change by change.
     pub previewed: bool,
+    /// The revision's counterexample as a call with its expected value, when a regression test
+    /// of it was checked to fail on the original and pass on the revision (the code action
+    /// "add the counterexample as a regression test").
+    pub regression: Option<crate::probe::Call>,
 }
 
 impl DoneReview {
@@ -74,6 +78,16 @@ impl DoneReview {
                 .unwrap_or_default(),
             version,
             previewed: false,
+            regression: outcome
+                .evidence
+                .counterexample
+                .as_ref()
+                .filter(|_| outcome.evidence.regression_test_verified)
+                .map(|c| crate::probe::Call {
+                    function: c.function.clone(),
+                    args: c.args.clone(),
+                    expected: Some(c.expected.clone()),
+                }),
         }
     }
 

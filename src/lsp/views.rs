@@ -74,6 +74,9 @@ fn describe(f: &Finding) -> String {
         f.raw.confidence,
         f.raw.message
     );
+    if let Some(e) = &f.evidence {
+        s.push_str(&format!("\n\n*Evidence:* {}", e.sentence()));
+    }
     if let Some(sug) = &f.raw.suggestion {
         s.push_str(&format!("\n\n*Suggestion:* {sug}"));
     }

@@ -22,3 +22,24 @@ pub fn regression_test(language: Language, file: &str, call: &Call) -> Option<Re
     let _ = (language, file, call);
     None
 }
+
+/// Builds and runs just `test` in the file as it is and in the revised file (each with the test
+/// inserted), in the sandbox: (passes on the original, passes on the revision).
+pub async fn verify(
+    language: Language,
+    original_with_test: &str,
+    revised_with_test: &str,
+    test: &RegressionTest,
+    limits: super::Limits,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<(bool, bool), super::ProbeError> {
+    let _ = (
+        language,
+        original_with_test,
+        revised_with_test,
+        test,
+        limits,
+        cancel,
+    );
+    Err(super::ProbeError::NoHarness("not built yet".to_owned()))
+}

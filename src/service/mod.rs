@@ -17,7 +17,7 @@ use crate::cache::Cache;
 use crate::config::{Config, ProviderConfig, Resolved};
 use crate::dismissed::{Dismissal, DismissalError, Dismissals};
 use crate::engine::verify::CommandCheck;
-use crate::engine::{Engine, Event, ReviewInput, ReviewOutcome};
+use crate::engine::{Engine, Event, ProbePolicy, ReviewInput, ReviewOutcome};
 use crate::learning::{Fate, FateRecord, Record, Recorder};
 use crate::llm::{Provider, ProviderError};
 use crate::prompts::Prompts;
@@ -463,6 +463,7 @@ impl ReviewService {
             redact_secrets: self.resolved.config.privacy.redact_secrets,
             command,
             cache: if cached { self.cache.as_deref() } else { None },
+            probes: probe_policy(&self.resolved),
         }
     }
 
@@ -519,6 +520,21 @@ impl ReviewService {
         let engine = self.engine(&providers, command, cached);
         engine.review(input, cancel, progress).await
     }
+}
+
+/// Whether reviews may run the selected code on inputs: `loop.probes`, in the sandbox, or
+/// without one only in a trusted workspace.
+fn probe_policy(resolved: &Resolved) -> ProbePolicy {
+    if !resolved.config.refine_loop.probes {
+        return ProbePolicy::Off;
+    }
+    if matches!(crate::sandbox::detect(), crate::sandbox::Sandbox::Bwrap(_)) || resolved.trusted() {
+        return ProbePolicy::Allowed;
+    }
+    ProbePolicy::NotAllowed(format!(
+        "there is no sandbox here ({}) and this workspace is not trusted, so its code is not run",
+        crate::sandbox::describe()
+    ))
 }
 
 /// The `verify.command` that may run for this workspace, and why a configured one may not.

@@ -157,6 +157,13 @@ pub struct Script {
     /// reply with no explanations. (The fixer's calls take the `revise` queue.)
     #[serde(default)]
     pub explain: VecDeque<Reply>,
+    /// Answers to the prober's calls (inputs to run the functions on). Empty: a reply with no
+    /// inputs, and the review goes on without probes.
+    #[serde(default)]
+    pub probe: VecDeque<Reply>,
+    /// Answers to the intent question (what calls should return). Empty: no answers.
+    #[serde(default)]
+    pub intent: VecDeque<Reply>,
     /// Structured-output requests answered with HTTP 400 (like llama-cpp-python):
     /// `json_schema`, `json_object` (OpenAI `response_format.type`; for Ollama, a schema
     /// `format` counts as `json_schema` and `"json"` as `json_object`).
@@ -313,6 +320,10 @@ pub fn role_of(body: &Value) -> &'static str {
         "judge"
     } else if text.contains("# refine-ls explainer") {
         "explain"
+    } else if text.contains("# refine-ls prober") {
+        "probe"
+    } else if text.contains("# refine-ls intent") {
+        "intent"
     } else if text.contains("# refine-ls reviser") {
         "revise"
     } else if text.contains("# refine-ls critic") || body.get("response_format").is_some() {
@@ -410,11 +421,13 @@ async fn chat(State(inner): State<Shared>, uri: Uri, headers: HeaderMap, body: S
             "reflect" => &mut g.script.reflect,
             "judge" => &mut g.script.judge,
             "explain" => &mut g.script.explain,
+            "probe" => &mut g.script.probe,
+            "intent" => &mut g.script.intent,
             _ => &mut g.script.revise,
         };
         if ruled.is_some() {
             ruled
-        } else if matches!(role, "judge" | "explain") && queue.is_empty() {
+        } else if matches!(role, "judge" | "explain" | "probe" | "intent") && queue.is_empty() {
             Some(Reply::content("(the mock has nothing scripted for this)"))
         } else if queue.len() > 1 {
             queue.pop_front()

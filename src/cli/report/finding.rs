@@ -66,7 +66,7 @@ impl Reported {
             end: line_col(rope, f.range.end),
             severity: f.raw.severity,
             principle: f.raw.principle.clone(),
-            message: f.raw.message.clone(),
+            message: f.shown_message(),
             quote: f.raw.quote.clone(),
             fingerprint: fingerprint(path, &f.raw.principle, &f.raw.quote),
             fix,

@@ -29,6 +29,7 @@ pub fn write_file_json(
                 "line": line, "column": column, "end_line": end_line, "end_column": end_column,
                 "severity": f.raw.severity, "principle": f.raw.principle, "message": f.raw.message,
                 "suggestion": f.raw.suggestion, "confidence": f.raw.confidence, "quote": f.raw.quote,
+                "evidence": f.evidence, "evidence_text": f.evidence.as_ref().map(|e| e.sentence()),
             })
         })
         .collect();
@@ -54,6 +55,7 @@ pub fn write_file_json(
         "over_limit": outcome.withheld.over_limit,
         "not_agreed": outcome.withheld.not_agreed,
         "not_shown": outcome.not_shown(),
+        "evidence": outcome.evidence,
         "iterations": outcome.iterations,
         "llm_calls": outcome.llm_calls,
         "usage": outcome.usage,

@@ -25,7 +25,7 @@ pub fn write_file_text(
             out,
             "{path}:{line}:{col}: {}: {} [{}]",
             f.raw.severity.as_str(),
-            f.raw.message.replace('\n', " "),
+            f.shown_message().replace('\n', " "),
             f.raw.principle
         )?;
     }
@@ -49,6 +49,49 @@ pub fn write_file_text(
             outcome.findings.len()
         )?;
         write!(out, "{}", unified_diff(path, old, new))?;
+    }
+    write_evidence(out, path, outcome, old)
+}
+
+/// What the review's own evidence came to: probes run, the counterexample, and the regression
+/// test that keeps it (checked to fail on the original and pass on the revision).
+fn write_evidence(
+    out: &mut impl Write,
+    path: &str,
+    outcome: &ReviewOutcome,
+    old: &str,
+) -> std::io::Result<()> {
+    let e = &outcome.evidence;
+    if e.probe_calls > 0 {
+        writeln!(
+            out,
+            "\nprobes: {} input(s), {} call(s) run in {} version(s); {} doc example(s), {} failing",
+            e.probe_inputs,
+            e.probe_calls,
+            e.candidates + 1,
+            e.doc_examples,
+            e.doc_examples_failing
+        )?;
+    }
+    let Some(c) = &e.counterexample else {
+        return Ok(());
+    };
+    writeln!(out, "counterexample: {}", c.sentence())?;
+    let language = crate::probe::Language::of(crate::lang::language_for_path(path));
+    let call = crate::probe::Call {
+        function: c.function.clone(),
+        args: c.args.clone(),
+        expected: Some(c.expected.clone()),
+    };
+    if let (true, Some(test)) = (
+        e.regression_test_verified,
+        language.and_then(|l| crate::probe::regression::regression_test(l, old, &call)),
+    ) {
+        writeln!(
+            out,
+            "regression test (fails on the original, passes on the revision):\n{}",
+            test.text.trim_matches('\n')
+        )?;
     }
     Ok(())
 }

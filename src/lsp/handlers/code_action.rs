@@ -45,6 +45,7 @@ fn code_actions(st: &State, params: &CodeActionParams) -> Option<CodeActionRespo
     let mut actions = Vec::new();
     if wants("quickfix") {
         revision_actions(&Fixer { st, ds, uri }, req.clone(), &mut actions);
+        regression_actions(st, ds, uri, &req, &mut actions);
     }
     if wants(KIND_DISMISS) {
         dismiss_actions(st, ds, uri, req, &mut actions);
@@ -90,6 +91,54 @@ fn revision_actions(fix: &Fixer<'_>, req: Range<usize>, actions: &mut Vec<CodeAc
             let title = format!("Refine: fix: {short}");
             actions.push(fix.action(title, &entry.id, done, &[f], edits, Some(f.id)));
         }
+    }
+}
+
+/// "Refine: add the counterexample as a regression test" for each current review that found
+/// one (and checked the test fails on the original and passes on the revision): the test in the
+/// file's own style, placed in the current text, with the current version.
+fn regression_actions(
+    st: &State,
+    ds: &DocState,
+    uri: &Uri,
+    req: &Range<usize>,
+    actions: &mut Vec<CodeActionOrCommand>,
+) {
+    let doc = ds.doc();
+    let Some(language) = crate::probe::Language::of(doc.language_id()) else {
+        return;
+    };
+    let text = doc.rope().to_string();
+    for (entry, done) in ds.current() {
+        let touches = req.start <= entry.region.end && entry.region.start <= req.end;
+        let Some(call) = done.regression.as_ref().filter(|_| touches) else {
+            continue;
+        };
+        let Some(test) = crate::probe::regression::regression_test(language, &text, call) else {
+            continue;
+        };
+        let Ok(at) = doc.rope().try_byte_to_char(test.at) else {
+            continue;
+        };
+        let edits = [Edit {
+            range: at..at,
+            new_text: test.text,
+        }];
+        let edit = convert::versioned_edit(
+            doc.rope(),
+            uri,
+            doc.version(),
+            &edits,
+            st.encoding(),
+            false,
+            false,
+        );
+        actions.push(CodeActionOrCommand::CodeAction(CodeAction {
+            title: "Refine: add the counterexample as a regression test".to_owned(),
+            kind: Some(CodeActionKind::QUICKFIX),
+            edit: Some(edit),
+            ..CodeAction::default()
+        }));
     }
 }
 
