@@ -154,8 +154,9 @@ impl Engine<'_> {
                 }
             }
         }
-        // Severity follows the evidence wherever the evidence stage could run.
-        let probed = probing.is_some() && out.evidence.no_probes.is_none();
+        // Severity follows the evidence wherever probes ran; where none could, findings keep
+        // `loop.max_unbacked_severity`'s cap.
+        let probed = probing.is_some() && out.evidence.probe_calls > 0;
         let text = &input.text;
         let backed = |f: &Finding| {
             let (a, b) = (

@@ -231,8 +231,12 @@ impl Engine<'_> {
                         of: candidates.len(),
                     });
                 }
-                if let Evidence::Counterexample(c) = &evidence {
-                    out.evidence.counterexample = Some(c.clone());
+                match &evidence {
+                    Evidence::Counterexample(c) => out.evidence.counterexample = Some(c.clone()),
+                    Evidence::Unchanged { inputs } => {
+                        out.notes.push(Note::BehaviourUnchanged { inputs: *inputs });
+                    }
+                    Evidence::Executed { .. } => {}
                 }
                 Weighed::Chosen(i, evidence)
             }
