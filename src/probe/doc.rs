@@ -189,7 +189,8 @@ fn after_operator(language: Language, text: &str, from: usize) -> Option<String>
         .iter()
         .find(|op| trimmed.starts_with(**op))?;
     let after = trimmed.get(op.len()..)?;
-    let value_at = from + skipped + op.len() + (after.len() - after.trim_start_matches([' ', '\t']).len());
+    let value_at =
+        from + skipped + op.len() + (after.len() - after.trim_start_matches([' ', '\t']).len());
     let value = text.get(value_at..)?;
     let expr = match value.strip_prefix('`') {
         Some(v) => v.split('`').next().unwrap_or_default().trim(),

@@ -106,8 +106,9 @@ pub(super) struct Line {
     pub matched: Option<bool>,
 }
 
-/// `\\`, tab, newline and carriage return escaped.
-pub(super) fn escape(s: &str) -> String {
+/// `\\`, tab, newline and carriage return escaped (as the harnesses write them).
+#[cfg(test)]
+fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -276,11 +277,15 @@ mod tests {
         let o = outcomes(&[0, 2, 5], &lines, ending);
         assert_eq!(o[&0], (Outcome::Value("2".into()), Some(false)));
         assert_eq!(o[&2].0, Outcome::Exited(Some(3)));
-        assert_eq!(
-            o[&5].0,
-            Outcome::NotRun("the process ended earlier".into())
+        assert_eq!(o[&5].0, Outcome::NotRun("the process ended earlier".into()));
+        let o = outcomes(
+            &[0, 1],
+            &lines,
+            Ending {
+                timed_out: true,
+                code: None,
+            },
         );
-        let o = outcomes(&[0, 1], &lines, Ending { timed_out: true, code: None });
         assert_eq!(o[&1].0, Outcome::Timeout);
     }
 }

@@ -33,7 +33,11 @@ pub async fn run(req: &Request<'_>, cancel: &CancellationToken) -> Result<Report
     let bound = req
         .limits
         .per_call
-        .saturating_mul(u32::try_from(all.len()).unwrap_or(u32::MAX).saturating_add(1))
+        .saturating_mul(
+            u32::try_from(all.len())
+                .unwrap_or(u32::MAX)
+                .saturating_add(1),
+        )
         .saturating_add(Duration::from_secs(5));
     let mut dropped: BTreeMap<usize, String> = BTreeMap::new();
     for v in 0..versions {
@@ -45,11 +49,17 @@ pub async fn run(req: &Request<'_>, cancel: &CancellationToken) -> Result<Report
         );
         let remaining = req.limits.total.saturating_sub(started.elapsed());
         let ran = scratch
-            .run(command, bound.min(remaining), req.limits.output_bytes, cancel)
+            .run(
+                command,
+                bound.min(remaining),
+                req.limits.output_bytes,
+                cancel,
+            )
             .await?;
         report.sandboxed &= ran.sandboxed;
         let lines = scratch.results(&format!("out-v{v}.txt"));
-        let (outcomes, matches) = version_outcomes(v, &all, &lines, Ending::of(&ran), &mut dropped)?;
+        let (outcomes, matches) =
+            version_outcomes(v, &all, &lines, Ending::of(&ran), &mut dropped)?;
         if let (Some(o), Some(m)) = (report.outcomes.get_mut(v), report.matches.get_mut(v)) {
             *o = outcomes;
             *m = matches;
@@ -116,7 +126,10 @@ fn calls_json(req: &Request<'_>) -> String {
 /// The whole file with version `v` in place of the selection (`v == 0`: the file as it is).
 fn version_file(req: &Request<'_>, v: usize) -> String {
     let text = req.versions.get(v).map(String::as_str).unwrap_or_default();
-    match (req.file.get(..req.selection.start), req.file.get(req.selection.end..)) {
+    match (
+        req.file.get(..req.selection.start),
+        req.file.get(req.selection.end..),
+    ) {
         (Some(before), Some(after)) if v > 0 => format!("{before}{text}{after}"),
         _ => req.file.to_owned(),
     }
@@ -131,7 +144,10 @@ mod tests {
     fn versions_replace_the_selection_and_calls_are_json() {
         let file = "import os\n\ndef f(x):\n    return x\n";
         let start = file.find("def").unwrap();
-        let versions = vec![file[start..].to_owned(), "def f(x):\n    return x + 1\n".to_owned()];
+        let versions = vec![
+            file[start..].to_owned(),
+            "def f(x):\n    return x + 1\n".to_owned(),
+        ];
         let calls = vec![Call {
             function: "f".into(),
             args: "'a\"b', 2".into(),
@@ -146,7 +162,10 @@ mod tests {
             limits: Limits::default(),
         };
         assert_eq!(version_file(&req, 0), file);
-        assert_eq!(version_file(&req, 1), "import os\n\ndef f(x):\n    return x + 1\n");
+        assert_eq!(
+            version_file(&req, 1),
+            "import os\n\ndef f(x):\n    return x + 1\n"
+        );
         assert_eq!(calls_json(&req), r#"[[0,"f","'a\"b', 2",null]]"#);
     }
 
@@ -159,7 +178,10 @@ mod tests {
         };
         let mut dropped = BTreeMap::new();
         let (o, _) = version_outcomes(1, &[0, 1], &lines, ending, &mut dropped).unwrap();
-        assert_eq!(o[1], Outcome::NotRun("does not import: ModuleNotFoundError: x".into()));
+        assert_eq!(
+            o[1],
+            Outcome::NotRun("does not import: ModuleNotFoundError: x".into())
+        );
         assert_eq!(
             version_outcomes(0, &[0], &lines, ending, &mut dropped),
             Err(ProbeError::Build("ModuleNotFoundError: x".into()))

@@ -48,7 +48,11 @@ pub fn regression_test(language: Language, file: &str, call: &Call) -> Option<Re
             let (at, text) = match tests_module(file) {
                 Some((close, indent)) => (close, format!("\n{}", body(&indent))),
                 None => {
-                    let lead = if file.ends_with('\n') || file.is_empty() { "\n" } else { "\n\n" };
+                    let lead = if file.ends_with('\n') || file.is_empty() {
+                        "\n"
+                    } else {
+                        "\n\n"
+                    };
                     let text = format!(
                         "{lead}#[cfg(test)]\nmod tests {{\n    use super::*;\n\n{}}}\n",
                         body("    ")
@@ -65,7 +69,11 @@ pub fn regression_test(language: Language, file: &str, call: &Call) -> Option<Re
         }
         Language::Python => {
             let name = unique(file, &format!("test_{function}_counterexample"), "def ");
-            let lead = if file.ends_with('\n') || file.is_empty() { "\n\n" } else { "\n\n\n" };
+            let lead = if file.ends_with('\n') || file.is_empty() {
+                "\n\n"
+            } else {
+                "\n\n\n"
+            };
             Some(RegressionTest {
                 text: format!(
                     "{lead}def {name}():\n    assert {function}({}) == {expected}\n",
@@ -110,8 +118,13 @@ fn tests_module(file: &str) -> Option<(usize, String)> {
     let indent = body
         .named_child(0)
         .map(|item| {
-            let line_start = file.get(..item.start_byte()).and_then(|b| b.rfind('\n')).map_or(0, |i| i + 1);
-            file.get(line_start..item.start_byte()).unwrap_or_default().to_owned()
+            let line_start = file
+                .get(..item.start_byte())
+                .and_then(|b| b.rfind('\n'))
+                .map_or(0, |i| i + 1);
+            file.get(line_start..item.start_byte())
+                .unwrap_or_default()
+                .to_owned()
         })
         .filter(|i| i.chars().all(char::is_whitespace) && !i.is_empty())
         .unwrap_or_else(|| "    ".to_owned());
@@ -160,7 +173,13 @@ async fn passes(
         }
         Language::Python => {
             scratch.write("subject.py", file)?;
-            scratch.write("t.py", &format!("{PY_RUNNER}getattr(m, {:?})()\nprint('1 passed')\n", test.path))?;
+            scratch.write(
+                "t.py",
+                &format!(
+                    "{PY_RUNNER}getattr(m, {:?})()\nprint('1 passed')\n",
+                    test.path
+                ),
+            )?;
             format!("{ulimit}exec python3 -B t.py")
         }
     };

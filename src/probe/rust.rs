@@ -69,7 +69,11 @@ pub async fn run(req: &Request<'_>, cancel: &CancellationToken) -> Result<Report
     let mut report = Report {
         outcomes: vec![Vec::new(); versions],
         matches: vec![Vec::new(); versions],
-        dropped: excluded.calls.iter().map(|(c, m)| (*c, m.clone())).collect(),
+        dropped: excluded
+            .calls
+            .iter()
+            .map(|(c, m)| (*c, m.clone()))
+            .collect(),
         sandboxed: crate::sandbox::available(),
     };
     let mut results: BTreeMap<usize, BTreeMap<usize, (Outcome, Option<bool>)>> = BTreeMap::new();
@@ -78,14 +82,23 @@ pub async fn run(req: &Request<'_>, cancel: &CancellationToken) -> Result<Report
         let bound = req
             .limits
             .per_call
-            .saturating_mul(u32::try_from(calls.len()).unwrap_or(u32::MAX).saturating_add(1))
+            .saturating_mul(
+                u32::try_from(calls.len())
+                    .unwrap_or(u32::MAX)
+                    .saturating_add(1),
+            )
             .saturating_add(Duration::from_secs(5));
         let command = format!(
             "{}exec ./probe --exact __refine_probe::v{v} --nocapture --test-threads 1",
             exec::ulimit(&req.limits)
         );
         let ran = scratch
-            .run(command, bound.min(remaining), req.limits.output_bytes, cancel)
+            .run(
+                command,
+                bound.min(remaining),
+                req.limits.output_bytes,
+                cancel,
+            )
             .await?;
         report.sandboxed &= ran.sandboxed;
         let lines = scratch.results(&format!("out-v{v}.txt"));
@@ -133,7 +146,8 @@ async fn build(
         let harness = rust_harness::harness(req.file, &plan);
         scratch.write("lib.rs", &harness.text)?;
         let remaining = req.limits.total.saturating_sub(started.elapsed());
-        let command = "rustc --edition 2021 --test -A warnings --error-format=short -o probe lib.rs";
+        let command =
+            "rustc --edition 2021 --test -A warnings --error-format=short -o probe lib.rs";
         let built = scratch
             .run(command.to_owned(), remaining, BUILD_OUTPUT, cancel)
             .await?;

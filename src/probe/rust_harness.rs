@@ -89,7 +89,10 @@ pub(super) fn harness(file: &str, plan: &Plan<'_>) -> Harness {
         h.push(text, Owner::Version(v));
         h.push("}", Owner::Version(v));
     }
-    h.push(&PRELUDE.replace("PER_CALL_MS", &plan.per_call.as_millis().to_string()), Owner::Probe);
+    h.push(
+        &PRELUDE.replace("PER_CALL_MS", &plan.per_call.as_millis().to_string()),
+        Owner::Probe,
+    );
     for (v, calls) in &plan.tests {
         test(&mut h, plan, *v, calls);
     }

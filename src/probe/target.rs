@@ -28,7 +28,14 @@ pub fn targets(
         .parse(file, None)
         .ok_or_else(|| "the file does not parse".to_owned())?;
     let mut found = Vec::new();
-    collect(language, file, tree.root_node(), &selection, Place::Top, &mut found);
+    collect(
+        language,
+        file,
+        tree.root_node(),
+        &selection,
+        Place::Top,
+        &mut found,
+    );
     let mut callable = Vec::new();
     let mut first_why = None;
     for f in found {
@@ -145,11 +152,17 @@ fn rust_target(file: &str, func: Node, place: Place) -> Result<Target, String> {
         Place::Module => return Err(format!("`{name}` is inside a module")),
         Place::Top => {}
     }
-    let generic = func.child_by_field_name("type_parameters").is_some_and(|tp| {
-        let mut c = tp.walk();
-        tp.named_children(&mut c)
-            .any(|p| !matches!(p.kind(), "lifetime_parameter" | "lifetime" | "attribute_item"))
-    });
+    let generic = func
+        .child_by_field_name("type_parameters")
+        .is_some_and(|tp| {
+            let mut c = tp.walk();
+            tp.named_children(&mut c).any(|p| {
+                !matches!(
+                    p.kind(),
+                    "lifetime_parameter" | "lifetime" | "attribute_item"
+                )
+            })
+        });
     if generic || has("abstract_type") {
         return Err(format!(
             "`{name}` has generic parameters without a concrete type"
@@ -192,7 +205,11 @@ fn rust_doc(file: &str, start: usize) -> String {
     let before = file.get(..start).unwrap_or_default();
     let mut lines: Vec<&str> = Vec::new();
     // The item's own line up to `start` is whitespace (or a visibility already in the node).
-    for line in before.lines().rev().skip(usize::from(!before.ends_with('\n'))) {
+    for line in before
+        .lines()
+        .rev()
+        .skip(usize::from(!before.ends_with('\n')))
+    {
         let t = line.trim_start();
         if let Some(doc) = t.strip_prefix("///") {
             lines.push(doc.strip_prefix(' ').unwrap_or(doc));
@@ -263,10 +280,12 @@ fn dedent(doc: &str) -> String {
         .min()
         .unwrap_or(0);
     let mut out: Vec<String> = vec![first];
-    out.extend(
-        rest.iter()
-            .map(|l| l.get(indent..).unwrap_or(l.trim_start()).trim_end().to_owned()),
-    );
+    out.extend(rest.iter().map(|l| {
+        l.get(indent..)
+            .unwrap_or(l.trim_start())
+            .trim_end()
+            .to_owned()
+    }));
     while out.first().is_some_and(|l| l.is_empty()) {
         out.remove(0);
     }

@@ -38,7 +38,11 @@ pub(super) fn toolchain_dirs(home: &Path) -> Vec<PathBuf> {
             found.extend(first_below(home, &p));
         }
     }
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     found.push(var("RUSTUP_HOME").unwrap_or_else(|| home.join(".rustup")));
     found.extend(var("CARGO_HOME"));
     found.extend(var("PYENV_ROOT"));

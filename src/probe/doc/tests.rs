@@ -29,7 +29,13 @@ fn rust_prose_forms() {
     let doc = "Examples:\n- `f(1) == 2`\n- f(2) -> 3\n- f(3) => Some(4),\n- f(4) returns `5`.\n- f(5) returns 6.\n- not f(6) alone\n- g(f(7)) == 1";
     assert_eq!(
         pairs(Language::Rust, "f", doc),
-        [p("1", "2"), p("2", "3"), p("3", "Some(4)"), p("4", "5"), p("5", "6")]
+        [
+            p("1", "2"),
+            p("2", "3"),
+            p("3", "Some(4)"),
+            p("4", "5"),
+            p("5", "6")
+        ]
     );
 }
 
@@ -45,12 +51,16 @@ fn nested_brackets_and_strings_in_arguments() {
     );
     // A lifetime's quote does not start a char literal.
     let doc = "assert_eq!(f(&x as &'static str), 1);";
-    assert_eq!(pairs(Language::Rust, "f", doc), [p("&x as &'static str", "1")]);
+    assert_eq!(
+        pairs(Language::Rust, "f", doc),
+        [p("&x as &'static str", "1")]
+    );
 }
 
 #[test]
 fn only_calls_of_the_function_and_no_duplicates() {
-    let doc = "assert_eq!(ff(1), 2);\nassert_eq!(f(1), 2);\nassert_eq!(f(1), 2);\nassert_eq!(a.f(2), 3);";
+    let doc =
+        "assert_eq!(ff(1), 2);\nassert_eq!(f(1), 2);\nassert_eq!(f(1), 2);\nassert_eq!(a.f(2), 3);";
     assert_eq!(pairs(Language::Rust, "f", doc), [p("1", "2"), p("2", "3")]);
     let many: String = (0..30).map(|i| format!("f({i}) == {i}\n")).collect();
     assert_eq!(examples(Language::Rust, "f", &many).len(), MAX_EXAMPLES);
@@ -74,5 +84,8 @@ fn python_doctests() {
 #[test]
 fn python_triple_quoted_arguments() {
     let doc = ">>> f('''x)''', b=2)\nTrue";
-    assert_eq!(pairs(Language::Python, "f", doc), [p("'''x)''', b=2", "True")]);
+    assert_eq!(
+        pairs(Language::Python, "f", doc),
+        [p("'''x)''', b=2", "True")]
+    );
 }

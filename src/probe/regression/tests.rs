@@ -18,7 +18,17 @@ fn a_rust_test_goes_into_the_files_tests_module() {
     assert!(out.ends_with(
         "    fn sum_even_counterexample() {}\n\n    #[test]\n    fn sum_even_counterexample_2() {\n        assert_eq!(sum_even(&[2]), 2);\n    }\n}\n"
     ), "{out}");
-    assert!(regression_test(Language::Rust, file, &Call { expected: None, ..call("1", "1") }).is_none());
+    assert!(
+        regression_test(
+            Language::Rust,
+            file,
+            &Call {
+                expected: None,
+                ..call("1", "1")
+            }
+        )
+        .is_none()
+    );
 }
 
 #[test]

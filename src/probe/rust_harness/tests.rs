@@ -24,7 +24,10 @@ fn the_harness_holds_the_file_the_versions_and_a_test_per_version() {
     };
     let h = harness(file, &plan);
     assert!(h.text.starts_with(file));
-    assert!(h.text.contains("mod __refine_v1 {\n#[allow(unused_imports)]\nuse super::*;\npub fn f"));
+    assert!(
+        h.text
+            .contains("mod __refine_v1 {\n#[allow(unused_imports)]\nuse super::*;\npub fn f")
+    );
     assert!(h.text.contains("from_millis(1500)"));
     assert!(h.text.contains("fn v0()") && h.text.contains("fn v1()"));
     assert!(h.text.contains("super::__refine_v1::f(\n1\n"));
@@ -34,7 +37,13 @@ fn the_harness_holds_the_file_the_versions_and_a_test_per_version() {
     let line_of = |needle: &str| h.text.lines().position(|l| l == needle).unwrap() + 1;
     assert_eq!(h.owner(1), Owner::Original);
     assert_eq!(h.owner(line_of("    x + 1")), Owner::Version(1));
-    assert_eq!(h.owner(line_of("\"a)\"")), Owner::Call { version: 0, call: 1 });
+    assert_eq!(
+        h.owner(line_of("\"a)\"")),
+        Owner::Call {
+            version: 0,
+            call: 1
+        }
+    );
     assert_eq!(h.owner(h.owners.len() + 5), Owner::Probe);
 }
 
