@@ -93,6 +93,7 @@ fn scratch() -> (tempfile::TempDir, Run) {
         network: false,
         timeout: Duration::from_secs(60),
         max_output: 64 << 10,
+        home: refine_ls::sandbox::Home::Whole,
     };
     (dir, run)
 }

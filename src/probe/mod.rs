@@ -9,9 +9,11 @@
 //! counterexample as a regression test in the file's own style ([`regression`]).
 
 pub mod doc;
+mod exec;
 pub mod python;
 pub mod regression;
 pub mod rust;
+mod rust_harness;
 pub mod target;
 
 use std::time::Duration;

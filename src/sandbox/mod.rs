@@ -10,10 +10,17 @@
 
 mod bwrap;
 mod env;
+mod home;
 mod run;
 mod scratch;
 
 pub use bwrap::{Sandbox, describe, detect};
 pub use env::clean_env;
+pub use home::Home;
 pub use run::{Run, RunError, RunResult};
 pub use scratch::private_dir;
+
+/// Whether commands run in the bubblewrap sandbox here.
+pub fn available() -> bool {
+    matches!(detect(), Sandbox::Bwrap(_))
+}

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::bwrap::{Sandbox, base_args, detect, hidden_paths};
 use super::env::clean_env;
+use super::home::{Home, toolchain_dirs};
 use super::scratch::private_dir;
 
 /// A command to run in a scratch copy.
@@ -30,6 +31,8 @@ pub struct Run {
     pub timeout: Duration,
     /// At most this many bytes of output are kept: the end, which holds the error.
     pub max_output: usize,
+    /// How much of the home folder the command sees under bubblewrap.
+    pub home: Home,
 }
 
 /// What a finished (or timed out) command said.
@@ -114,6 +117,17 @@ impl Run {
             .into_iter()
             .map(OsString::from)
             .collect();
+        if self.home == Home::Toolchains
+            && let Some(home) = dirs::home_dir().filter(|h| h.is_dir())
+        {
+            // Order matters: the empty home first, then the toolchains bound back over it,
+            // then the credential stores hidden again inside them (`~/.cargo/credentials`).
+            args.extend(["--tmpfs".into(), home.clone().into_os_string()]);
+            for dir in toolchain_dirs(&home) {
+                let dir = dir.into_os_string();
+                args.extend(["--ro-bind".into(), dir.clone(), dir]);
+            }
+        }
         for path in hidden_paths() {
             if path.is_dir() {
                 args.push("--tmpfs".into());
@@ -328,6 +342,7 @@ mod tests {
             network: false,
             timeout: Duration::from_secs(1),
             max_output: 10,
+            home: Home::Whole,
         };
         let env = run.env(true);
         let get = |name: &str| env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());

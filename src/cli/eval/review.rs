@@ -209,6 +209,7 @@ async fn passes_tests(file: &str) -> bool {
         network: false,
         timeout: Duration::from_secs(120),
         max_output: 64 * 1024,
+        home: crate::sandbox::Home::Whole,
     };
     run.run(&interrupted().child_token())
         .await

@@ -184,6 +184,7 @@ impl CommandCheck {
             network: self.network,
             timeout: self.timeout,
             max_output: MAX_OUTPUT_BYTES,
+            home: sandbox::Home::Whole,
         };
         let result = run.run(cancel).await.map_err(|e| match e {
             sandbox::RunError::Cancelled => CommandError::Cancelled,
