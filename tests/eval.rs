@@ -86,6 +86,9 @@ async fn eval_catches_every_bad_revision_and_measures_the_loop() {
                 "2",
                 "--format",
                 "json",
+                // Run 2's files: the scripted line numbers and revisions are for them.
+                "--docs",
+                "none",
             ])
             .args(["--base-url", &base_url])
             .env_remove("OPENAI_API_KEY")
@@ -208,6 +211,8 @@ async fn eval_measures_every_mode_on_the_same_tasks_and_resumes_from_its_file() 
             "critique-first,fix-first",
             "--jobs",
             "2",
+            "--docs",
+            "none",
             "--out",
         ]
         .map(str::to_owned)
@@ -310,6 +315,58 @@ async fn eval_measures_every_mode_on_the_same_tasks_and_resumes_from_its_file() 
     assert_eq!(mock.requests().len(), calls, "nothing is reviewed twice");
     let resumed: Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(resumed["summaries"], report["summaries"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_docs_the_model_sees_the_docstring_and_hits_are_counted_by_severity() {
+    // Rust/0 with its two-line docstring above `fn`: the bug (`distance < threshold`) moves
+    // from file line 17 to 19.
+    let finding = json!([{"start_line": 19, "end_line": 19, "quote": "distance < threshold",
+        "severity": "warning", "principle": "correctness",
+        "message": "compares a signed difference", "confidence": 0.9}]);
+    let mock = MockLlm::start(Script {
+        rules: vec![support::mock_llm::Rule {
+            role: "critique".to_owned(),
+            contains: "distance < threshold".to_owned(),
+            reply: Reply::findings(finding),
+        }],
+        critique: vec![Reply::findings(json!([]))].into(),
+        ..Script::default()
+    })
+    .await;
+    let u = mock.base_url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        eval_command(
+            &u,
+            &[
+                "--task", "Rust/0", "--format", "json", "--mode", "critique", "--verify", "probes",
+                "--docs", "fix",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["docs"], "fix");
+    assert_eq!(report["verify"], "probes");
+    let r = &report["tasks"][0];
+    assert_eq!(r["docs"], "fix");
+    assert_eq!(r["buggy"]["hit"], true, "{r}");
+    assert_eq!(r["buggy"]["hit_warning"], true, "{r}");
+    assert_eq!(r["buggy"]["findings_by_severity"]["warning"], 1, "{r}");
+    assert!(r["buggy"]["evidence"].is_object(), "{r}");
+    let s = &report["summary"];
+    assert_eq!(s["bug_line_hit_rate_warning"], 1.0, "{s}");
+    assert_eq!(s["correct_with_finding"], 0, "{s}");
+    let doc =
+        "/// Check if in given list of numbers, are any two numbers closer to each other than";
+    let requests = mock.requests();
+    assert!(
+        requests.iter().any(|b| b.to_string().contains(doc)),
+        "the critic sees the docstring as the doc comment: {requests:?}"
+    );
 }
 
 /// `eval --task TASKS --mode critique --format json`, which must succeed: its report.

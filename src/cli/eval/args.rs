@@ -25,6 +25,10 @@ pub struct EvalArgs {
     /// What verifies each revision inside the loop.
     #[arg(long, value_enum, default_value_t = VerifyMode::Tests)]
     pub verify: VerifyMode,
+    /// Whether each task's docstring is the function's doc comment (`fix`: HumanEvalPack's
+    /// FixDocs, the review's selection starting at the doc) or left out (`none`: run 2's files).
+    #[arg(long, value_enum, default_value_t = Docs::Fix)]
+    pub docs: Docs,
     /// What to measure, comma-separated: `loop` (the loop, once per `--strategy`), `single`
     /// (one "fix the bugs" call, then the same verification: the HumanEvalFix protocol),
     /// `critique` (findings only: hit rate and false positives).
@@ -39,7 +43,7 @@ pub struct EvalArgs {
     /// Append each task's result to this JSONL file as it finishes.
     #[arg(long, value_name = "FILE.jsonl")]
     pub out: Option<PathBuf>,
-    /// Skip the tasks `--out` already holds for this model, verification and mode (without
+    /// Skip the tasks `--out` already holds for this model, verification, docs and mode (without
     /// it, `--out` starts afresh).
     #[arg(long, requires = "out")]
     pub resume: bool,
@@ -56,7 +60,35 @@ pub enum VerifyMode {
     Tests,
     /// Compile only; the tests are held out as the judge.
     Compile,
+    /// Compile, and probe the function's behaviour (`loop.probes`); the tests are held out as
+    /// the judge.
+    Probes,
     /// Syntax and signature checks only.
+    None,
+}
+
+impl VerifyMode {
+    /// What `loop.probes` is for this verification: off for `compile` and `none` (as in run
+    /// 2), on for `probes`, as configured (`None`) for `tests`.
+    pub fn probes(self) -> Option<bool> {
+        match self {
+            VerifyMode::Compile | VerifyMode::None => Some(false),
+            VerifyMode::Probes => Some(true),
+            VerifyMode::Tests => None,
+        }
+    }
+}
+
+/// Whether the task's docstring is in its file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Docs {
+    /// The docstring as the function's doc comment, in the review's selection (HumanEvalPack's
+    /// FixDocs).
+    Fix,
+    /// No docstring: declaration, body, tests (run 2's files; what a result line without
+    /// `docs` was made with).
+    #[default]
     None,
 }
 

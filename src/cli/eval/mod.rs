@@ -15,7 +15,7 @@ mod run;
 mod summary;
 mod task;
 
-pub use args::{EvalArgs, LoopStrategy, Mode, VerifyMode};
+pub use args::{Docs, EvalArgs, LoopStrategy, Mode, VerifyMode};
 pub use results::{Run, TaskResult};
 pub use run::eval;
 pub use task::Task;

@@ -8,34 +8,45 @@ use std::time::{Duration, Instant};
 use ropey::Rope;
 
 use super::super::setup::interrupted;
-use super::args::VerifyMode;
-use super::results::{Run, TaskResult};
+use super::args::{Docs, VerifyMode};
+use super::results::{Run, RunEvidence, SeverityCounts, TaskResult};
 use super::task::Task;
 use crate::engine::verify::CommandCheck;
-use crate::engine::{ReviewInput, ReviewOutcome, edits};
+use crate::engine::{Finding, ReviewInput, ReviewOutcome, Severity, edits};
 use crate::service::ReviewService;
+
+/// How a task's files are made and checked: the same for every mode of a run.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    /// The loop's check.
+    pub verify: VerifyMode,
+    /// Whether the docstring is in the file.
+    pub docs: Docs,
+}
 
 /// Reviews the task's buggy and correct solutions in one mode (`service` is set for it).
 pub async fn run_task(
     task: &Task,
     mode: &str,
     model: &str,
-    verify: VerifyMode,
+    setting: Setting,
     service: &ReviewService,
 ) -> TaskResult {
+    let Setting { verify, docs } = setting;
     let mut result = TaskResult {
         task_id: task.task_id.clone(),
         bug_type: task.bug_type.clone(),
         mode: mode.to_owned(),
         verify,
+        docs,
         model: model.to_owned(),
         buggy: Run::default(),
         correct: Run::default(),
         skipped: None,
     };
     let (Some(buggy_file), Some(correct_file)) = (
-        task.file(&task.buggy_solution),
-        task.file(&task.canonical_solution),
+        task.file(&task.buggy_solution, docs),
+        task.file(&task.canonical_solution, docs),
     ) else {
         result.skipped = Some("needs crates (rand, regex, md5) a bare rustc lacks".to_owned());
         return result;
@@ -45,7 +56,7 @@ pub async fn run_task(
         task,
         &buggy_file,
         &task.buggy_solution,
-        verify,
+        setting,
         service,
         &bug_lines,
     )
@@ -54,7 +65,7 @@ pub async fn run_task(
         task,
         &correct_file,
         &task.canonical_solution,
-        verify,
+        setting,
         service,
         &[],
     )
@@ -68,7 +79,7 @@ async fn review_one(
     task: &Task,
     file: &str,
     solution: &str,
-    mode: VerifyMode,
+    setting: Setting,
     service: &ReviewService,
     bug_lines: &[usize],
 ) -> Run {
@@ -82,8 +93,8 @@ async fn review_one(
             };
         }
     };
-    let check = loop_check(mode, dir.path());
-    let (first, last) = task.function_lines(file, solution);
+    let check = loop_check(setting.verify, dir.path());
+    let (first, last) = task.function_lines(file, solution, setting.docs);
     let input = ReviewInput {
         text: Rope::from_str(file),
         path: "src/lib.rs".to_owned(),
@@ -103,7 +114,12 @@ async fn review_one(
             &mut |_| {},
         )
         .await;
-    let hit = hits_bug(&input.text, &outcome, bug_lines);
+    let hit = hits_bug(&input.text, outcome.findings.iter(), bug_lines);
+    let hit_warning = hits_bug(
+        &input.text,
+        outcome.findings.iter().filter(|f| warning_or_worse(f)),
+        bug_lines,
+    );
     let (rejections, refusals) = refused(&outcome);
     let revision_passes = match &outcome.revision {
         Some(r) => Some(passes_tests(&edits::apply(file, &r.edits, 0)).await),
@@ -122,8 +138,11 @@ async fn review_one(
             .saturating_add(outcome.usage.output_tokens),
         rejections,
         refusals,
-        error: outcome.error,
         wall_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        findings_by_severity: SeverityCounts::of(&outcome.findings),
+        hit_warning,
+        evidence: RunEvidence::from(&outcome.evidence),
+        error: outcome.error,
     }
 }
 
@@ -142,21 +161,30 @@ fn scratch_crate(file: &str) -> Result<tempfile::TempDir, &'static str> {
 
 /// The loop's check in the scratch crate at `root`. `tests`: the task's tests are the loop's
 /// check, on buggy code (where they fail, and their failure is a fact the loop starts from) as
-/// on correct code. `compile`: the tests are held out, and only judge the offered revision
-/// afterwards.
+/// on correct code. `compile` and `probes` (whose probes `loop.probes` turns on): the tests are
+/// held out, and only judge the offered revision afterwards.
 fn loop_check(mode: VerifyMode, root: &Path) -> Option<CommandCheck> {
     const COMPILE: &str = "rustc --edition 2021 --crate-type lib -A warnings --emit=metadata --out-dir target src/lib.rs";
     const TESTS: &str = "mkdir -p target && rustc --edition 2021 --test -A warnings -o target/t src/lib.rs && ./target/t -q";
     match mode {
         VerifyMode::None => None,
-        VerifyMode::Compile => Some(command_check(root, COMPILE)),
+        VerifyMode::Compile | VerifyMode::Probes => Some(command_check(root, COMPILE)),
         VerifyMode::Tests => Some(command_check(root, TESTS)),
     }
 }
 
-/// Whether a shown finding covers one of `bug_lines` (zero-based file lines).
-fn hits_bug(rope: &Rope, outcome: &ReviewOutcome, bug_lines: &[usize]) -> bool {
-    outcome.findings.iter().any(|f| {
+/// Whether a finding of warning or error severity.
+fn warning_or_worse(f: &Finding) -> bool {
+    matches!(f.raw.severity, Severity::Error | Severity::Warning)
+}
+
+/// Whether one of `findings` covers one of `bug_lines` (zero-based file lines).
+fn hits_bug<'f>(
+    rope: &Rope,
+    mut findings: impl Iterator<Item = &'f Finding>,
+    bug_lines: &[usize],
+) -> bool {
+    findings.any(|f| {
         let a = crate::document::line_of(rope, f.range.start);
         let b = crate::document::line_of(rope, f.range.end.max(f.range.start));
         bug_lines.iter().any(|l| (a..=b).contains(l))

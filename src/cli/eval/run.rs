@@ -12,7 +12,7 @@ use serde_json::json;
 use super::super::flags::Format;
 use super::args::{EvalArgs, mode_setups};
 use super::results::{TaskResult, describe, read_results};
-use super::review::run_task;
+use super::review::{Setting, run_task};
 use super::summary::{print_table, summaries};
 use super::task::{Task, read_tasks};
 use crate::prompts::Prompts;
@@ -71,12 +71,18 @@ fn select_tasks(args: &EvalArgs) -> Result<Vec<Task>, String> {
 }
 
 /// A service for each mode `args` asks for, in order: the configuration files with the
-/// provider flags on top, no cache (every task is reviewed afresh), built-in prompts only.
+/// provider flags on top, no cache (every task is reviewed afresh), built-in prompts only,
+/// `loop.probes` as `--verify` sets it. Eval made the scratch crates it reviews, so they count
+/// as trusted (trusted by the command line): probes and the check may run without a sandbox.
 fn mode_services(args: &EvalArgs) -> Result<Vec<ModeService>, String> {
     let mut layers = crate::config::Layers::default();
     layers.load_files(None);
     layers.set(crate::config::Source::CommandLine, args.flags.layer());
+    layers.grant_trust(crate::config::TrustedBy::CommandLine);
     let mut resolved = layers.resolve();
+    if let Some(probes) = args.verify.probes() {
+        resolved.config.refine_loop.probes = probes;
+    }
     resolved.config.provider.use_every_core();
     // Every task is reviewed afresh: no cache; built-in prompts only.
     resolved.config.cache.enabled = false;
@@ -104,7 +110,7 @@ fn mode_services(args: &EvalArgs) -> Result<Vec<ModeService>, String> {
     Ok(services)
 }
 
-/// What `--out` already holds for this model and verification (with `--resume`), and the file
+/// What `--out` already holds for this model, verification and docs (with `--resume`), and the file
 /// the new results go to (appended to with `--resume`, else started afresh).
 fn open_results(args: &EvalArgs, model: &str) -> Result<(Vec<TaskResult>, Option<File>), String> {
     let Some(path) = &args.out else {
@@ -121,7 +127,7 @@ fn open_results(args: &EvalArgs, model: &str) -> Result<(Vec<TaskResult>, Option
         }
         results = old
             .into_iter()
-            .filter(|r| r.verify == args.verify && r.model == model)
+            .filter(|r| r.made_with(args.verify, args.docs, model))
             .collect();
     }
     let file = std::fs::OpenOptions::new()
@@ -168,14 +174,17 @@ async fn run_work(
     results: &mut Vec<TaskResult>,
 ) -> Result<(), String> {
     let total = work.len();
-    let verify = args.verify;
+    let setting = Setting {
+        verify: args.verify,
+        docs: args.docs,
+    };
     let mut stream = futures::stream::iter(work.into_iter().map(|(task, m)| {
         let ModeService {
             name,
             service,
             model,
         } = &services[m];
-        async move { run_task(task, name, model, verify, service).await }
+        async move { run_task(task, name, model, setting, service).await }
     }))
     .buffer_unordered(usize::from(args.jobs));
     let mut n = 0;
@@ -223,6 +232,7 @@ fn write_report(
             &mut out,
             &json!({
                 "verify": args.verify,
+                "docs": args.docs,
                 "model": model,
                 "modes": wanted,
                 "tasks": results,
