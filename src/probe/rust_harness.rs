@@ -117,13 +117,15 @@ fn test(h: &mut Harness, plan: &Plan<'_>, v: usize, calls: &[usize]) {
         let Some(call) = plan.calls.get(c) else {
             continue;
         };
+        // The expected value takes the returned value's type (`None`, `vec![]` and `2` need
+        // one), and both are compared as their `{:?}` text.
         let expected = match &call.expected {
-            Some(e) => format!("Some(format!(\"{{:?}}\",\n{e}\n            ))"),
+            Some(e) => format!("Some(like(&r,\n{e}\n            ))"),
             None => "None".to_owned(),
         };
         h.push(
             &format!(
-                "        r.call({c}, move || {{\n            let v = format!(\"{{:?}}\", {path}{}(\n{}\n            ));\n            let e: Option<String> = {expected};\n            (v, e)\n        }});",
+                "        r.call({c}, move || {{\n            let r = {path}{}(\n{}\n            );\n            let v = format!(\"{{:?}}\", r);\n            let e: Option<String> = {expected};\n            (v, e)\n        }});",
                 call.function, call.args
             ),
             Owner::Call { version: v, call: c },
@@ -138,6 +140,11 @@ const PRELUDE: &str = r#"#[cfg(test)]
 #[allow(unused, unused_imports, unused_mut, clippy::all)]
 mod __refine_probe {
     use std::io::Write as _;
+
+    /// `e` as its `{:?}` text, typed as the value `_r` it is compared with.
+    fn like<T: std::fmt::Debug>(_r: &T, e: T) -> String {
+        format!("{e:?}")
+    }
 
     fn escape(s: &str) -> String {
         let mut out = String::new();

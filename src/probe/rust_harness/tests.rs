@@ -31,7 +31,7 @@ fn the_harness_holds_the_file_the_versions_and_a_test_per_version() {
     assert!(h.text.contains("from_millis(1500)"));
     assert!(h.text.contains("fn v0()") && h.text.contains("fn v1()"));
     assert!(h.text.contains("super::__refine_v1::f(\n1\n"));
-    assert!(h.text.contains("Some(format!(\"{:?}\",\n2\n"));
+    assert!(h.text.contains("Some(like(&r,\n2\n"));
     assert_eq!(h.owners.len(), h.text.lines().count());
     // Every line is owned by what wrote it.
     let line_of = |needle: &str| h.text.lines().position(|l| l == needle).unwrap() + 1;
