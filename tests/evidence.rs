@@ -110,7 +110,7 @@ async fn the_readme_example_shows_its_counterexample_and_refuses_a_drifting_samp
         eprintln!("skipped: needs rustc and bwrap");
         return;
     }
-    let mock = MockLlm::start(Script {
+    let script = || Script {
         revise: vec![
             Reply::code(&fixed_example()),
             Reply::code(&drifting_example()),
@@ -127,8 +127,8 @@ async fn the_readme_example_shows_its_counterexample_and_refuses_a_drifting_samp
         .into(),
         explain: vec![explanations()].into(),
         ..Script::default()
-    })
-    .await;
+    };
+    let mock = MockLlm::start(script()).await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("buggy_sum.rs");
     std::fs::write(&file, EXAMPLE).unwrap();
@@ -183,6 +183,7 @@ async fn the_readme_example_shows_its_counterexample_and_refuses_a_drifting_samp
         .expect("an intent question");
     assert!(!intent.to_string().contains("total += xs[i]"), "{intent}");
     // The text report: the counterexample and the regression test.
+    mock.set_script(script());
     let text = review(&file, &[], &config, &mock.base_url).await;
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
