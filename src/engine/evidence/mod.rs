@@ -10,6 +10,7 @@
 
 pub(crate) mod ask;
 pub(crate) mod decide;
+pub(crate) mod seeds;
 
 use decide::{Class, Intent, Verdict};
 
@@ -188,6 +189,18 @@ impl Engine<'_> {
             }
         };
         summarise(out, &report, inputs.len(), candidates.len());
+        if !report
+            .outcomes
+            .first()
+            .is_some_and(|o| o.iter().any(probe::Outcome::ran))
+        {
+            let why = report.dropped.first().map_or_else(
+                || "no input could be run".to_owned(),
+                |(_, why)| format!("no input could be run ({why})"),
+            );
+            no_probes(out, why);
+            return Ok(Weighed::Unprobed);
+        }
         let checks: Vec<bool> = candidates.iter().map(|c| c.passes_failing_check).collect();
         let classes = decide::classify(&report, inputs.len(), &checks);
         let asked = self
@@ -275,7 +288,7 @@ impl Engine<'_> {
                 return Ok(Vec::new());
             }
         };
-        let inputs = match Self::call(self.critic, &req, out, run.cancel, &mut |_| {}).await {
+        let proposed = match Self::call(self.critic, &req, out, run.cancel, &mut |_| {}).await {
             Ok(r) => ask::parse_inputs(&r.content, &probing.targets, max as usize),
             Err(ProviderError::Cancelled) => return Err(Stop),
             Err(e) => {
@@ -283,6 +296,28 @@ impl Engine<'_> {
                 Vec::new()
             }
         };
+        // Edge cases from the parameter types first, then the model's inputs fitted to them.
+        let mut inputs: Vec<Call> = Vec::new();
+        for target in &probing.targets {
+            let theirs = proposed
+                .iter()
+                .filter(|c| c.function == target.name)
+                .map(|c| Call {
+                    args: seeds::repair(probing.language, target, &c.args),
+                    ..c.clone()
+                });
+            for call in seeds::seeds(probing.language, target)
+                .into_iter()
+                .chain(theirs)
+            {
+                if !inputs
+                    .iter()
+                    .any(|c| c.function == call.function && c.args == call.args)
+                {
+                    inputs.push(call);
+                }
+            }
+        }
         probing.inputs = Some(inputs.clone());
         Ok(inputs)
     }
@@ -359,7 +394,10 @@ impl Engine<'_> {
             limits: Limits::default(),
         };
         match probe::run(&req, run.cancel).await {
-            Ok(r) => Ok(Ok(r)),
+            Ok(r) => {
+                tracing::debug!(?calls, report = ?r, "probe run");
+                Ok(Ok(r))
+            }
             Err(ProbeError::Cancelled) => Err(Stop),
             Err(e) => Ok(Err(e.to_string())),
         }
