@@ -10,6 +10,7 @@ mod support;
 use std::process::Output;
 
 use serde_json::{Value, json};
+use support::lsp_client::{LspClient, action_titled, apply_edits};
 use support::mock_llm::{MockLlm, Reply, Script};
 
 const EXAMPLE: &str = include_str!("../examples/buggy_sum.rs");
@@ -110,25 +111,7 @@ async fn the_readme_example_shows_its_counterexample_and_refuses_a_drifting_samp
         eprintln!("skipped: needs rustc and bwrap");
         return;
     }
-    let script = || Script {
-        revise: vec![
-            Reply::code(&fixed_example()),
-            Reply::code(&drifting_example()),
-        ]
-        .into(),
-        probe: vec![inputs()].into(),
-        intent: vec![Reply::content(
-            // Asked: the inputs most candidates change first, then in order: `sum_even(&[2])`,
-            // `sum_even(&[1, 2, 3, 4])`, `average(&[])`.
-            json!({"answers": [{"call": 1, "returns": "2"}, {"call": 2, "returns": "6"},
-                               {"call": 3, "returns": "None"}]})
-            .to_string(),
-        )]
-        .into(),
-        explain: vec![explanations()].into(),
-        ..Script::default()
-    };
-    let mock = MockLlm::start(script()).await;
+    let mock = MockLlm::start(readme_script()).await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("buggy_sum.rs");
     std::fs::write(&file, EXAMPLE).unwrap();
@@ -183,7 +166,7 @@ async fn the_readme_example_shows_its_counterexample_and_refuses_a_drifting_samp
         .expect("an intent question");
     assert!(!intent.to_string().contains("total += xs[i]"), "{intent}");
     // The text report: the counterexample and the regression test.
-    mock.set_script(script());
+    mock.set_script(readme_script());
     let text = review(&file, &[], &config, &mock.base_url).await;
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
@@ -192,6 +175,87 @@ async fn the_readme_example_shows_its_counterexample_and_refuses_a_drifting_samp
     );
     assert!(text.contains("fn sum_even_counterexample()"), "{text}");
     assert!(text.contains("assert_eq!(sum_even(&[2]), 2);"), "{text}");
+}
+
+/// The script of the README example's review: a right fix, then a drifting sampled one.
+fn readme_script() -> Script {
+    Script {
+        revise: vec![Reply::code(&fixed_example()), Reply::code(&drifting_example())].into(),
+        probe: vec![inputs()].into(),
+        intent: vec![Reply::content(
+            // Asked: the inputs most candidates change first, then in order: `sum_even(&[2])`,
+            // `sum_even(&[1, 2, 3, 4])`, `average(&[])`.
+            json!({"answers": [{"call": 1, "returns": "2"}, {"call": 2, "returns": "6"},
+                               {"call": 3, "returns": "None"}]})
+            .to_string(),
+        )]
+        .into(),
+        explain: vec![explanations()].into(),
+        ..Script::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_lsp_the_counterexample_is_in_the_diagnostic_and_becomes_a_regression_test() {
+    if !have_tools() {
+        eprintln!("skipped: needs rustc and bwrap");
+        return;
+    }
+    let mock = MockLlm::start(readme_script()).await;
+    let client = LspClient::start(&[("OPENAI_BASE_URL", &mock.base_url)]);
+    client
+        .initialize(
+            json!({"window": {"workDoneProgress": true}, "general": {"positionEncodings": ["utf-16"]}}),
+            json!({"refine": {"loop": {"strategy": "fix-first", "fix_samples": 1}}}),
+        )
+        .await;
+    let uri = "file:///work/buggy_sum.rs";
+    client.open(uri, "rust", EXAMPLE).await;
+    let id = client
+        .review(
+            uri,
+            json!({"start": {"line": 0, "character": 0}, "end": {"line": 15, "character": 0}}),
+        )
+        .await;
+    let done = client.finished(&id).await;
+    assert!(done["error"].is_null(), "{done}");
+    let diagnostics = client.diagnostics(uri);
+    let line4 = diagnostics
+        .iter()
+        .find(|d| d["range"]["start"]["line"] == 3)
+        .unwrap_or_else(|| panic!("no diagnostic on line 4: {diagnostics:#?}"));
+    assert_eq!(line4["severity"], 2, "a warning: {line4}");
+    assert!(
+        line4["message"].as_str().unwrap().contains(
+            "Evidence: `sum_even(&[2])` returns 0; its doc and name say 2; the revision returns 2"
+        ),
+        "{line4}"
+    );
+    let hover = client
+        .request(
+            "textDocument/hover",
+            json!({"textDocument": {"uri": uri}, "position": {"line": 3, "character": 10}}),
+        )
+        .await
+        .expect("hover");
+    assert!(hover.to_string().contains("*Evidence:*"), "{hover}");
+    let actions = client
+        .code_actions(
+            uri,
+            json!({"start": {"line": 3, "character": 0}, "end": {"line": 3, "character": 0}}),
+        )
+        .await;
+    let add = action_titled(&actions, "Refine: add the counterexample as a regression test");
+    let change = &add["edit"]["documentChanges"][0];
+    assert_eq!(change["textDocument"]["version"], 1, "the current version: {add}");
+    let edits = change["edits"].as_array().unwrap();
+    let with_test = apply_edits(EXAMPLE, edits, "utf-16");
+    assert!(with_test.starts_with(EXAMPLE), "the test is added, nothing else changes");
+    assert!(
+        with_test.contains("#[cfg(test)]\nmod tests {\n    use super::*;")
+            && with_test.contains("fn sum_even_counterexample() {\n        assert_eq!(sum_even(&[2]), 2);"),
+        "{with_test}"
+    );
 }
 
 #[tokio::test]

@@ -525,12 +525,90 @@ fn the_default_model_finds_a_real_bug_in_the_readme_example() {
                 .is_some_and(|q| q.contains("1..xs.len()"))
     });
     assert!(on_line_4, "the loop-start bug is shown on line 4: {report}");
+    // With probes (issue 28) the finding carries what running the code showed: an input on
+    // which the original and the fix differ, and the function's intent sides with the fix.
+    let counterexample = findings
+        .iter()
+        .find(|f| f["line"] == 4)
+        .and_then(|f| f["evidence_text"].as_str())
+        .unwrap_or_default();
+    assert!(
+        counterexample.starts_with("`sum_even(") && counterexample.contains("the revision returns"),
+        "the line-4 finding shows its counterexample: {report}"
+    );
+    eprintln!("evidence: {}", report["evidence"]);
     // What the loop made of it is reported, not asserted (issue 14 measures it).
     eprintln!(
         "revision offered: {}; notes: {}",
         !report["revision"].is_null(),
         report["notes"]
     );
+}
+
+/// The README example over the language server on the default model: the line-4 finding
+/// carries its counterexample, and the code action adds it as a regression test.
+#[test]
+fn over_lsp_the_default_model_shows_the_readme_bug_with_its_counterexample() {
+    let _one_at_a_time = DEFAULT_MODEL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(readme_over_lsp());
+}
+
+async fn readme_over_lsp() {
+    let example = include_str!("../examples/buggy_sum.rs");
+    let client = LspClient::start(&[]);
+    client
+        .initialize(
+            json!({"window": {"workDoneProgress": true}, "general": {"positionEncodings": ["utf-16"]}}),
+            json!({"refine": {"provider": {"kind": "local", "model_path": default_model_path(),
+                                           "timeout_secs": 600}}}),
+        )
+        .await;
+    let uri = "file:///work/buggy_sum.rs";
+    client.open(uri, "rust", example).await;
+    let started = Instant::now();
+    let id = client
+        .review(
+            uri,
+            json!({"start": {"line": 0, "character": 0}, "end": {"line": 15, "character": 0}}),
+        )
+        .await;
+    let done = client
+        .finished_within(&id, std::time::Duration::from_secs(900))
+        .await;
+    let diagnostics = client.diagnostics(uri);
+    eprintln!(
+        "default model over LSP: {:.1} s\n{done}\n{diagnostics:#?}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(done["error"].is_null(), "{done}");
+    let line4 = diagnostics
+        .iter()
+        .find(|d| d["range"]["start"]["line"] == 3)
+        .unwrap_or_else(|| panic!("no diagnostic on line 4: {diagnostics:#?}"));
+    assert!(
+        line4["message"].as_str().unwrap_or_default().contains("Evidence: `sum_even("),
+        "{line4}"
+    );
+    let actions = client
+        .code_actions(
+            uri,
+            json!({"start": {"line": 3, "character": 0}, "end": {"line": 3, "character": 0}}),
+        )
+        .await;
+    let add = support::lsp_client::action_titled(
+        &actions,
+        "Refine: add the counterexample as a regression test",
+    );
+    let edits = add["edit"]["documentChanges"][0]["edits"].as_array().cloned().unwrap_or_default();
+    let with_test = support::lsp_client::apply_edits(example, &edits, "utf-16");
+    assert!(with_test.contains("fn sum_even_counterexample()"), "{with_test}");
 }
 
 #[test]
