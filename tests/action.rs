@@ -224,7 +224,7 @@ async fn the_actions_steps_review_a_pull_request_and_write_sarif_and_rdjson() {
             )
             .env(
                 "REFINE_LS_CONFIG",
-                "/nonexistent/refine-ls-test-config.toml",
+                support::test_config(),
             )
             .env_remove("OPENAI_BASE_URL");
         for (k, v) in step_env(&action, step, &given, &outputs(&output_file)) {

@@ -59,7 +59,7 @@ async fn run_with_stdin(dir: &Path, args: &[&str], base_url: &str, input: &str) 
             .env("OPENAI_BASE_URL", base_url)
             .env(
                 "REFINE_LS_CONFIG",
-                "/nonexistent/refine-ls-test-config.toml",
+                support::test_config(),
             )
             .env("REFINE_LS_CACHE_DIR", dir.join(".cache-test"))
             .env("REFINE_LS_DATA_DIR", dir.join(".data-test"))

@@ -41,7 +41,7 @@ async fn run(args: Vec<String>, base_url: &str) -> Output {
             .env("OPENAI_BASE_URL", base_url)
             .env(
                 "REFINE_LS_CONFIG",
-                "/nonexistent/refine-ls-test-config.toml",
+                support::test_config(),
             )
             .env("REFINE_LS_CACHE_DIR", fresh_dir())
             .output()
@@ -274,7 +274,7 @@ async fn run_env(args: Vec<String>, envs: Vec<(String, String)>) -> Output {
             .env_remove("OLLAMA_HOST")
             .env(
                 "REFINE_LS_CONFIG",
-                "/nonexistent/refine-ls-test-config.toml",
+                support::test_config(),
             )
             .env("REFINE_LS_CACHE_DIR", fresh_dir())
             .envs(envs)

@@ -94,7 +94,7 @@ async fn eval_catches_every_bad_revision_and_measures_the_loop() {
             .env_remove("OPENAI_API_KEY")
             .env(
                 "REFINE_LS_CONFIG",
-                "/nonexistent/refine-ls-test-config.toml",
+                support::test_config(),
             )
             .output()
             .unwrap()
@@ -158,7 +158,7 @@ fn eval_command(base_url: &str, args: &[&str]) -> std::process::Output {
         .env_remove("OPENAI_API_KEY")
         .env(
             "REFINE_LS_CONFIG",
-            "/nonexistent/refine-ls-test-config.toml",
+            support::test_config(),
         )
         .output()
         .unwrap()

@@ -183,10 +183,11 @@ fn readme_script() -> Script {
         revise: vec![Reply::code(&fixed_example()), Reply::code(&drifting_example())].into(),
         probe: vec![inputs()].into(),
         intent: vec![Reply::content(
-            // Asked: the inputs most candidates change first, then in order: `sum_even(&[2])`,
-            // `sum_even(&[1, 2, 3, 4])`, `average(&[])`.
-            json!({"answers": [{"call": 1, "returns": "2"}, {"call": 2, "returns": "6"},
-                               {"call": 3, "returns": "None"}]})
+            // Asked: the inputs most candidates change first, then in order (the parameter
+            // types' edge cases come before the model's inputs): `sum_even(&[2])`,
+            // `sum_even(&[1, 2, -1, 2])`, `sum_even(&[1, 2, 3, 4])`; the intent is right.
+            json!({"answers": [{"call": 1, "returns": "2"}, {"call": 2, "returns": "4"},
+                               {"call": 3, "returns": "6"}]})
             .to_string(),
         )]
         .into(),
@@ -206,7 +207,7 @@ async fn over_lsp_the_counterexample_is_in_the_diagnostic_and_becomes_a_regressi
     client
         .initialize(
             json!({"window": {"workDoneProgress": true}, "general": {"positionEncodings": ["utf-16"]}}),
-            json!({"refine": {"loop": {"strategy": "fix-first", "fix_samples": 1}}}),
+            json!({"refine": {"loop": {"strategy": "fix-first", "fix_samples": 1, "probes": true}}}),
         )
         .await;
     let uri = "file:///work/buggy_sum.rs";
@@ -214,7 +215,7 @@ async fn over_lsp_the_counterexample_is_in_the_diagnostic_and_becomes_a_regressi
     let id = client
         .review(
             uri,
-            json!({"start": {"line": 0, "character": 0}, "end": {"line": 15, "character": 0}}),
+            json!({"start": {"line": 0, "character": 0}, "end": {"line": 15, "character": 1}}),
         )
         .await;
     let done = client.finished(&id).await;

@@ -168,7 +168,7 @@ fn export(data: &Path, format: &str, out: &Path) -> String {
         .env("REFINE_LS_DATA_DIR", data)
         .env(
             "REFINE_LS_CONFIG",
-            "/nonexistent/refine-ls-test-config.toml",
+            support::test_config(),
         )
         .output()
         .expect("refine-ls learn export");

@@ -576,7 +576,7 @@ async fn readme_over_lsp() {
     let id = client
         .review(
             uri,
-            json!({"start": {"line": 0, "character": 0}, "end": {"line": 15, "character": 0}}),
+            json!({"start": {"line": 0, "character": 0}, "end": {"line": 15, "character": 1}}),
         )
         .await;
     let done = client

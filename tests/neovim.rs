@@ -85,7 +85,7 @@ async fn run(scenario: &str, script: Script) {
             .env_remove("OPENAI_API_KEY")
             .env(
                 "REFINE_LS_CONFIG",
-                "/nonexistent/refine-ls-test-config.toml",
+                support::test_config(),
             )
             .env("REFINE_LS_CACHE_DIR", work_dir.join("cache"))
             .env("XDG_CONFIG_HOME", work_dir.join("xdg-config"))

@@ -59,7 +59,7 @@ async fn probe(
         calls,
         limits,
     };
-    probe::run(&req, &CancellationToken::new()).await
+    probe::runner::run(&req, &CancellationToken::new()).await
 }
 
 /// A folder of this test's own under the real home's cache (not /tmp, which the sandbox

@@ -38,7 +38,7 @@ impl Engine<'_> {
         run: &mut Run<'_>,
         (out, progress): (&mut ReviewOutcome, &mut (dyn FnMut(Event) + Send)),
         revise: bool,
-        probing: Option<&mut Probing>,
+        mut probing: Option<&mut Probing>,
     ) -> Result<(), Stop> {
         let Some(first) = self.first_critique(at, run, out, progress).await? else {
             return Ok(());
@@ -57,7 +57,7 @@ impl Engine<'_> {
             return Ok(());
         }
         let chosen = &candidates[best];
-        let evidence = match probing {
+        let evidence = match probing.as_deref_mut() {
             Some(probing) => {
                 let weighable = [Weighable {
                     text: chosen.text.clone(),
@@ -85,10 +85,11 @@ impl Engine<'_> {
             chosen.round,
         );
         // The revision's evidence backs the findings whose lines it changes.
-        if evidence.is_some() {
+        if let (Some(e), Some(p)) = (&evidence, probing.as_deref()) {
             for f in &mut out.findings {
                 if revision.per_finding.iter().any(|(id, _)| *id == f.id) {
-                    f.evidence.clone_from(&evidence);
+                    let line = crate::document::line_of(&at.input.text, f.range.start);
+                    f.evidence = p.evidence_at(at, line, e);
                 }
             }
         }

@@ -181,17 +181,17 @@ impl Engine<'_> {
             passes_failing_check: passes,
             attempt: Attempt::Fix(round),
         };
-        let (fixed, evidence) = match probing {
+        let (fixed, evidence, probing) = match probing {
             Some(probing) if !single => {
                 match self
                     .by_evidence(at, probing, greedy, run, (out, progress))
                     .await?
                 {
-                    Some(chosen) => chosen,
+                    Some((fixed, evidence)) => (fixed, evidence, Some(&*probing)),
                     None => return Ok(FixEnd::Done),
                 }
             }
-            _ => (greedy.text, None),
+            _ => (greedy.text, None, None),
         };
         let findings = if single {
             Vec::new()
@@ -212,11 +212,13 @@ impl Engine<'_> {
         };
         out.findings = document_findings(&findings, out.region.start);
         for f in &mut out.findings {
-            // The evidence is the fix's; a hunk the explainer says fixes nothing keeps none.
-            if f.raw.severity != Severity::Hint
-                || matches!(evidence, Some(Evidence::Unchanged { .. }))
+            // The evidence is the fix's (a counterexample only for the hunks of its function);
+            // a hunk the explainer says fixes nothing keeps none.
+            if let (Some(e), Some(p)) = (&evidence, probing)
+                && (f.raw.severity != Severity::Hint || matches!(e, Evidence::Unchanged { .. }))
             {
-                f.evidence.clone_from(&evidence);
+                let line = crate::document::line_of(&at.input.text, f.range.start);
+                f.evidence = p.evidence_at(at, line, e);
             }
             progress(Event::Finding(f.clone()));
         }

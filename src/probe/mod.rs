@@ -12,6 +12,7 @@ pub mod doc;
 mod exec;
 pub mod python;
 pub mod regression;
+pub mod runner;
 pub mod rust;
 mod rust_harness;
 pub mod target;
@@ -19,7 +20,6 @@ pub mod target;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
 
 /// A language a harness exists for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,12 +191,4 @@ pub enum ProbeError {
     /// The review was cancelled.
     #[error("cancelled")]
     Cancelled,
-}
-
-/// Runs every call on every version (see [`Request`]); the harness per language.
-pub async fn run(req: &Request<'_>, cancel: &CancellationToken) -> Result<Report, ProbeError> {
-    match req.language {
-        Language::Rust => rust::run(req, cancel).await,
-        Language::Python => python::run(req, cancel).await,
-    }
 }

@@ -55,7 +55,7 @@ impl LspClient {
             .env_remove("OPENAI_BASE_URL")
             .env(
                 "REFINE_LS_CONFIG",
-                "/nonexistent/refine-ls-test-config.toml",
+                super::test_config(),
             )
             .env("REFINE_LS_CACHE_DIR", cache_dir.path())
             .env("REFINE_LS_TRUST_FILE", cache_dir.path().join("trusted"))

@@ -101,8 +101,8 @@ pub(crate) fn questions(classes: &[Class], max: usize) -> Vec<usize> {
 pub(crate) enum Verdict {
     /// Backed by execution (a failing doc example or check it makes pass).
     Executed(String),
-    /// A behaviour change the intent backs, at this input.
-    Fix(Counterexample),
+    /// A behaviour change the intent backs: a counterexample per function, at least one.
+    Fix(Vec<Counterexample>),
     /// No behaviour change on the probes.
     Unchanged(usize),
     /// A behaviour change nothing backs: `changes \`f(x)\` from \`a\` to \`b\``.
@@ -159,17 +159,18 @@ pub(crate) fn verdicts(
         .collect()
 }
 
-/// The counterexample the intent backs for version `v`, if it backs one and contradicts none.
+/// The counterexamples the intent backs for version `v` (the first per function), if it backs
+/// one and contradicts none.
 fn backed(
     intent: &Intent<'_>,
     v: usize,
     diffs: &[usize],
     original: &[Outcome],
     outcomes: &[Outcome],
-) -> Option<Counterexample> {
+) -> Option<Vec<Counterexample>> {
     let orig_m = intent.matches.first()?;
     let mine = intent.matches.get(v)?;
-    let mut support = None;
+    let mut support: Vec<Counterexample> = Vec::new();
     for (k, (input, call)) in intent.asked.iter().enumerate() {
         if !diffs.contains(input) {
             continue;
@@ -182,8 +183,9 @@ fn backed(
             // The intent sides with the original here: this change is not a fix.
             return None;
         }
-        if m == Some(true) && o != Some(true) && support.is_none() {
-            support = Some(Counterexample {
+        if m == Some(true) && o != Some(true) && !support.iter().any(|c| c.function == call.function)
+        {
+            support.push(Counterexample {
                 function: call.function.clone(),
                 args: call.args.clone(),
                 original: original.get(*input).map(Outcome::show).unwrap_or_default(),
@@ -193,7 +195,7 @@ fn backed(
             });
         }
     }
-    support
+    (!support.is_empty()).then_some(support)
 }
 
 /// "changes `f([])` from `0` to `None`".
@@ -242,7 +244,7 @@ pub(crate) fn choose(
     })?;
     let evidence = match verdicts.get(chosen)? {
         Verdict::Executed(what) => Evidence::Executed { what: what.clone() },
-        Verdict::Fix(c) => Evidence::Counterexample(c.clone()),
+        Verdict::Fix(c) => Evidence::Counterexample(c.first()?.clone()),
         Verdict::Unchanged(n) => Evidence::Unchanged { inputs: *n },
         Verdict::Drift(_) | Verdict::Broken => return None,
     };
@@ -352,7 +354,7 @@ mod tests {
         };
         let verdicts = verdicts(&classes, &r, &calls, Some(&intent), "");
         assert!(
-            matches!(&verdicts[0], Verdict::Fix(c) if c.sentence() == "`sum_even(&[2])` returns 0; its doc and name say 2; the revision returns 2")
+            matches!(&verdicts[0], Verdict::Fix(c) if c[0].sentence() == "`sum_even(&[2])` returns 0; its doc and name say 2; the revision returns 2")
         );
         assert_eq!(verdicts[1], Verdict::Unchanged(3));
         assert_eq!(

@@ -35,6 +35,47 @@ pub(crate) struct Probing {
     inputs: Option<Vec<Call>>,
     /// The first doc example that fails on the original, as the evidence's words.
     failing_example: Option<String>,
+    /// The chosen version's counterexamples, one per function it fixes.
+    chosen: Vec<super::outcome::Counterexample>,
+}
+
+impl Probing {
+    /// What backs a finding on file line `line` (zero-based) of a version backed by
+    /// `evidence`: a counterexample only when the function the line is in has one (a hunk in
+    /// another function is not backed by it); other kinds as they are.
+    pub(crate) fn evidence_at(
+        &self,
+        at: &Subject<'_>,
+        line: usize,
+        evidence: &Evidence,
+    ) -> Option<Evidence> {
+        if !matches!(evidence, Evidence::Counterexample(_)) {
+            return Some(evidence.clone());
+        }
+        let function = self.function_at(at, line)?;
+        self.chosen
+            .iter()
+            .find(|c| c.function == function)
+            .map(|c| Evidence::Counterexample(c.clone()))
+    }
+
+    /// The target whose definition holds file line `line`: the last one starting at or before
+    /// it (each starts at the first line of its signature in the selection).
+    fn function_at(&self, at: &Subject<'_>, line: usize) -> Option<String> {
+        let lines: Vec<&str> = at.original.lines().collect();
+        let mut found = None;
+        for t in &self.targets {
+            let head = t.signature.lines().next().unwrap_or("").trim();
+            let Some(i) = lines.iter().position(|l| !head.is_empty() && l.trim().starts_with(head))
+            else {
+                continue;
+            };
+            if at.input.first_line + i <= line {
+                found = Some(t.name.clone());
+            }
+        }
+        found
+    }
 }
 
 /// What weighing the candidates came to.
@@ -96,6 +137,7 @@ impl Engine<'_> {
             examples,
             inputs: None,
             failing_example: None,
+            chosen: Vec::new(),
         };
         if !probing.examples.is_empty() {
             progress(Event::Stage(Stage::Probe));
@@ -236,6 +278,9 @@ impl Engine<'_> {
         note_drift(out, &verdicts, candidates);
         Ok(match decide::choose(&verdicts, &report, inputs.len()) {
             Some((i, evidence)) => {
+                if let Some(Verdict::Fix(all)) = verdicts.get(i) {
+                    probing.chosen.clone_from(all);
+                }
                 let (agree, behaviours) = decide::agreement(&report, inputs.len(), i);
                 out.evidence.behaviours = behaviours;
                 if candidates.len() > 1 {
@@ -393,7 +438,7 @@ impl Engine<'_> {
             calls,
             limits: Limits::default(),
         };
-        match probe::run(&req, run.cancel).await {
+        match probe::runner::run(&req, run.cancel).await {
             Ok(r) => {
                 tracing::debug!(?calls, report = ?r, "probe run");
                 Ok(Ok(r))
