@@ -62,6 +62,7 @@ impl Scratch {
             timeout,
             max_output,
             home: sandbox::Home::Toolchains,
+            writable: Vec::new(),
         };
         run.run(cancel).await.map_err(|e| match e {
             sandbox::RunError::Cancelled => ProbeError::Cancelled,

@@ -238,6 +238,7 @@ async fn passes_tests(file: &str) -> bool {
         timeout: Duration::from_secs(120),
         max_output: 64 * 1024,
         home: crate::sandbox::Home::Whole,
+        writable: Vec::new(),
     };
     run.run(&interrupted().child_token())
         .await
