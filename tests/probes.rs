@@ -57,6 +57,7 @@ async fn probe(
         selection,
         versions,
         calls,
+        krate: None,
         limits,
     };
     probe::run(&req, &CancellationToken::new()).await

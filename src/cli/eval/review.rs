@@ -98,6 +98,7 @@ async fn review_one(
     let input = ReviewInput {
         text: Rope::from_str(file),
         path: "src/lib.rs".to_owned(),
+        file: Some(dir.path().join("src/lib.rs")),
         language: "rust".to_owned(),
         first_line: first,
         last_line: last,

@@ -392,6 +392,7 @@ impl Engine<'_> {
             versions,
             calls,
             limits: Limits::default(),
+            krate: self.krate(at, language),
         };
         match probe::run(&req, run.cancel).await {
             Ok(r) => {
@@ -405,6 +406,15 @@ impl Engine<'_> {
 }
 
 impl Engine<'_> {
+    /// The library crate of the reviewed file on disk, for a Rust probe (see
+    /// [`probe::cargo::find_crate`]).
+    fn krate(&self, at: &Subject<'_>, language: Language) -> Option<probe::Crate> {
+        if language != Language::Rust {
+            return None;
+        }
+        probe::cargo::find_crate(at.input.file.as_deref()?, self.workspace)
+    }
+
     /// With a counterexample: checks that it, as a regression test in the file's own style,
     /// fails on the original and passes on `revised` (the code action offers it only then).
     pub(crate) async fn check_regression_test(
