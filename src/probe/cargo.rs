@@ -55,6 +55,17 @@ pub fn find_crate(file: &Path, workspace: Option<&Path>) -> Option<Crate> {
     })
 }
 
+/// The build folder kept for the crate at `root` (`<private>/probe-target-<hash>/target`),
+/// whether it exists yet or not; `None` without a private folder.
+pub fn build_folder(root: &Path) -> Option<PathBuf> {
+    Some(base_folder(&sandbox::private_dir()?, root).join("target"))
+}
+
+/// The per-crate folder in `private` for the crate at `root`.
+fn base_folder(private: &Path, root: &Path) -> PathBuf {
+    private.join(format!("probe-target-{}", folder_hash(root)))
+}
+
 /// The module path of a library file, as a test name's prefix: `src/lib.rs` → ``,
 /// `src/a/mod.rs` and `src/a.rs` → `a::`, `src/a/b.rs` → `a::b::`. `None` outside `src/`, for
 /// `src/main.rs`, `src/bin/` and names that are not plain identifiers.
@@ -117,7 +128,7 @@ impl Copy {
         let private = sandbox::private_dir().ok_or_else(|| {
             ProbeError::Io("cannot make a private scratch folder for the probe".to_owned())
         })?;
-        let base = private.join(format!("probe-target-{}", folder_hash(&krate.root)));
+        let base = base_folder(&private, &krate.root);
         let target = base.join("target");
         std::fs::create_dir_all(&target).map_err(|e| io("cannot make a build folder", e))?;
         let _ = std::fs::write(base.join("used"), "");
