@@ -323,7 +323,7 @@ fn evict(private: &Path, keep: &Path) {
             (used, e.path())
         })
         .collect();
-    folders.sort_by(|a, b| b.0.cmp(&a.0));
+    folders.sort_by_key(|f| std::cmp::Reverse(f.0));
     for (_, dir) in folders.iter().skip(MAX_KEPT) {
         if dir != keep && try_lock(&dir.join("lock")).is_some() {
             let _ = std::fs::remove_dir_all(dir);
