@@ -369,6 +369,7 @@ async fn a_regression_test_fails_on_the_original_and_passes_on_the_fix() {
         &t.insert_into(BUGGY),
         &t.insert_into(&fixed_file),
         &t,
+        None,
         Limits::default(),
         &CancellationToken::new(),
     )
@@ -383,6 +384,7 @@ async fn a_regression_test_fails_on_the_original_and_passes_on_the_fix() {
         &t.insert_into(PY_BUGGY),
         &t.insert_into(&fixed_py),
         &t,
+        None,
         Limits::default(),
         &CancellationToken::new(),
     )
@@ -528,6 +530,44 @@ async fn rust_a_crate_that_does_not_build_offline_falls_back_to_the_file_alone()
     };
     let report = probe::run(&req, &CancellationToken::new()).await.unwrap();
     assert!(report.outcomes[0][0].ran(), "{report:?}");
+    if let Some(base) = probe::cargo::build_folder(root).and_then(|b| b.parent().map(PathBuf::from))
+    {
+        let _ = std::fs::remove_dir_all(base);
+    }
+}
+
+#[tokio::test]
+async fn rust_a_regression_test_runs_in_its_crate() {
+    if !ready("cargo") {
+        return;
+    }
+    let dir = victim_dir();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("src")).unwrap();
+    std::fs::write(
+        root.join("Cargo.toml"),
+        "[package]\nname = \"probe_regression\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("src/lib.rs"), CRATE_LIB).unwrap();
+    std::fs::write(root.join("src/util.rs"), CRATE_UTIL).unwrap();
+    let krate = probe::cargo::find_crate(&root.join("src/lib.rs"), Some(root)).unwrap();
+    let fixed = CRATE_LIB.replace("1..xs.len()", "0..xs.len()");
+    let c = call("sum_even", "&[2]", Some("2"));
+    let t = probe::regression::regression_test(Language::Rust, CRATE_LIB, &c).unwrap();
+    let got = probe::regression::verify(
+        Language::Rust,
+        &t.insert_into(CRATE_LIB),
+        &t.insert_into(&fixed),
+        &t,
+        Some(&krate),
+        Limits::default(),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    // `crate::util` resolves only in the crate: the file alone would not build.
+    assert_eq!(got, (false, true));
     if let Some(base) = probe::cargo::build_folder(root).and_then(|b| b.parent().map(PathBuf::from))
     {
         let _ = std::fs::remove_dir_all(base);

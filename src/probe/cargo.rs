@@ -232,6 +232,25 @@ impl Copy {
         Ok(ran)
     }
 
+    /// Writes `text` as the file in the copy and runs its test `name` (its path in the file,
+    /// `tests::sum_even_counterexample`) with `cargo test`, building what it needs.
+    pub async fn test(
+        &self,
+        text: &str,
+        name: &str,
+        bounds: (Duration, usize),
+        cancel: &CancellationToken,
+    ) -> Result<RunResult, ProbeError> {
+        std::fs::write(&self.file, text)
+            .map_err(|e| ProbeError::Io(format!("cannot write the regression test: {e}")))?;
+        let command = format!(
+            "CARGO_TARGET_DIR={} exec cargo test --offline --lib --quiet -- --exact {}{name} --test-threads 1",
+            quote(&self.target),
+            self.module
+        );
+        self.sandboxed(command, bounds, cancel).await
+    }
+
     /// The lines of result file `name`.
     pub fn results(&self, name: &str) -> std::collections::BTreeMap<usize, Line> {
         exec::results(&self.work, name)

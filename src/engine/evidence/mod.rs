@@ -453,6 +453,7 @@ impl Engine<'_> {
             &with0,
             &with1,
             &t0,
+            self.krate(at, language).as_ref(),
             Limits::default(),
             run.cancel,
         )
