@@ -180,7 +180,11 @@ async fn the_readme_example_shows_its_counterexample_and_refuses_a_drifting_samp
 /// The script of the README example's review: a right fix, then a drifting sampled one.
 fn readme_script() -> Script {
     Script {
-        revise: vec![Reply::code(&fixed_example()), Reply::code(&drifting_example())].into(),
+        revise: vec![
+            Reply::code(&fixed_example()),
+            Reply::code(&drifting_example()),
+        ]
+        .into(),
         probe: vec![inputs()].into(),
         intent: vec![Reply::content(
             // Asked: the inputs most candidates change first, then in order (the parameter
@@ -246,15 +250,25 @@ async fn over_lsp_the_counterexample_is_in_the_diagnostic_and_becomes_a_regressi
             json!({"start": {"line": 3, "character": 0}, "end": {"line": 3, "character": 0}}),
         )
         .await;
-    let add = action_titled(&actions, "Refine: add the counterexample as a regression test");
+    let add = action_titled(
+        &actions,
+        "Refine: add the counterexample as a regression test",
+    );
     let change = &add["edit"]["documentChanges"][0];
-    assert_eq!(change["textDocument"]["version"], 1, "the current version: {add}");
+    assert_eq!(
+        change["textDocument"]["version"], 1,
+        "the current version: {add}"
+    );
     let edits = change["edits"].as_array().unwrap();
     let with_test = apply_edits(EXAMPLE, edits, "utf-16");
-    assert!(with_test.starts_with(EXAMPLE), "the test is added, nothing else changes");
+    assert!(
+        with_test.starts_with(EXAMPLE),
+        "the test is added, nothing else changes"
+    );
     assert!(
         with_test.contains("#[cfg(test)]\nmod tests {\n    use super::*;")
-            && with_test.contains("fn sum_even_counterexample() {\n        assert_eq!(sum_even(&[2]), 2);"),
+            && with_test
+                .contains("fn sum_even_counterexample() {\n        assert_eq!(sum_even(&[2]), 2);"),
         "{with_test}"
     );
 }

@@ -593,7 +593,10 @@ async fn readme_over_lsp() {
         .find(|d| d["range"]["start"]["line"] == 3)
         .unwrap_or_else(|| panic!("no diagnostic on line 4: {diagnostics:#?}"));
     assert!(
-        line4["message"].as_str().unwrap_or_default().contains("Evidence: `sum_even("),
+        line4["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Evidence: `sum_even("),
         "{line4}"
     );
     let actions = client
@@ -606,9 +609,15 @@ async fn readme_over_lsp() {
         &actions,
         "Refine: add the counterexample as a regression test",
     );
-    let edits = add["edit"]["documentChanges"][0]["edits"].as_array().cloned().unwrap_or_default();
+    let edits = add["edit"]["documentChanges"][0]["edits"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let with_test = support::lsp_client::apply_edits(example, &edits, "utf-16");
-    assert!(with_test.contains("fn sum_even_counterexample()"), "{with_test}");
+    assert!(
+        with_test.contains("fn sum_even_counterexample()"),
+        "{with_test}"
+    );
 }
 
 #[test]

@@ -57,6 +57,7 @@ async fn probe(
         selection,
         versions,
         calls,
+        krate: None,
         limits,
     };
     probe::runner::run(&req, &CancellationToken::new()).await
@@ -368,6 +369,7 @@ async fn a_regression_test_fails_on_the_original_and_passes_on_the_fix() {
         &t.insert_into(BUGGY),
         &t.insert_into(&fixed_file),
         &t,
+        None,
         Limits::default(),
         &CancellationToken::new(),
     )
@@ -382,10 +384,192 @@ async fn a_regression_test_fails_on_the_original_and_passes_on_the_fix() {
         &t.insert_into(PY_BUGGY),
         &t.insert_into(&fixed_py),
         &t,
+        None,
         Limits::default(),
         &CancellationToken::new(),
     )
     .await
     .unwrap();
     assert_eq!(got, (false, true));
+}
+
+const CRATE_LIB: &str = "pub mod util;
+
+/// Sums the even numbers of `xs`.
+pub fn sum_even(xs: &[i64]) -> i64 {
+    let mut total = 0;
+    for i in 1..xs.len() {
+        if crate::util::is_even(xs[i]) {
+            total += xs[i];
+        }
+    }
+    total
+}
+";
+const CRATE_UTIL: &str =
+    "/// Whether `x` is even.\npub fn is_even(x: i64) -> bool {\n    x % 2 == 0\n}\n";
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn rust_a_file_of_a_crate_is_probed_in_its_crate_and_the_build_is_kept() {
+    if !ready("cargo") {
+        return;
+    }
+    let dir = victim_dir();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("src")).unwrap();
+    std::fs::create_dir_all(root.join("target")).unwrap();
+    std::fs::write(
+        root.join("Cargo.toml"),
+        "[package]\nname = \"probe_fixture\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("src/lib.rs"), CRATE_LIB).unwrap();
+    std::fs::write(root.join("src/util.rs"), CRATE_UTIL).unwrap();
+    std::fs::write(root.join("target/mine"), "the user's build").unwrap();
+    let before = snapshot(root);
+    let krate = probe::cargo::find_crate(&root.join("src/lib.rs"), Some(root)).unwrap();
+    let build = probe::cargo::build_folder(root).unwrap();
+    let start = CRATE_LIB.find("/// Sums").unwrap();
+    let original = CRATE_LIB[start..].to_owned();
+    let versions = [
+        original.clone(),
+        original.replace("1..xs.len()", "0..xs.len()"),
+        original.replace("total += xs[i];", "total += no_such_name;"),
+    ];
+    let calls = [
+        call("sum_even", "&[2]", None),
+        call("sum_even", "&[]", None),
+    ];
+    let mut times = Vec::new();
+    for run in 0..2 {
+        let req = Request {
+            language: Language::Rust,
+            file: CRATE_LIB,
+            selection: start..CRATE_LIB.len(),
+            versions: &versions,
+            calls: &calls,
+            limits: Limits {
+                total: Duration::from_secs(300),
+                ..Limits::default()
+            },
+            krate: Some(krate.clone()),
+        };
+        let started = Instant::now();
+        let report = probe::run(&req, &CancellationToken::new()).await.unwrap();
+        times.push(started.elapsed());
+        assert_eq!(report.outcomes[0], [value("0"), value("0")], "{report:?}");
+        assert_eq!(report.outcomes[1], [value("2"), value("0")], "{report:?}");
+        // cargo's error in the appended candidate module is laid at that candidate's door.
+        assert!(
+            matches!(&report.outcomes[2][0], Outcome::NotRun(why) if why.contains("no_such_name")),
+            "{report:?}"
+        );
+        assert!(report.sandboxed);
+        assert!(build.join("debug").is_dir(), "{}", build.display());
+        if run == 0 {
+            std::fs::write(build.join("kept"), "").unwrap();
+        }
+    }
+    eprintln!(
+        "crate probe: first run {:?}, second run {:?}",
+        times[0], times[1]
+    );
+    // The second run used the same build folder (not made anew).
+    assert!(build.join("kept").is_file());
+    // The crate itself, its own build folder included, is as it was.
+    assert_eq!(snapshot(root), before);
+    if let Some(base) = build.parent() {
+        let _ = std::fs::remove_dir_all(base);
+    }
+}
+
+#[tokio::test]
+async fn rust_a_crate_that_does_not_build_offline_falls_back_to_the_file_alone() {
+    if !ready("cargo") {
+        return;
+    }
+    let dir = victim_dir();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("src")).unwrap();
+    std::fs::write(
+        root.join("Cargo.toml"),
+        "[package]\nname = \"probe_offline\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nrefine-no-such-crate = \"9.9\"\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("src/lib.rs"), BUGGY).unwrap();
+    let krate = probe::cargo::find_crate(&root.join("src/lib.rs"), Some(root)).unwrap();
+    let sel = rust_selection();
+    let versions = [BUGGY[sel.clone()].to_owned()];
+    let calls = [call("sum_even", "&[2]", None)];
+    let req = Request {
+        language: Language::Rust,
+        file: BUGGY,
+        selection: sel,
+        versions: &versions,
+        calls: &calls,
+        limits: Limits::default(),
+        krate: Some(krate),
+    };
+    let report = probe::run(&req, &CancellationToken::new()).await.unwrap();
+    assert!(report.outcomes[0][0].ran(), "{report:?}");
+    if let Some(base) = probe::cargo::build_folder(root).and_then(|b| b.parent().map(PathBuf::from))
+    {
+        let _ = std::fs::remove_dir_all(base);
+    }
+}
+
+#[tokio::test]
+async fn rust_a_regression_test_runs_in_its_crate() {
+    if !ready("cargo") {
+        return;
+    }
+    let dir = victim_dir();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("src")).unwrap();
+    std::fs::write(
+        root.join("Cargo.toml"),
+        "[package]\nname = \"probe_regression\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("src/lib.rs"), CRATE_LIB).unwrap();
+    std::fs::write(root.join("src/util.rs"), CRATE_UTIL).unwrap();
+    let krate = probe::cargo::find_crate(&root.join("src/lib.rs"), Some(root)).unwrap();
+    let fixed = CRATE_LIB.replace("1..xs.len()", "0..xs.len()");
+    let c = call("sum_even", "&[2]", Some("2"));
+    let t = probe::regression::regression_test(Language::Rust, CRATE_LIB, &c).unwrap();
+    let got = probe::regression::verify(
+        Language::Rust,
+        &t.insert_into(CRATE_LIB),
+        &t.insert_into(&fixed),
+        &t,
+        Some(&krate),
+        Limits::default(),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    // `crate::util` resolves only in the crate: the file alone would not build.
+    assert_eq!(got, (false, true));
+    if let Some(base) = probe::cargo::build_folder(root).and_then(|b| b.parent().map(PathBuf::from))
+    {
+        let _ = std::fs::remove_dir_all(base);
+    }
 }

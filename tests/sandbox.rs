@@ -94,6 +94,7 @@ fn scratch() -> (tempfile::TempDir, Run) {
         timeout: Duration::from_secs(60),
         max_output: 64 << 10,
         home: refine_ls::sandbox::Home::Whole,
+        writable: Vec::new(),
     };
     (dir, run)
 }

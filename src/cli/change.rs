@@ -340,6 +340,7 @@ async fn review_region(
     let input = ReviewInput {
         text: file.rope.clone(),
         path: file.path.clone(),
+        file: Some(file.abs.clone()),
         language: file.language.to_owned(),
         first_line: region.first,
         last_line: region.last,

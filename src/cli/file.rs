@@ -141,6 +141,7 @@ async fn review(service: &ReviewService, args: &ReviewArgs, target: &Target<'_>)
     let input = ReviewInput {
         text: target.rope.clone(),
         path: target.display.clone(),
+        file: std::fs::canonicalize(target.path).ok(),
         language: language_for_path(&target.display).to_owned(),
         first_line: target.first,
         last_line: target.last,

@@ -21,6 +21,9 @@ pub struct ReviewInput {
     pub text: Rope,
     /// A path or URI shown to the model.
     pub path: String,
+    /// The reviewed file's absolute path on disk, when there is one (probes build it in its
+    /// crate).
+    pub file: Option<std::path::PathBuf>,
     /// Language name shown to the model (`rust`, `python`, ...).
     pub language: String,
     /// First line reviewed (zero-based).

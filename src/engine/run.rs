@@ -28,6 +28,8 @@ pub struct Engine<'a> {
     pub cache: Option<&'a crate::cache::Cache>,
     /// Whether the evidence stage may run the code (probes, doc examples).
     pub probes: ProbePolicy,
+    /// The workspace root: a probe looks for the file's crate no higher.
+    pub workspace: Option<&'a std::path::Path>,
 }
 
 /// Whether a review may run the selected code on inputs (`loop.probes`): code from the

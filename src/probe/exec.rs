@@ -3,7 +3,7 @@
 //! harness writes (`{call}\t{kind}\t{text}[\t{match}]`) read back into outcomes.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -54,30 +54,63 @@ impl Scratch {
         max_output: usize,
         cancel: &CancellationToken,
     ) -> Result<sandbox::RunResult, ProbeError> {
-        let run = sandbox::Run {
-            command,
-            dir: self.work.clone(),
-            tmp: self.dir.path().join("tmp"),
-            network: false,
-            timeout,
-            max_output,
-            home: sandbox::Home::Toolchains,
+        let folders = Folders {
+            work: &self.work,
+            tmp: &self.dir.path().join("tmp"),
+            writable: &[],
         };
-        run.run(cancel).await.map_err(|e| match e {
-            sandbox::RunError::Cancelled => ProbeError::Cancelled,
-            e => ProbeError::Io(format!("cannot run the probe: {e}")),
-        })
+        sandboxed(&folders, command, (timeout, max_output), cancel).await
     }
 
     /// The lines of result file `name`, at most [`MAX_RESULT_BYTES`] of it.
     pub fn results(&self, name: &str) -> BTreeMap<usize, Line> {
-        use std::io::Read as _;
-        let mut text = Vec::new();
-        if let Ok(f) = std::fs::File::open(self.work.join(name)) {
-            let _ = f.take(MAX_RESULT_BYTES).read_to_end(&mut text);
-        }
-        parse_results(&String::from_utf8_lossy(&text))
+        results(&self.work, name)
     }
+}
+
+/// Where a sandboxed command runs: its working folder, its `TMPDIR` and other folders it may
+/// write.
+pub(super) struct Folders<'a> {
+    /// The working folder.
+    pub work: &'a Path,
+    /// The command's `TMPDIR`.
+    pub tmp: &'a Path,
+    /// Other folders bound read-write (a build folder kept between runs).
+    pub writable: &'a [PathBuf],
+}
+
+/// Runs `command` in `folders.work`, sandboxed (no network, the home folder reduced to the
+/// toolchains), for at most `bounds.0`, keeping `bounds.1` bytes of output.
+pub(super) async fn sandboxed(
+    folders: &Folders<'_>,
+    command: String,
+    bounds: (Duration, usize),
+    cancel: &CancellationToken,
+) -> Result<sandbox::RunResult, ProbeError> {
+    let run = sandbox::Run {
+        command,
+        dir: folders.work.to_path_buf(),
+        tmp: folders.tmp.to_path_buf(),
+        network: false,
+        timeout: bounds.0,
+        max_output: bounds.1,
+        home: sandbox::Home::Toolchains,
+        writable: folders.writable.to_vec(),
+    };
+    run.run(cancel).await.map_err(|e| match e {
+        sandbox::RunError::Cancelled => ProbeError::Cancelled,
+        e => ProbeError::Io(format!("cannot run the probe: {e}")),
+    })
+}
+
+/// The lines of result file `name` in `work`, at most [`MAX_RESULT_BYTES`] of it.
+pub(super) fn results(work: &Path, name: &str) -> BTreeMap<usize, Line> {
+    use std::io::Read as _;
+    let mut text = Vec::new();
+    if let Ok(f) = std::fs::File::open(work.join(name)) {
+        let _ = f.take(MAX_RESULT_BYTES).read_to_end(&mut text);
+    }
+    parse_results(&String::from_utf8_lossy(&text))
 }
 
 /// Whether `program` is on `PATH`.

@@ -5,9 +5,12 @@
 //!
 //! Where things are: which functions of a selection a harness can call ([`target`]); examples
 //! in doc comments and docstrings as calls with an expected value ([`doc`]); the Rust harness
-//! ([`rust`]: a standalone file through `rustc --test`) and the Python one ([`python`]); the
-//! counterexample as a regression test in the file's own style ([`regression`]).
+//! ([`rust`]: a generated test module in a scratch copy of the file's crate built by `cargo`
+//! ([`cargo`]), else a standalone file through `rustc --test`) and the Python one
+//! ([`python`]); the counterexample as a regression test in the file's own style
+//! ([`regression`]).
 
+pub mod cargo;
 pub mod doc;
 mod exec;
 pub mod python;
@@ -17,6 +20,7 @@ pub mod rust;
 mod rust_harness;
 pub mod target;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -25,7 +29,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Language {
-    /// `rustc --test` on a standalone file.
+    /// A test module in the file's crate (`cargo test`), else `rustc --test` on the file alone.
     Rust,
     /// `python3` importing each version as a module.
     Python,
@@ -156,6 +160,19 @@ pub struct Request<'a> {
     pub calls: &'a [Call],
     /// Bounds.
     pub limits: Limits,
+    /// The library crate the file belongs to (Rust): the harness is built in a copy of it, so
+    /// that `use crate::...`, `mod x;` and the crate's dependencies resolve. `None`: the file
+    /// is built on its own.
+    pub krate: Option<Crate>,
+}
+
+/// A library crate on disk and a file of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Crate {
+    /// The folder holding its `Cargo.toml`.
+    pub root: PathBuf,
+    /// The file, relative to [`Crate::root`] (`src/util.rs`).
+    pub file: PathBuf,
 }
 
 /// What a probe run found.

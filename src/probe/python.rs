@@ -159,6 +159,7 @@ mod tests {
             selection: start..file.len(),
             versions: &versions,
             calls: &calls,
+            krate: None,
             limits: Limits::default(),
         };
         assert_eq!(version_file(&req, 0), file);

@@ -5,8 +5,9 @@
 use tokio_util::sync::CancellationToken;
 use tree_sitter::Parser;
 
+use super::cargo::Copy;
 use super::exec::{self, Scratch};
-use super::{Call, Language, Limits, ProbeError};
+use super::{Call, Crate, Language, Limits, ProbeError};
 
 /// A test that asserts `call` returns its expected value, and where it goes in `file`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,15 +133,28 @@ fn tests_module(file: &str) -> Option<(usize, String)> {
 }
 
 /// Builds and runs only `test` in the sandbox, in the file with the original selection and in
-/// the file with the revision (both with the test inserted): whether it passes on each.
+/// the file with the revision (both with the test inserted): whether it passes on each. A Rust
+/// file of a library crate (`krate`) is tested in a copy of its crate with `cargo test`, the
+/// way the probes build it; when the test does not even run there (the crate does not build
+/// offline), the file alone.
 pub async fn verify(
     language: Language,
     file_with_test_in_original: &str,
     file_with_test_in_revision: &str,
     test: &RegressionTest,
+    krate: Option<&Crate>,
     limits: Limits,
     cancel: &CancellationToken,
 ) -> Result<(bool, bool), ProbeError> {
+    if let Some(krate) = krate.filter(|_| language == Language::Rust && exec::on_path("cargo")) {
+        let files = (file_with_test_in_original, file_with_test_in_revision);
+        match in_crate(krate, files, test, limits, cancel).await {
+            Ok(Some(both)) => return Ok(both),
+            Ok(None) => tracing::debug!("the regression test does not run in its crate"),
+            Err(ProbeError::Cancelled) => return Err(ProbeError::Cancelled),
+            Err(e) => tracing::debug!("the regression test cannot run in its crate: {e}"),
+        }
+    }
     let tool = match language {
         Language::Rust => "rustc",
         Language::Python => "python3",
@@ -151,6 +165,27 @@ pub async fn verify(
     let original = passes(language, file_with_test_in_original, test, limits, cancel).await?;
     let revision = passes(language, file_with_test_in_revision, test, limits, cancel).await?;
     Ok((original, revision))
+}
+
+/// Whether `test` passes in the crate's copy with each file; `None` when it does not run on the
+/// original at all (the crate does not build, or the file is not in its library).
+async fn in_crate(
+    krate: &Crate,
+    (original, revision): (&str, &str),
+    test: &RegressionTest,
+    limits: Limits,
+    cancel: &CancellationToken,
+) -> Result<Option<(bool, bool)>, ProbeError> {
+    let copy = Copy::new(krate, cancel).await?;
+    let bounds = (limits.total, limits.output_bytes);
+    let on_original = copy.test(original, &test.path, bounds, cancel).await?;
+    if !on_original.output.contains("running 1 test") {
+        return Ok(None);
+    }
+    let on_revision = copy.test(revision, &test.path, bounds, cancel).await?;
+    let passed =
+        |r: &crate::sandbox::RunResult| r.passed() && !r.timed_out && r.output.contains("1 passed");
+    Ok(Some((passed(&on_original), passed(&on_revision))))
 }
 
 /// Whether `test` passes in `file`.

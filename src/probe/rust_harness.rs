@@ -212,12 +212,13 @@ mod __refine_probe {
     }
 "#;
 
-/// The errors of rustc's short output: (line in `lib.rs`, message).
-pub(super) fn errors(output: &str) -> Vec<(usize, String)> {
+/// The errors in `file` of rustc's (or cargo's) short output: (line, message). `file` as the
+/// compiler names it (`lib.rs`, `src/util.rs`).
+pub(super) fn errors(output: &str, file: &str) -> Vec<(usize, String)> {
     output
         .lines()
         .filter_map(|l| {
-            let rest = l.strip_prefix("lib.rs:")?;
+            let rest = l.strip_prefix(file)?.strip_prefix(':')?;
             let mut parts = rest.splitn(3, ':');
             let line = parts.next()?.parse().ok()?;
             let _col = parts.next()?;

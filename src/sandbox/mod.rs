@@ -6,15 +6,17 @@
 //! network, on a read-only filesystem with the credential stores hidden.
 //!
 //! `scratch.rs` keeps the private folder, `env.rs` the environment, `bwrap.rs` the sandbox,
-//! `run.rs` the run itself.
+//! `run.rs` the run itself, `copy.rs` the copy of a workspace into its scratch folder.
 
 mod bwrap;
+mod copy;
 mod env;
 mod home;
 mod run;
 mod scratch;
 
 pub use bwrap::{Sandbox, describe, detect};
+pub use copy::{MAX_COPY_BYTES, SKIP, copy_tree};
 pub use env::clean_env;
 pub use home::Home;
 pub use run::{Run, RunError, RunResult};

@@ -33,6 +33,9 @@ pub struct Run {
     pub max_output: usize,
     /// How much of the home folder the command sees under bubblewrap.
     pub home: Home,
+    /// Extra folders bound read-write under bubblewrap (a probe's build folder kept between
+    /// runs); they must exist.
+    pub writable: Vec<PathBuf>,
 }
 
 /// What a finished (or timed out) command said.
@@ -143,7 +146,7 @@ impl Run {
         if let Some(private) = private_dir() {
             args.extend(["--tmpfs".into(), private.into_os_string()]);
         }
-        for dir in [&self.dir, &self.tmp] {
+        for dir in [&self.dir, &self.tmp].into_iter().chain(&self.writable) {
             args.extend([
                 "--bind".into(),
                 dir.clone().into_os_string(),
@@ -343,6 +346,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             max_output: 10,
             home: Home::Whole,
+            writable: Vec::new(),
         };
         let env = run.env(true);
         let get = |name: &str| env.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());

@@ -464,6 +464,7 @@ impl ReviewService {
             command,
             cache: if cached { self.cache.as_deref() } else { None },
             probes: probe_policy(&self.resolved),
+            workspace: self.root(),
         }
     }
 

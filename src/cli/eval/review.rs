@@ -98,6 +98,7 @@ async fn review_one(
     let input = ReviewInput {
         text: Rope::from_str(file),
         path: "src/lib.rs".to_owned(),
+        file: Some(dir.path().join("src/lib.rs")),
         language: "rust".to_owned(),
         first_line: first,
         last_line: last,
@@ -238,6 +239,7 @@ async fn passes_tests(file: &str) -> bool {
         timeout: Duration::from_secs(120),
         max_output: 64 * 1024,
         home: crate::sandbox::Home::Whole,
+        writable: Vec::new(),
     };
     run.run(&interrupted().child_token())
         .await

@@ -437,6 +437,7 @@ impl Engine<'_> {
             versions,
             calls,
             limits: Limits::default(),
+            krate: self.krate(at, language),
         };
         match probe::runner::run(&req, run.cancel).await {
             Ok(r) => {
@@ -450,6 +451,15 @@ impl Engine<'_> {
 }
 
 impl Engine<'_> {
+    /// The library crate of the reviewed file on disk, for a Rust probe (see
+    /// [`probe::cargo::find_crate`]).
+    fn krate(&self, at: &Subject<'_>, language: Language) -> Option<probe::Crate> {
+        if language != Language::Rust {
+            return None;
+        }
+        probe::cargo::find_crate(at.input.file.as_deref()?, self.workspace)
+    }
+
     /// With a counterexample: checks that it, as a regression test in the file's own style,
     /// fails on the original and passes on `revised` (the code action offers it only then).
     pub(crate) async fn check_regression_test(
@@ -488,6 +498,7 @@ impl Engine<'_> {
             &with0,
             &with1,
             &t0,
+            self.krate(at, language).as_ref(),
             Limits::default(),
             run.cancel,
         )

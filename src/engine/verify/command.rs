@@ -2,7 +2,7 @@
 //! and secrets files left behind), the sandboxed run, and what of its output goes back to the
 //! reviser and the critic.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -108,22 +108,6 @@ pub fn last_line(output: &str) -> &str {
         .trim()
 }
 
-/// Folders never copied into the scratch workspace.
-const SKIP: &[&str] = &[
-    ".git",
-    "target",
-    "node_modules",
-    ".venv",
-    "venv",
-    "__pycache__",
-    ".mypy_cache",
-    ".pytest_cache",
-    "dist",
-    "build",
-];
-/// A workspace larger than this is not copied.
-const MAX_COPY_BYTES: u64 = 512 << 20;
-
 impl CommandCheck {
     /// Copies the workspace (without build output and VCS data) to a scratch folder in the
     /// private scratch folder, never the shared `/tmp` (where tools read configuration from
@@ -148,8 +132,8 @@ impl CommandCheck {
         let root = dir.path().join("work");
         std::fs::create_dir(&root)
             .map_err(|e| CommandError::Failed(format!("cannot make a scratch folder: {e}")))?;
-        let mut budget = MAX_COPY_BYTES;
-        copy_tree(&self.root, &root, &mut budget, cancel).map_err(|e| {
+        let mut budget = sandbox::MAX_COPY_BYTES;
+        sandbox::copy_tree(&self.root, &root, sandbox::SKIP, &mut budget, cancel).map_err(|e| {
             CommandError::Failed(format!(
                 "cannot copy the workspace {} for verify.command: {e}",
                 self.root.display()
@@ -185,6 +169,7 @@ impl CommandCheck {
             timeout: self.timeout,
             max_output: MAX_OUTPUT_BYTES,
             home: sandbox::Home::Whole,
+            writable: Vec::new(),
         };
         let result = run.run(cancel).await.map_err(|e| match e {
             sandbox::RunError::Cancelled => CommandError::Cancelled,
@@ -234,45 +219,6 @@ pub enum CommandError {
 const MAX_OUTPUT_BYTES: usize = 64 << 10;
 /// The characters of a command's output kept for the reviser and the critic.
 const OUTPUT_CHARS: usize = 4_000;
-
-fn copy_tree(
-    from: &Path,
-    to: &Path,
-    budget: &mut u64,
-    cancel: &CancellationToken,
-) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(from)? {
-        if cancel.is_cancelled() {
-            return Ok(());
-        }
-        let entry = entry?;
-        let name = entry.file_name();
-        let kind = entry.file_type()?;
-        let target = to.join(&name);
-        if kind.is_dir() {
-            if SKIP.iter().any(|s| name == *s) {
-                continue;
-            }
-            std::fs::create_dir_all(&target)?;
-            copy_tree(&entry.path(), &target, budget, cancel)?;
-        } else if kind.is_file() {
-            // Secrets files (`.env`, keys, `.npmrc`, …) stay behind: the command runs code the
-            // model wrote and has no business reading them. Links are not copied at all.
-            if crate::secrets::is_sensitive_path(&name.to_string_lossy()) {
-                continue;
-            }
-            let len = entry.metadata()?.len();
-            if len > *budget {
-                return Err(std::io::Error::other(
-                    "the workspace is larger than 512 MiB",
-                ));
-            }
-            *budget -= len;
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
-}
 
 #[cfg(test)]
 mod tests {

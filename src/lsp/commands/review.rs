@@ -125,6 +125,7 @@ fn review_input(snapshot: Snapshot, args: &ReviewArgs) -> ReviewInput {
     ReviewInput {
         text: snapshot.text,
         path: convert::display_path(&args.uri),
+        file: convert::file_path(&args.uri),
         language: snapshot.language,
         first_line: first,
         last_line: last,

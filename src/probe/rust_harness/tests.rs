@@ -51,10 +51,16 @@ fn the_harness_holds_the_file_the_versions_and_a_test_per_version() {
 fn short_errors_are_read_with_their_lines() {
     let out = "lib.rs:12:5: error[E0308]: mismatched types\nlib.rs:3:1: warning: unused\nerror: aborting due to 1 previous error\nlib.rs:40:9: error: expected `;`\n";
     assert_eq!(
-        errors(out),
+        errors(out, "lib.rs"),
         [
             (12, "error[E0308]: mismatched types".to_owned()),
             (40, "error: expected `;`".to_owned())
         ]
+    );
+    let cargo =
+        "src/util.rs:7:3: error[E0425]: cannot find value `x`\nsrc/lib.rs:2:1: error: other file\n";
+    assert_eq!(
+        errors(cargo, "src/util.rs"),
+        [(7, "error[E0425]: cannot find value `x`".to_owned())]
     );
 }
