@@ -222,10 +222,7 @@ async fn the_actions_steps_review_a_pull_request_and_write_sarif_and_rdjson() {
                 "PATH",
                 format!("{extra_path}:{}", std::env::var("PATH").unwrap_or_default()),
             )
-            .env(
-                "REFINE_LS_CONFIG",
-                support::test_config(),
-            )
+            .env("REFINE_LS_CONFIG", support::test_config())
             .env_remove("OPENAI_BASE_URL");
         for (k, v) in step_env(&action, step, &given, &outputs(&output_file)) {
             cmd.env(k, v);

@@ -57,10 +57,7 @@ async fn run_with_stdin(dir: &Path, args: &[&str], base_url: &str, input: &str) 
             .current_dir(&dir)
             .env_remove("OPENAI_API_KEY")
             .env("OPENAI_BASE_URL", base_url)
-            .env(
-                "REFINE_LS_CONFIG",
-                support::test_config(),
-            )
+            .env("REFINE_LS_CONFIG", support::test_config())
             .env("REFINE_LS_CACHE_DIR", dir.join(".cache-test"))
             .env("REFINE_LS_DATA_DIR", dir.join(".data-test"))
             .env("REFINE_LS_TRUST_FILE", dir.join(".trust-test"))

@@ -39,10 +39,7 @@ async fn run(args: Vec<String>, base_url: &str) -> Output {
             .args(&args)
             .env_remove("OPENAI_API_KEY")
             .env("OPENAI_BASE_URL", base_url)
-            .env(
-                "REFINE_LS_CONFIG",
-                support::test_config(),
-            )
+            .env("REFINE_LS_CONFIG", support::test_config())
             .env("REFINE_LS_CACHE_DIR", fresh_dir())
             .output()
             .expect("run refine-ls")
@@ -272,10 +269,7 @@ async fn run_env(args: Vec<String>, envs: Vec<(String, String)>) -> Output {
             .env_remove("OPENAI_BASE_URL")
             .env_remove("ANTHROPIC_API_KEY")
             .env_remove("OLLAMA_HOST")
-            .env(
-                "REFINE_LS_CONFIG",
-                support::test_config(),
-            )
+            .env("REFINE_LS_CONFIG", support::test_config())
             .env("REFINE_LS_CACHE_DIR", fresh_dir())
             .envs(envs)
             .current_dir(std::env::temp_dir())

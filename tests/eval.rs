@@ -92,10 +92,7 @@ async fn eval_catches_every_bad_revision_and_measures_the_loop() {
             ])
             .args(["--base-url", &base_url])
             .env_remove("OPENAI_API_KEY")
-            .env(
-                "REFINE_LS_CONFIG",
-                support::test_config(),
-            )
+            .env("REFINE_LS_CONFIG", support::test_config())
             .output()
             .unwrap()
     })
@@ -156,10 +153,7 @@ fn eval_command(base_url: &str, args: &[&str]) -> std::process::Output {
         .args(args)
         .args(["--base-url", base_url])
         .env_remove("OPENAI_API_KEY")
-        .env(
-            "REFINE_LS_CONFIG",
-            support::test_config(),
-        )
+        .env("REFINE_LS_CONFIG", support::test_config())
         .output()
         .unwrap()
 }

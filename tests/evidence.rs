@@ -133,8 +133,9 @@ async fn the_readme_example_shows_its_counterexample_and_refuses_a_drifting_samp
         "{report:#}"
     );
     let evidence = &report["evidence"];
+    // 8 from the parameter types, then the model's 6 less 3 repeats and the ill-typed one.
     assert_eq!(
-        evidence["probe_inputs"], 5,
+        evidence["probe_inputs"], 10,
         "the ill-typed input is dropped: {evidence:#}"
     );
     assert_eq!(evidence["candidates"], 2, "{evidence:#}");

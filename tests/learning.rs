@@ -166,10 +166,7 @@ fn export(data: &Path, format: &str, out: &Path) -> String {
         .args(["learn", "export", "--format", format, "--output"])
         .arg(out)
         .env("REFINE_LS_DATA_DIR", data)
-        .env(
-            "REFINE_LS_CONFIG",
-            support::test_config(),
-        )
+        .env("REFINE_LS_CONFIG", support::test_config())
         .output()
         .expect("refine-ls learn export");
     let stderr = String::from_utf8_lossy(&run.stderr).into_owned();

@@ -83,10 +83,7 @@ async fn run(scenario: &str, script: Script) {
             .env("PATH", path)
             .env("OPENAI_BASE_URL", base_url)
             .env_remove("OPENAI_API_KEY")
-            .env(
-                "REFINE_LS_CONFIG",
-                support::test_config(),
-            )
+            .env("REFINE_LS_CONFIG", support::test_config())
             .env("REFINE_LS_CACHE_DIR", work_dir.join("cache"))
             .env("XDG_CONFIG_HOME", work_dir.join("xdg-config"))
             .env("XDG_DATA_HOME", work_dir.join("xdg-data"))

@@ -86,7 +86,8 @@ pub(super) fn harness(file: &str, plan: &Plan<'_>) -> Harness {
             ),
             Owner::Version(v),
         );
-        h.push(text, Owner::Version(v));
+        let names: Vec<&str> = plan.calls.iter().map(|c| c.function.as_str()).collect();
+        h.push(&visible(text, &names), Owner::Version(v));
         h.push("}", Owner::Version(v));
     }
     h.push(
@@ -98,6 +99,34 @@ pub(super) fn harness(file: &str, plan: &Plan<'_>) -> Harness {
     }
     h.push("}", Owner::Probe);
     h
+}
+
+/// A candidate's text with its called functions made visible to the probe module beside it
+/// (`fn sum(` → `pub(crate) fn sum(`): a private function of a module cannot be called from
+/// its sibling. Line for line, so compile errors still point at the candidate's own lines.
+fn visible(text: &str, names: &[&str]) -> String {
+    text.split_inclusive('\n')
+        .map(|line| {
+            let body = line.trim_start();
+            let indent = line.get(..line.len() - body.len()).unwrap_or("");
+            let mut rest = body;
+            for q in ["const ", "async ", "unsafe "] {
+                rest = rest.strip_prefix(q).unwrap_or(rest);
+            }
+            let named = rest.strip_prefix("fn ").is_some_and(|after| {
+                names.iter().any(|n| {
+                    after.strip_prefix(n).is_some_and(|t| {
+                        t.starts_with('(') || t.starts_with('<') || t.starts_with(' ')
+                    })
+                })
+            });
+            if named {
+                format!("{indent}pub(crate) {body}")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect()
 }
 
 /// The test of version `v`: every call in order, then the end of the process.

@@ -53,10 +53,7 @@ impl LspClient {
             .kill_on_drop(true)
             .env_remove("OPENAI_API_KEY")
             .env_remove("OPENAI_BASE_URL")
-            .env(
-                "REFINE_LS_CONFIG",
-                super::test_config(),
-            )
+            .env("REFINE_LS_CONFIG", super::test_config())
             .env("REFINE_LS_CACHE_DIR", cache_dir.path())
             .env("REFINE_LS_TRUST_FILE", cache_dir.path().join("trusted"))
             .env("REFINE_LS_MODELS_DIR", cache_dir.path().join("models"))

@@ -183,7 +183,9 @@ fn backed(
             // The intent sides with the original here: this change is not a fix.
             return None;
         }
-        if m == Some(true) && o != Some(true) && !support.iter().any(|c| c.function == call.function)
+        if m == Some(true)
+            && o != Some(true)
+            && !support.iter().any(|c| c.function == call.function)
         {
             support.push(Counterexample {
                 function: call.function.clone(),

@@ -66,7 +66,9 @@ impl Probing {
         let mut found = None;
         for t in &self.targets {
             let head = t.signature.lines().next().unwrap_or("").trim();
-            let Some(i) = lines.iter().position(|l| !head.is_empty() && l.trim().starts_with(head))
+            let Some(i) = lines
+                .iter()
+                .position(|l| !head.is_empty() && l.trim().starts_with(head))
             else {
                 continue;
             };

@@ -64,3 +64,12 @@ fn short_errors_are_read_with_their_lines() {
         [(7, "error[E0425]: cannot find value `x`".to_owned())]
     );
 }
+
+#[test]
+fn a_candidates_private_function_is_made_callable_from_the_probe() {
+    let text = "/// Sum.\nfn sum(xs: &[i32]) -> i32 {\n    fn sum_inner() {}\n    0\n}\npub fn other() {}\nconst fn sum2() {}\n";
+    assert_eq!(
+        super::visible(text, &["sum", "sum2"]),
+        "/// Sum.\npub(crate) fn sum(xs: &[i32]) -> i32 {\n    fn sum_inner() {}\n    0\n}\npub fn other() {}\npub(crate) const fn sum2() {}\n"
+    );
+}

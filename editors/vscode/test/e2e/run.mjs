@@ -53,6 +53,20 @@ const SCRIPT = {
   ],
   // The revised selection (lines 2-8), as a model answers it.
   revise: [{ content: "```rust\n" + FIXED.split("\n").slice(1, 8).join("\n") + "\n```" }],
+  // The evidence stage (issue 28): `sum` runs on inputs made from its parameter type; the fix
+  // changes `sum(&[2])`, `sum(&[1, 2, -1, 2])` and `sum(&[-1, 0])`, and the intent (asked by
+  // name and signature) agrees with the fix, so the revision is offered with its counterexample.
+  intent: [
+    {
+      content: JSON.stringify({
+        answers: [
+          { call: 1, returns: "2" },
+          { call: 2, returns: "4" },
+          { call: 3, returns: "-1" },
+        ],
+      }),
+    },
+  ],
   models: ["gpt-4o-mini"],
 };
 
