@@ -380,3 +380,103 @@ async fn a_refactor_is_a_hint_and_probes_can_be_turned_off() {
         "{report:#}"
     );
 }
+
+#[tokio::test]
+async fn a_failing_doctest_is_executed_evidence_and_lets_a_finding_be_an_error() {
+    let python = std::process::Command::new("python3")
+        .arg("--version")
+        .output();
+    if !have_tools() || !python.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: needs python3 and bwrap");
+        return;
+    }
+    let code = "def add_one(x: int) -> int:\n    \"\"\"Adds one to x.\n\n    >>> add_one(1)\n    2\n    \"\"\"\n    return x + 2\n";
+    let fixed = code.replace("return x + 2", "return x + 1");
+    let mock = MockLlm::start(Script {
+        revise: vec![Reply::code(&fixed)].into(),
+        explain: vec![Reply::content(
+            json!({"changes": [{"change": 1, "message": "It adds two, not one.",
+                                "principle": "correctness", "severity": "error",
+                                "fixes_a_problem": true}]})
+            .to_string(),
+        )]
+        .into(),
+        ..Script::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("add.py");
+    std::fs::write(&file, code).unwrap();
+    let config = user_config(dir.path(), "");
+    let out = review(&file, &["--format", "json"], &config, &mock.base_url).await;
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let notes = report["notes"].to_string();
+    assert!(
+        notes.contains("1 of 1 doc example(s) fail on the code as it is"),
+        "{notes}"
+    );
+    let finding = &report["findings"][0];
+    assert_eq!(
+        finding["severity"], "error",
+        "executed evidence: {report:#}"
+    );
+    assert_eq!(
+        finding["evidence_text"],
+        "the doc example `add_one(1) == 2` fails on the original and passes on the revision",
+        "{report:#}"
+    );
+    // The fixer was told what the doc example gives.
+    let fixer = mock
+        .requests()
+        .into_iter()
+        .find(|r| r.to_string().contains("# refine-ls fixer"))
+        .expect("a fix request");
+    assert!(
+        fixer
+            .to_string()
+            .contains("the doc example `add_one(1)` should give `2` but the code gives `3`"),
+        "{fixer}"
+    );
+}
+
+#[tokio::test]
+async fn auto_picks_fix_first_for_a_small_model_behind_an_endpoint() {
+    let mock = MockLlm::start(Script {
+        revise: vec![Reply::code(&fixed_example())].into(),
+        explain: vec![explanations()].into(),
+        models: vec!["qwen2.5-coder:1.5b".into()],
+        ..Script::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("buggy_sum.rs");
+    std::fs::write(&file, EXAMPLE).unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "[loop]\nprobes = false\n").unwrap();
+    let out = review(
+        &file,
+        &["--format", "json", "--model", "qwen2.5-coder:1.5b"],
+        &config,
+        &mock.base_url,
+    )
+    .await;
+    assert!(
+        out.status.code().is_some(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let roles: Vec<&'static str> = mock
+        .requests()
+        .iter()
+        .map(support::mock_llm::role_of)
+        .collect();
+    // Fix-first: the fixer first (the `revise` queue), then the explainer; no critique.
+    assert_eq!(roles.first(), Some(&"revise"), "{roles:?}");
+    assert!(
+        roles.contains(&"explain") && !roles.contains(&"critique"),
+        "{roles:?}"
+    );
+    let first = mock.requests()[0].to_string();
+    assert!(first.contains("# refine-ls fixer"), "{first}");
+}
