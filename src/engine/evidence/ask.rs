@@ -115,40 +115,9 @@ fn args_text(v: &Value) -> Option<String> {
     let text = text
         .strip_prefix('(')
         .and_then(|t| t.strip_suffix(')'))
-        .filter(|inner| balanced(inner))
+        .filter(|inner| super::seeds::balanced(inner))
         .map_or(text.clone(), |t| t.trim().to_owned());
     (!text.contains('\n')).then_some(text)
-}
-
-/// Whether brackets are balanced in `s` (ignoring those in string literals, roughly).
-fn balanced(s: &str) -> bool {
-    let mut depth: i64 = 0;
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    for c in s.chars() {
-        if let Some(q) = quote {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == q {
-                quote = None;
-            }
-            continue;
-        }
-        match c {
-            '"' | '\'' => quote = Some(c),
-            '(' | '[' | '{' => depth += 1,
-            ')' | ']' | '}' => {
-                depth -= 1;
-                if depth < 0 {
-                    return false;
-                }
-            }
-            _ => {}
-        }
-    }
-    depth == 0
 }
 
 /// The intent question: the functions' signatures and docs, and the calls.

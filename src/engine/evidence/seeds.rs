@@ -197,7 +197,31 @@ fn matching_close(s: &str) -> Option<usize> {
 /// `s` split at commas outside brackets and string literals.
 fn split_top(s: &str) -> Vec<&str> {
     let mut parts = Vec::new();
-    let (mut depth, mut start) = (0i64, 0usize);
+    let mut start = 0usize;
+    walk(s, |i, c, depth| {
+        if c == ',' && depth == 0 {
+            parts.push(s.get(start..i).unwrap_or(""));
+            start = i + 1;
+        }
+        true
+    });
+    parts.push(s.get(start..).unwrap_or(""));
+    parts
+}
+
+/// Whether the brackets of `s` (outside string literals) close in order and all close.
+pub(crate) fn balanced(s: &str) -> bool {
+    let mut last = 0i64;
+    walk(s, |_, _, depth| {
+        last = depth;
+        depth >= 0
+    }) && last == 0
+}
+
+/// Calls `f(byte index, char, depth after it)` for each char of `s` outside string and char
+/// literals (`<`/`>` count as brackets, `->` does not); stops, returning `false`, when `f` does.
+fn walk(s: &str, mut f: impl FnMut(usize, char, i64) -> bool) -> bool {
+    let mut depth = 0i64;
     let mut quote: Option<char> = None;
     let mut escaped = false;
     let mut prev = ' ';
@@ -210,26 +234,24 @@ fn split_top(s: &str) -> Vec<&str> {
             } else if c == q {
                 quote = None;
             }
+            prev = c;
             continue;
         }
         match c {
             '"' => quote = Some(c),
-            // A Rust char literal, not a lifetime (`'a,` in generics is rare in arguments).
+            // A char literal, not a lifetime (`&'a`).
             '\'' if prev != '&' => quote = Some(c),
             '(' | '[' | '{' | '<' => depth += 1,
             ')' | ']' | '}' => depth -= 1,
-            // `->` is not a closing bracket.
             '>' if prev != '-' => depth -= 1,
-            ',' if depth == 0 => {
-                parts.push(s.get(start..i).unwrap_or(""));
-                start = i + 1;
-            }
             _ => {}
         }
         prev = c;
+        if !f(i, c, depth) {
+            return false;
+        }
     }
-    parts.push(s.get(start..).unwrap_or(""));
-    parts
+    true
 }
 
 #[cfg(test)]
