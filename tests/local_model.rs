@@ -566,8 +566,10 @@ async fn readme_over_lsp() {
     client
         .initialize(
             json!({"window": {"workDoneProgress": true}, "general": {"positionEncodings": ["utf-16"]}}),
+            // Probes on: the test client's user configuration turns them off for other tests.
             json!({"refine": {"provider": {"kind": "local", "model_path": default_model_path(),
-                                           "timeout_secs": 600}}}),
+                                           "timeout_secs": 600},
+                              "loop": {"probes": true}}}),
         )
         .await;
     let uri = "file:///work/buggy_sum.rs";
