@@ -138,6 +138,15 @@ impl Counterexample {
         format!("{}({})", self.function, self.args)
     }
 
+    /// The call with what it should return: what a regression test asserts.
+    pub fn expected_call(&self) -> crate::probe::Call {
+        crate::probe::Call {
+            function: self.function.clone(),
+            args: self.args.clone(),
+            expected: Some(self.expected.clone()),
+        }
+    }
+
     /// "`sum_even(&[2])` returns 0; its doc and name say 2; the revision returns 2".
     pub fn sentence(&self) -> String {
         format!(

@@ -83,11 +83,7 @@ impl DoneReview {
                 .counterexample
                 .as_ref()
                 .filter(|_| outcome.evidence.regression_test_verified)
-                .map(|c| crate::probe::Call {
-                    function: c.function.clone(),
-                    args: c.args.clone(),
-                    expected: Some(c.expected.clone()),
-                }),
+                .map(crate::engine::outcome::Counterexample::expected_call),
         }
     }
 

@@ -78,11 +78,7 @@ fn write_evidence(
     };
     writeln!(out, "counterexample: {}", c.sentence())?;
     let language = crate::probe::Language::of(crate::lang::language_for_path(path));
-    let call = crate::probe::Call {
-        function: c.function.clone(),
-        args: c.args.clone(),
-        expected: Some(c.expected.clone()),
-    };
+    let call = c.expected_call();
     if let (true, Some(test)) = (
         e.regression_test_verified,
         language.and_then(|l| crate::probe::regression::regression_test(l, old, &call)),

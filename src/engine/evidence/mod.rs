@@ -477,11 +477,7 @@ impl Engine<'_> {
         ) else {
             return Ok(());
         };
-        let call = Call {
-            function: c.function,
-            args: c.args,
-            expected: Some(c.expected),
-        };
+        let call = c.expected_call();
         let (file, range) = file_and_range(at);
         let mut revised_file = file.clone();
         revised_file.replace_range(range, revised);
@@ -491,10 +487,7 @@ impl Engine<'_> {
         ) else {
             return Ok(());
         };
-        let (Some(with0), Some(with1)) = (inserted(&file, &t0), inserted(&revised_file, &t1))
-        else {
-            return Ok(());
-        };
+        let (with0, with1) = (t0.insert_into(&file), t1.insert_into(&revised_file));
         match probe::regression::verify(
             language,
             &with0,
@@ -515,12 +508,6 @@ impl Engine<'_> {
         }
         Ok(())
     }
-}
-
-/// `file` with the test's text inserted where it goes (`None`: the offset is not in `file`).
-fn inserted(file: &str, test: &probe::regression::RegressionTest) -> Option<String> {
-    let (head, tail) = (file.get(..test.at)?, file.get(test.at..)?);
-    Some(format!("{head}{}{tail}", test.text))
 }
 
 /// The whole file and the selection's byte range in it.
