@@ -28,6 +28,11 @@ const MAX_QUESTIONS: usize = 3;
 /// What the evidence stage knows of one review's functions.
 pub(crate) struct Probing {
     language: Language,
+    /// The whole file as reviewed, and the selection's byte range in it (made once per review).
+    file: String,
+    selection: std::ops::Range<usize>,
+    /// The file's library crate, for the crate route (looked up once per review).
+    krate: Option<probe::Crate>,
     targets: Vec<Target>,
     /// Doc examples (calls with an expected value).
     examples: Vec<Call>,
@@ -122,10 +127,11 @@ impl Engine<'_> {
             )),
             (None, Some(language)) => {
                 let (file, range) = file_and_range(at);
-                probe::target::targets(language, &file, range).map(|t| (language, t))
+                probe::target::targets(language, &file, range.clone())
+                    .map(|t| (language, t, file, range))
             }
         };
-        let (language, targets) = match found {
+        let (language, targets, file, selection) = match found {
             Ok(found) => found,
             Err(why) => {
                 no_probes(out, why);
@@ -135,6 +141,9 @@ impl Engine<'_> {
         let examples: Vec<Call> = targets.iter().flat_map(|t| t.examples.clone()).collect();
         let mut probing = Probing {
             language,
+            krate: self.krate(at, language),
+            file,
+            selection,
             targets,
             examples,
             inputs: None,
@@ -158,7 +167,7 @@ impl Engine<'_> {
     ) -> Result<(), Stop> {
         let versions = [at.original.to_owned()];
         let report = match self
-            .probe(at, probing.language, &versions, &probing.examples, run)
+            .probe(probing, &versions, &probing.examples, run)
             .await?
         {
             Ok(r) => r,
@@ -222,10 +231,7 @@ impl Engine<'_> {
         progress(Event::Stage(Stage::Probe));
         let mut versions = vec![at.original.to_owned()];
         versions.extend(candidates.iter().map(|c| c.text.clone()));
-        let report = match self
-            .probe(at, probing.language, &versions, &calls, run)
-            .await?
-        {
+        let report = match self.probe(probing, &versions, &calls, run).await? {
             Ok(r) => r,
             Err(why) => {
                 no_probes(out, why);
@@ -253,7 +259,7 @@ impl Engine<'_> {
         let second = match &asked {
             Some(asked) => {
                 let asked_calls: Vec<Call> = asked.iter().map(|(_, c)| c.clone()).collect();
-                self.probe(at, probing.language, &versions, &asked_calls, run)
+                self.probe(probing, &versions, &asked_calls, run)
                     .await?
                     .ok()
             }
@@ -425,21 +431,19 @@ impl Engine<'_> {
     /// One probe run of `calls` on `versions` (`Err`: why no probe ran; cancelled: `Stop`).
     async fn probe(
         &self,
-        at: &Subject<'_>,
-        language: Language,
+        probing: &Probing,
         versions: &[String],
         calls: &[Call],
         run: &mut Run<'_>,
     ) -> Result<Result<Report, String>, Stop> {
-        let (file, selection) = file_and_range(at);
         let req = probe::Request {
-            language,
-            file: &file,
-            selection,
+            language: probing.language,
+            file: &probing.file,
+            selection: probing.selection.clone(),
             versions,
             calls,
             limits: Limits::default(),
-            krate: self.krate(at, language),
+            krate: probing.krate.clone(),
         };
         match probe::runner::run(&req, run.cancel).await {
             Ok(r) => {
