@@ -73,9 +73,24 @@ async fn review(
     config: &std::path::Path,
     base_url: &str,
 ) -> Output {
+    review_env(file, args, config, base_url, &[]).await
+}
+
+/// [`review`] with extra environment variables.
+async fn review_env(
+    file: &std::path::Path,
+    args: &[&str],
+    config: &std::path::Path,
+    base_url: &str,
+    envs: &[(&str, &str)],
+) -> Output {
     let mut all = vec!["review".to_owned(), file.display().to_string()];
     all.extend(args.iter().map(|a| (*a).to_owned()));
     let (config, base_url) = (config.to_owned(), base_url.to_owned());
+    let envs: Vec<(String, String)> = envs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     let cache = tempfile::tempdir().unwrap();
     let cache_path = cache.path().to_owned();
     let out = tokio::task::spawn_blocking(move || {
@@ -86,6 +101,7 @@ async fn review(
             .env("REFINE_LS_CONFIG", config)
             .env("REFINE_LS_CACHE_DIR", &cache_path)
             .env("REFINE_LS_TRUST_FILE", cache_path.join("trusted"))
+            .envs(envs)
             .output()
             .expect("run refine-ls")
     })
@@ -479,4 +495,38 @@ async fn auto_picks_fix_first_for_a_small_model_behind_an_endpoint() {
     );
     let first = mock.requests()[0].to_string();
     assert!(first.contains("# refine-ls fixer"), "{first}");
+}
+
+#[tokio::test]
+async fn without_a_sandbox_an_untrusted_workspaces_code_is_not_run() {
+    let mock = MockLlm::start(readme_script()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("buggy_sum.rs");
+    std::fs::write(&file, EXAMPLE).unwrap();
+    let config = user_config(dir.path(), "");
+    // An empty REFINE_LS_BWRAP turns the sandbox off; the workspace is not trusted.
+    let out = review_env(
+        &file,
+        &["--format", "json"],
+        &config,
+        &mock.base_url,
+        &[("REFINE_LS_BWRAP", "")],
+    )
+    .await;
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(report["evidence"]["probe_calls"], 0, "{report:#}");
+    assert!(
+        report["notes"]
+            .to_string()
+            .contains("no probes: there is no sandbox here"),
+        "{report:#}"
+    );
+    assert!(
+        !mock
+            .requests()
+            .iter()
+            .any(|r| r.to_string().contains("# refine-ls prober")),
+        "nothing is asked for inputs that will not run"
+    );
 }
