@@ -279,6 +279,146 @@ fn constrained_decoding_always_gives_valid_critique_json() {
     }
 }
 
+/// A fixer-like prompt: code the answer is to copy back.
+fn copy_back_prompt(m: &LocalModel, code: &str) -> String {
+    m.prompt(&[
+        (
+            "system",
+            "You fix bugs. Answer with one fenced code block holding the whole code, fixed or unchanged.",
+        ),
+        ("user", &format!("Code:\n```rust\n{code}```")),
+    ])
+}
+
+const COPY_BACK: [&str; 3] = [
+    "/// Returns the sum of the even numbers in `xs`.\npub fn sum_even(xs: &[i64]) -> i64 {\n    let mut total = 0;\n    for i in 1..xs.len() {\n        if xs[i] % 2 == 0 {\n            total += xs[i];\n        }\n    }\n    total\n}\n",
+    "fn average(xs: &[f64]) -> Option<f64> {\n    let sum: f64 = xs.iter().sum();\n    Some(sum / xs.len() as f64)\n}\n",
+    "fn clamp(x: i32, lo: i32, hi: i32) -> i32 {\n    if x < lo {\n        return lo;\n    }\n    if x > hi {\n        return lo;\n    }\n    x\n}\n",
+];
+
+fn answer_with(
+    m: &LocalModel,
+    prompt: &str,
+    schema: Option<&Value>,
+    decoding: local::Decoding,
+) -> local::Generated {
+    m.generate_with(
+        prompt,
+        schema,
+        300,
+        0.0,
+        decoding,
+        &CancellationToken::new(),
+        &mut |_| {},
+    )
+    .unwrap()
+}
+
+#[test]
+fn prompt_lookup_gives_the_tokens_plain_decoding_gives_in_fewer_passes() {
+    let m = own_model();
+    let (mut kept, mut passes, mut tokens) = (0, 0, 0);
+    for code in COPY_BACK {
+        let prompt = copy_back_prompt(&m, code);
+        let plain = answer_with(&m, &prompt, None, local::Decoding::Plain);
+        let lookup = answer_with(&m, &prompt, None, local::Decoding::PromptLookup);
+        assert_eq!(plain.passes, plain.completion_tokens, "one pass per token");
+        assert_eq!(plain.drafted, 0);
+        assert_eq!(
+            lookup.tokens, plain.tokens,
+            "prompt lookup changed the answer:\n{}\n---\n{}",
+            plain.text, lookup.text
+        );
+        assert_eq!(lookup.text, plain.text);
+        assert_eq!(lookup.truncated, plain.truncated);
+        assert!(lookup.draft_accepted <= lookup.drafted);
+        assert_eq!(
+            lookup.margins.len(),
+            lookup.tokens.len() + 1,
+            "a margin per token sampled"
+        );
+        eprintln!(
+            "{} tokens in {} passes ({} of {} guesses kept)",
+            lookup.completion_tokens, lookup.passes, lookup.draft_accepted, lookup.drafted
+        );
+        kept += lookup.draft_accepted;
+        passes += lookup.passes;
+        tokens += lookup.completion_tokens;
+    }
+    // The answers copy the code: most of their tokens were guessed and confirmed.
+    assert!(
+        kept * 2 > tokens,
+        "{kept} of {tokens} tokens came from guesses"
+    );
+    assert!(passes * 2 < tokens, "{passes} passes for {tokens} tokens");
+}
+
+#[test]
+fn prompt_lookup_under_a_grammar_gives_the_same_json_as_plain_decoding() {
+    let m = own_model();
+    let schema = json!({"type": "object", "properties": {"code": {"type": "string"}},
+        "required": ["code"]});
+    for code in COPY_BACK {
+        let prompt = m.prompt(&[
+            (
+                "system",
+                "Answer with JSON: {\"code\": the code you are given, unchanged}.",
+            ),
+            ("user", code),
+        ]);
+        let plain = answer_with(&m, &prompt, Some(&schema), local::Decoding::Plain);
+        let lookup = answer_with(&m, &prompt, Some(&schema), local::Decoding::PromptLookup);
+        assert_eq!(
+            lookup.tokens, plain.tokens,
+            "{}\n---\n{}",
+            plain.text, lookup.text
+        );
+        if !lookup.truncated {
+            let v: Value = serde_json::from_str(&lookup.text)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {}", lookup.text));
+            assert!(v["code"].is_string(), "{v}");
+        }
+    }
+}
+
+#[test]
+fn prompt_lookup_while_sampling_stays_within_the_budget_and_keeps_the_kv_cache_right() {
+    let m = own_model();
+    let prompt = copy_back_prompt(&m, COPY_BACK[0]);
+    for budget in [1, 7, 40] {
+        let out = m
+            .generate_with(
+                &prompt,
+                None,
+                budget,
+                0.8,
+                local::Decoding::PromptLookup,
+                &CancellationToken::new(),
+                &mut |_| {},
+            )
+            .unwrap();
+        assert!(
+            out.completion_tokens <= budget,
+            "{} > {budget}",
+            out.completion_tokens
+        );
+        assert_eq!(out.tokens.len(), out.completion_tokens);
+        assert!(
+            out.margins.is_empty(),
+            "margins are for greedy decoding only"
+        );
+    }
+    // Whatever the sampled answers left in the slot, a greedy answer after them is the one a
+    // fresh model gives: the slot's record of its tokens is what its sequence holds.
+    let after = answer_with(&m, &prompt, None, local::Decoding::PromptLookup);
+    let fresh = answer_with(&own_model(), &prompt, None, local::Decoding::Plain);
+    assert_eq!(
+        after.tokens, fresh.tokens,
+        "{}\n---\n{}",
+        fresh.text, after.text
+    );
+}
+
 #[test]
 fn models_are_shared_per_file_and_settings() {
     let a = local::load(&support::test_gguf(), 1, 0).unwrap();

@@ -16,6 +16,6 @@ mod tree;
 pub use crate::paths::{user_config_path, user_data_dir};
 pub use layers::{Layers, Resolved, Source, TrustedBy};
 pub use schema::{
-    CacheConfig, Config, HintsConfig, LearningConfig, LoopConfig, PrivacyConfig, ProviderConfig,
-    ProviderOverride, Strategy, VerifyConfig,
+    CacheConfig, Config, Drafting, HintsConfig, LearningConfig, LoopConfig, PrivacyConfig,
+    ProviderConfig, ProviderOverride, Strategy, VerifyConfig,
 };

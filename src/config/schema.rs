@@ -283,6 +283,22 @@ pub struct ProviderConfig {
     /// `kind = "local"`: model layers offloaded to the GPU (0: CPU only; needs a build with
     /// the `cuda`, `metal` or `vulkan` feature).
     pub gpu_layers: u32,
+    /// `kind = "local"`: how answers are decoded: `prompt-lookup` (the default: where the
+    /// answer copies the prompt, as a revision copies the selection, the next tokens are
+    /// guessed from it and checked in one pass; the answer is the one plain decoding gives) or
+    /// `off` (one pass per token).
+    pub drafting: Drafting,
+}
+
+/// How the embedded model decodes its answers (`provider.drafting`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Drafting {
+    /// Guesses copied from the prompt, checked in one pass.
+    #[default]
+    PromptLookup,
+    /// One pass per token.
+    Off,
 }
 
 impl ProviderConfig {
@@ -315,6 +331,7 @@ impl Default for ProviderConfig {
             max_tokens: None,
             threads: 0,
             gpu_layers: 0,
+            drafting: Drafting::default(),
         }
     }
 }

@@ -16,7 +16,7 @@ use super::chat::{Role, Usage};
 use super::error::ProviderError;
 use crate::config::ProviderConfig;
 #[cfg(feature = "local")]
-pub use model::{Generated, LocalError, LocalModel, default_threads, load};
+pub use model::{Decoding, Generated, LocalError, LocalModel, default_threads, load};
 
 /// A GGUF model file and how to run it.
 #[derive(Debug)]
@@ -32,6 +32,8 @@ pub struct LocalProvider {
     threads: usize,
     /// Layers offloaded to a GPU.
     gpu_layers: u32,
+    /// How answers are decoded.
+    drafting: crate::config::Drafting,
     chosen_because: Option<String>,
 }
 
@@ -54,6 +56,7 @@ impl LocalProvider {
             max_tokens: cfg.max_tokens.unwrap_or(512).max(16) as usize,
             threads: cfg.threads,
             gpu_layers: cfg.gpu_layers,
+            drafting: cfg.drafting,
             chosen_because,
         })
     }
@@ -118,15 +121,20 @@ impl LocalProvider {
             self.max_tokens,
             req.temperature.or(self.temperature).unwrap_or(0.0),
         );
+        let decoding = match self.drafting {
+            crate::config::Drafting::PromptLookup => Decoding::PromptLookup,
+            crate::config::Drafting::Off => Decoding::Plain,
+        };
         let child = cancel.child_token();
         let stop = child.clone();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let job = tokio::task::spawn_blocking(move || {
-            model.generate(
+            model.generate_with(
                 &prompt,
                 schema.as_ref(),
                 max_tokens,
                 temperature,
+                decoding,
                 &child,
                 &mut |d: &str| {
                     let _ = tx.send(d.to_owned());
@@ -162,6 +170,9 @@ impl LocalProvider {
             prompt_tok_per_s = generated.prompt_processed as f64 / generated.prompt_secs.max(1e-9),
             gen_tok_per_s = generated.completion_tokens as f64 / generated.generate_secs.max(1e-9),
             truncated = generated.truncated,
+            passes = generated.passes,
+            drafted = generated.drafted,
+            draft_accepted = generated.draft_accepted,
             "local model answered"
         );
         Ok(ChatResponse {

@@ -9,6 +9,15 @@
 //! is processed in chunks and cancellation is checked between chunks and between tokens, so a
 //! cancelled request stops within about a second; a request still queued when it is cancelled
 //! is skipped.
+//!
+//! Answers are decoded with prompt-lookup drafting ("speculative edits"): a revision is mostly
+//! a copy of code in the prompt, so where the last tokens written also occur earlier in the
+//! prompt (or the answer), the tokens that followed them there are guessed as the next ones
+//! and checked in one batch. Each position is still sampled from the model's own distribution
+//! and a guess is kept only while it equals what was sampled, so the answer is the one plain
+//! decoding gives (under greedy decoding the same tokens, up to llama.cpp's last-bit
+//! differences between batch sizes; under sampling the same distribution) while the copied
+//! stretches cost one batch instead of one pass per token.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -44,6 +53,25 @@ const SLOTS: usize = 3;
 /// A slot is reused for a prompt when it holds at least this many of its first tokens (the
 /// roles' prompts share a few tokens of chat template, which is not worth a slot).
 const MIN_REUSE: usize = 32;
+/// The most tokens guessed at once: the sampled token and its guesses make one batch, which
+/// the context takes up to `CHUNK` tokens at a time.
+const DRAFT_MAX: usize = CHUNK - 1;
+/// The longest and shortest run of last tokens looked up to find a guess: longer runs are
+/// tried first (a match of four tokens is far likelier to go on as before than one of one).
+const NGRAM_MAX: usize = 4;
+const NGRAM_MIN: usize = 2;
+/// Tokens guessed from a source just found.
+const DRAFT_START: usize = 3;
+
+/// How answer tokens are decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Decoding {
+    /// One model pass per token.
+    Plain,
+    /// Prompt-lookup drafting: guesses copied from the prompt, checked in one batch.
+    #[default]
+    PromptLookup,
+}
 
 /// Why the embedded model failed, as a sentence.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +124,19 @@ pub struct Generated {
     pub generate_secs: f64,
     /// The answer stopped at `max_tokens`, not at its end.
     pub truncated: bool,
+    /// Tokens guessed by prompt lookup, and how many of them the model confirmed.
+    pub drafted: usize,
+    /// Guessed tokens kept (each saved one model pass).
+    pub draft_accepted: usize,
+    /// Model passes (batches) spent generating.
+    pub passes: usize,
+    /// The answer's tokens.
+    pub tokens: Vec<i32>,
+    /// Under greedy decoding, for each token sampled (the answer's, then the one that ended it:
+    /// an end of answer or the first past `max_tokens`), how far its logit is ahead of the
+    /// runner-up's: where two decodings part, a small gap shows a near-tie (llama.cpp's results
+    /// differ in their last bits between batch sizes), not a fault.
+    pub margins: Vec<f32>,
 }
 
 /// One request for the worker.
@@ -104,6 +145,7 @@ struct Job {
     grammar: Option<String>,
     max_tokens: usize,
     temperature: f32,
+    decoding: Decoding,
     cancel: CancellationToken,
     events: Sender<Event>,
 }
@@ -238,13 +280,37 @@ impl LocalModel {
     }
 
     /// Answers `prompt`, streaming text to `on_delta`; with `schema`, the answer follows it.
-    /// Blocks until done; returns within about a second of `cancel`.
+    /// Blocks until done; returns within about a second of `cancel`. Decodes with prompt-lookup
+    /// drafting ([`Decoding::PromptLookup`]).
     pub fn generate(
         &self,
         prompt: &str,
         schema: Option<&serde_json::Value>,
         max_tokens: usize,
         temperature: f64,
+        cancel: &CancellationToken,
+        on_delta: &mut dyn FnMut(&str),
+    ) -> Result<Generated, LocalError> {
+        self.generate_with(
+            prompt,
+            schema,
+            max_tokens,
+            temperature,
+            Decoding::default(),
+            cancel,
+            on_delta,
+        )
+    }
+
+    /// [`LocalModel::generate`], decoded as `decoding` says.
+    #[allow(clippy::too_many_arguments)]
+    pub fn generate_with(
+        &self,
+        prompt: &str,
+        schema: Option<&serde_json::Value>,
+        max_tokens: usize,
+        temperature: f64,
+        decoding: Decoding,
         cancel: &CancellationToken,
         on_delta: &mut dyn FnMut(&str),
     ) -> Result<Generated, LocalError> {
@@ -260,6 +326,7 @@ impl LocalModel {
             grammar,
             max_tokens: max_tokens.max(1),
             temperature: temperature as f32,
+            decoding,
             cancel: cancel.clone(),
             events: tx,
         };
@@ -295,6 +362,7 @@ impl LocalModel {
             grammar: None,
             max_tokens: 0,
             temperature: 0.0,
+            decoding: Decoding::Plain,
             cancel: CancellationToken::new(),
             events: tx,
         };
@@ -532,9 +600,11 @@ fn decode_prompt(
     Ok(())
 }
 
-/// Samples up to `job.max_tokens` answer tokens after the prompt (`out.prompt_tokens` long,
-/// its last logits in `batch`), each streamed to the job as text and kept in `cache`, into
-/// `out`.
+/// Samples up to `job.max_tokens` answer tokens after the prompt (its last logits in `batch`),
+/// each streamed to the job as text and kept in `cache`, into `out`. With prompt lookup, each
+/// pass decodes the sampled token together with the guesses that follow it ([`Draft`]); every
+/// position is sampled as plain decoding would, a guess is kept while it equals the sampled
+/// token, and the keys and values of the guesses not kept are dropped from the sequence.
 fn generate_answer(
     model: &LlamaModel,
     ctx: &mut LlamaContext<'_>,
@@ -560,38 +630,193 @@ fn generate_answer(
     } else {
         LlamaSampler::greedy()
     };
+    let seq_id = u32::try_from(seq).map_err(|e| failed("slot", &e))?;
     let generating = Instant::now();
     let mut text = Utf8Stream::default();
-    let mut idx = batch.n_tokens() - 1;
-    let at = out.prompt_tokens;
-    out.truncated = true;
-    for pos in at..at.saturating_add(job.max_tokens) {
-        if job.cancel.is_cancelled() {
-            return Err(LocalError::Cancelled);
-        }
-        let token = sample(ctx, idx, &mut sampler, grammar.as_mut());
-        if vocab.is_eog(token) {
-            out.truncated = false;
-            break;
-        }
+    let greedy = job.temperature <= 0.0;
+    let mut emit = |token: LlamaToken, out: &mut Generated| {
+        out.tokens.push(token.0);
         let piece = text.push(&vocab.token_to_piece(token, false, None));
         if !piece.is_empty() {
             out.text.push_str(&piece);
             let _ = job.events.send(Event::Delta(piece));
         }
         out.completion_tokens += 1;
+    };
+    let mut draft = Draft::default();
+    let mut next = sample(ctx, batch.n_tokens() - 1, &mut sampler, grammar.as_mut());
+    if greedy {
+        out.margins.push(margin(ctx, batch.n_tokens() - 1));
+    }
+    out.truncated = true;
+    loop {
+        if job.cancel.is_cancelled() {
+            return Err(LocalError::Cancelled);
+        }
+        if vocab.is_eog(next) {
+            out.truncated = false;
+            break;
+        }
+        if out.completion_tokens >= job.max_tokens {
+            break;
+        }
+        emit(next, out);
+        let at = cache.tokens.len();
+        cache.tokens.push(next);
+        let room = job.max_tokens.saturating_sub(out.completion_tokens);
+        let guesses = match job.decoding {
+            Decoding::PromptLookup => draft.guess(&cache.tokens, room.min(DRAFT_MAX)).to_vec(),
+            Decoding::Plain => Vec::new(),
+        };
         batch.clear();
-        let p = i32::try_from(pos).map_err(|e| failed("position", &e))?;
-        batch
-            .add(token, p, &[seq], true)
-            .map_err(|e| failed("batch", &e))?;
-        ctx.decode(batch)
-            .map_err(|e| failed("generation failed", &e))?;
-        cache.tokens.push(token);
-        idx = 0;
+        for (i, t) in std::iter::once(&next).chain(&guesses).enumerate() {
+            let pos = i32::try_from(at + i).map_err(|e| failed("position", &e))?;
+            batch
+                .add(*t, pos, &[seq], true)
+                .map_err(|e| failed("batch", &e))?;
+        }
+        if let Err(e) = ctx.decode(batch) {
+            // What the sequence holds is unknown now: it starts again next time.
+            let _ = ctx.clear_kv_cache_seq(Some(seq_id), None, None);
+            cache.tokens.clear();
+            return Err(failed("generation failed", &e));
+        }
+        out.passes += 1;
+        out.drafted += guesses.len();
+        // Each position sampled as plain decoding would; a guess counts while it is what was
+        // sampled there.
+        let mut kept = 0;
+        let mut following = None;
+        for (i, guess) in guesses
+            .iter()
+            .map(Some)
+            .chain(std::iter::once(None))
+            .enumerate()
+        {
+            let idx = i32::try_from(i).map_err(|e| failed("batch", &e))?;
+            let token = sample(ctx, idx, &mut sampler, grammar.as_mut());
+            if greedy {
+                out.margins.push(margin(ctx, idx));
+            }
+            if guess != Some(&token) {
+                following = Some(token);
+                break;
+            }
+            if vocab.is_eog(token) {
+                break;
+            }
+            emit(token, out);
+            kept += 1;
+        }
+        cache.tokens.extend_from_slice(&guesses[..kept]);
+        if kept < guesses.len() {
+            let from = u32::try_from(cache.tokens.len()).map_err(|e| failed("position", &e))?;
+            let _ = ctx.clear_kv_cache_seq(Some(seq_id), Some(from), None);
+        }
+        out.draft_accepted += kept;
+        draft.kept(kept);
+        match following {
+            Some(token) => next = token,
+            None => {
+                // An end of the answer was guessed and confirmed.
+                out.truncated = false;
+                break;
+            }
+        }
     }
     out.generate_secs = generating.elapsed().as_secs_f64();
     Ok(())
+}
+
+/// Where the guesses come from: the place in the tokens so far (prompt and answer) that the
+/// answer is copying, found by looking up its last few tokens and followed while the model
+/// goes on copying; and how many tokens to guess. On a CPU a guessed token costs about two
+/// thirds of a pass of its own, so a guess pays only where it is likely to be kept: a new
+/// source gets a few guesses, and a source the model keeps copying gets twice as many each
+/// time, up to [`DRAFT_MAX`].
+#[derive(Debug)]
+struct Draft {
+    /// The index whose token the answer's last token is believed to copy, and how many
+    /// guesses were offered from just after it.
+    source: Option<(usize, usize)>,
+    /// Tokens to guess from the source next.
+    len: usize,
+}
+
+impl Default for Draft {
+    fn default() -> Self {
+        Self {
+            source: None,
+            len: DRAFT_START,
+        }
+    }
+}
+
+impl Draft {
+    /// Up to `max` tokens guessed to follow `history` (whose last token was just sampled).
+    fn guess<'h>(&mut self, history: &'h [LlamaToken], max: usize) -> &'h [LlamaToken] {
+        let Some((&last, before)) = history.split_last() else {
+            return &[];
+        };
+        // Still copying: the token after the source is the one just sampled.
+        let following = self
+            .source
+            .map(|(s, _)| s + 1)
+            .filter(|&s| s < before.len() && before[s] == last);
+        if following.is_none() {
+            self.len = DRAFT_START;
+        }
+        let aligned = following.or_else(|| lookup(history));
+        self.source = None;
+        let Some(s) = aligned else {
+            return &[];
+        };
+        let from = s + 1;
+        let to = from.saturating_add(max.min(self.len)).min(history.len());
+        let guesses = history.get(from..to).unwrap_or(&[]);
+        self.source = Some((s, guesses.len()));
+        guesses
+    }
+
+    /// `kept` of the last guesses were confirmed: the source moves on by as many, and when all
+    /// were kept, the next guess is longer.
+    fn kept(&mut self, kept: usize) {
+        if let Some((s, offered)) = self.source {
+            if kept >= offered {
+                self.len = self.len.saturating_mul(2).min(DRAFT_MAX);
+            }
+            self.source = Some((s + kept.min(offered), 0));
+        }
+    }
+}
+
+/// The index of the token that ends the latest earlier occurrence of the last `n` tokens of
+/// `history` (the longest `n` from [`NGRAM_MAX`] down to [`NGRAM_MIN`] that occurs).
+fn lookup(history: &[LlamaToken]) -> Option<usize> {
+    let len = history.len();
+    (NGRAM_MIN..=NGRAM_MAX).rev().find_map(|n| {
+        let tail = history.get(len.checked_sub(n)?..)?;
+        // An occurrence that ends before the last token, so that a token follows it.
+        let starts = len.checked_sub(n)?;
+        (0..starts)
+            .rev()
+            .find(|&i| history.get(i..i + n) == Some(tail))
+            .map(|i| i + n - 1)
+    })
+}
+
+/// How far the best logit at `idx` is ahead of the runner-up.
+fn margin(ctx: &LlamaContext<'_>, idx: i32) -> f32 {
+    let (mut first, mut second) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
+    for &l in ctx.get_logits_ith(idx) {
+        if l > first {
+            second = first;
+            first = l;
+        } else if l > second {
+            second = l;
+        }
+    }
+    first - second
 }
 
 /// Samples one token. Under a grammar the token is drawn freely first and checked against the
@@ -634,6 +859,40 @@ mod tests {
         assert_eq!(s.push(&bytes[1..3]), "é");
         assert_eq!(s.push(&bytes[3..]), "😀");
         assert_eq!(s.push(&[0xff]), "\u{fffd}");
+    }
+
+    #[test]
+    fn guesses_follow_the_copied_source_and_grow_while_kept() {
+        let t = |v: &[i32]| v.iter().copied().map(LlamaToken::new).collect::<Vec<_>>();
+        // The prompt holds 10 11 12 13 14 15 16 17 18 19; the answer has begun "… 11 12".
+        let mut history = t(&[1, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 2, 3, 11, 12]);
+        assert_eq!(
+            lookup(&history),
+            Some(3),
+            "the occurrence of `11 12` ends at index 3"
+        );
+        let mut draft = Draft::default();
+        assert_eq!(
+            draft.guess(&history, 100),
+            &t(&[13, 14, 15])[..],
+            "a few first"
+        );
+        draft.kept(3);
+        // All kept and the model went on with 16: the next guess is twice as long.
+        history.extend(t(&[13, 14, 15, 16]));
+        assert_eq!(draft.guess(&history, 100), &t(&[17, 18, 19, 2, 3, 11])[..]);
+        // Only one kept, then the model wrote 7: no longer copying; `18 7` occurs nowhere.
+        draft.kept(1);
+        history.extend(t(&[17, 7]));
+        assert_eq!(draft.guess(&history, 100), &[] as &[LlamaToken]);
+        // A budget caps the guesses; nothing to look up in an empty or one-token history.
+        history.extend(t(&[10, 11]));
+        assert_eq!(draft.guess(&history, 2), &t(&[12, 13])[..]);
+        assert_eq!(Draft::default().guess(&[], 5), &[] as &[LlamaToken]);
+        assert_eq!(lookup(&t(&[5])), None);
+        // The longest run of last tokens wins over a later, shorter one.
+        let h = t(&[4, 5, 6, 100, 9, 5, 6, 200, 4, 5, 6]);
+        assert_eq!(lookup(&h), Some(2), "`4 5 6` at the start, not `5 6` later");
     }
 
     #[test]
