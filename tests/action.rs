@@ -207,7 +207,7 @@ async fn the_actions_steps_review_a_pull_request_and_write_sarif_and_rdjson() {
     ]
     .into_iter()
     .collect();
-    let run_step = |name: &str, extra_path: &str| {
+    let run_step = |name: &str, extra_path: &str, given: &BTreeMap<&str, String>| {
         let step = step(&action, name);
         let mut cmd = std::process::Command::new("bash");
         cmd.arg("-c")
@@ -224,13 +224,13 @@ async fn the_actions_steps_review_a_pull_request_and_write_sarif_and_rdjson() {
             )
             .env("REFINE_LS_CONFIG", support::test_config())
             .env_remove("OPENAI_BASE_URL");
-        for (k, v) in step_env(&action, step, &given, &outputs(&output_file)) {
+        for (k, v) in step_env(&action, step, given, &outputs(&output_file)) {
             cmd.env(k, v);
         }
         cmd.output().expect("run the step")
     };
 
-    let install = run_step("Install refine-ls", "");
+    let install = run_step("Install refine-ls", "", &given);
     assert!(
         install.status.success(),
         "install: {}",
@@ -241,7 +241,7 @@ async fn the_actions_steps_review_a_pull_request_and_write_sarif_and_rdjson() {
     assert!(Path::new(bin_dir).join("refine-ls").exists(), "{bin_dir}");
 
     // Blocking here is fine: the mock answers on the runtime's other workers.
-    let review = tokio::task::block_in_place(|| run_step("Review the change", bin_dir));
+    let review = tokio::task::block_in_place(|| run_step("Review the change", bin_dir, &given));
     let stderr = String::from_utf8_lossy(&review.stderr).into_owned();
     assert!(
         review.status.success(),
@@ -291,6 +291,40 @@ async fn the_actions_steps_review_a_pull_request_and_write_sarif_and_rdjson() {
         !d.join(".refine-ls-cache").exists(),
         "no cache inside the checkout"
     );
+    assert_eq!(out.get("category").map(String::as_str), Some("refine-ls"));
+    assert!(
+        sarif["runs"][0].get("automationDetails").is_none(),
+        "{sarif}"
+    );
+
+    // One job of a matrix of two: the change's one region is the first shard's, so the second
+    // reviews nothing, passes, and uploads under its own category.
+    let mut second = given.clone();
+    second.insert("shard", "2".to_owned());
+    second.insert("shards", "2".to_owned());
+    std::fs::write(&output_file, "").unwrap();
+    let review = tokio::task::block_in_place(|| run_step("Review the change", bin_dir, &second));
+    let stderr = String::from_utf8_lossy(&review.stderr).into_owned();
+    let out2 = outputs(&output_file);
+    assert_eq!(
+        out2.get("exit-code").map(String::as_str),
+        Some("0"),
+        "{stderr}"
+    );
+    assert_eq!(
+        out2.get("category").map(String::as_str),
+        Some("refine-ls/shard-2-of-2")
+    );
+    assert!(stderr.contains("0 region(s) (shard 2/2)"), "{stderr}");
+    let sarif: Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join(out2.get("sarif-file").expect("sarif-file"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        sarif["runs"][0]["automationDetails"]["id"], "refine-ls/shard-2-of-2/",
+        "{sarif}"
+    );
+    assert_eq!(sarif["runs"][0]["results"], json!([]));
 
     // The last step fails the job on the review's exit status.
     std::fs::write(&output_file, "").unwrap();

@@ -929,3 +929,134 @@ async fn the_first_commit_is_reviewed_staged_without_its_own_settings() {
         "the staged change went to the user's model"
     );
 }
+
+/// A model that reports the changed line (`x + 2`, line 2) of whichever item it is shown.
+fn finds_every_change() -> Script {
+    Script {
+        critique: vec![Reply::findings(json!([finding(
+            2,
+            "x + 2",
+            "warning",
+            "adds 2 where the other items add 1"
+        )]))]
+        .into(),
+        revise: vec![Reply::content("no code")].into(),
+        ..Script::default()
+    }
+}
+
+/// The (path, line, fingerprint) of each finding of a JSON report.
+fn finding_keys(report: &Value) -> Vec<(String, u64, String)> {
+    report["findings"]
+        .as_array()
+        .map(|fs| {
+            fs.iter()
+                .map(|f| {
+                    (
+                        f["path"].as_str().unwrap_or_default().to_owned(),
+                        f["line"].as_u64().unwrap_or_default(),
+                        f["fingerprint"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shards_review_every_region_once_and_together_give_the_whole_report() {
+    const FILES: usize = 10;
+    let repo = support::repo::many_files(FILES);
+    let whole_mock = MockLlm::start(finds_every_change()).await;
+    let (_, whole) = timed_json_run(repo.path(), &[], &whole_mock.base_url).await;
+    let mut expected = finding_keys(&whole);
+    expected.sort();
+    assert_eq!(expected.len(), FILES, "{whole}");
+    assert_eq!(whole["summary"]["shard"], Value::Null);
+
+    // Three jobs of a matrix, against one model: every region in exactly one shard.
+    let mock = MockLlm::start(finds_every_change()).await;
+    let mut union = Vec::new();
+    let mut regions = Vec::new();
+    for k in 1..=3 {
+        let shard = format!("{k}/3");
+        let (_, report) = timed_json_run(repo.path(), &["--shard", &shard], &mock.base_url).await;
+        assert_eq!(report["summary"]["shard"], shard.as_str(), "{report}");
+        regions.push(report["summary"]["regions"].as_u64().unwrap_or_default());
+        union.extend(finding_keys(&report));
+    }
+    assert_eq!(regions, vec![4, 3, 3], "dealt out in turn");
+    union.sort();
+    assert_eq!(union, expected, "the shards' union is the unsharded report");
+    assert_eq!(
+        reviews_per_file(&mock, FILES),
+        reviews_per_file(&whole_mock, FILES),
+        "each region reviewed by one shard only"
+    );
+
+    // A re-run deals the regions alike.
+    let mock = MockLlm::start(finds_every_change()).await;
+    let (_, again) = timed_json_run(repo.path(), &["--shard", "2/3"], &mock.base_url).await;
+    let (_, first) = timed_json_run(repo.path(), &["--shard", "2/3"], &mock.base_url).await;
+    assert_eq!(finding_keys(&again), finding_keys(&first));
+
+    // Each shard's SARIF names its category, so code scanning keeps all three.
+    let sarif_file = repo.path().join("shard.sarif");
+    let out = run(
+        repo.path(),
+        &[
+            "--diff",
+            "main",
+            "--shard",
+            "3/3",
+            "--format",
+            "sarif",
+            "--output",
+            sarif_file.to_str().unwrap(),
+        ],
+        &mock.base_url,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("3 region(s) (shard 3/3)"),
+        "{}",
+        stderr(&out)
+    );
+    let sarif: Value =
+        serde_json::from_str(&std::fs::read_to_string(&sarif_file).unwrap()).unwrap();
+    assert_eq!(
+        sarif["runs"][0]["automationDetails"]["id"],
+        "refine-ls/shard-3-of-3/"
+    );
+    assert_eq!(
+        sarif["runs"][0]["results"].as_array().map(Vec::len),
+        Some(3)
+    );
+    validate_sarif(&sarif_file);
+
+    // Bad shards, and shards where they mean nothing, are clear errors before any review.
+    let requests = mock.requests().len();
+    for (args, why) in [
+        (&["--diff", "main", "--shard", "4/3"][..], "between 1 and 3"),
+        (
+            &["--diff", "main", "--shard", "1/0"][..],
+            "between 1 and 256",
+        ),
+        (&["--diff", "main", "--shard", "two"][..], "not a shard"),
+        (&["src/item_0000.rs", "--shard", "1/2"][..], "--shard"),
+        (
+            &["--diff", "main", "--shard", "1/2", "--write-baseline"][..],
+            "not with --shard",
+        ),
+    ] {
+        let out = run(repo.path(), args, &mock.base_url).await;
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(why), "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(
+        mock.requests().len(),
+        requests,
+        "no model call for a bad shard"
+    );
+}

@@ -6,6 +6,7 @@ use clap::Args;
 
 use super::flags::ProviderFlags;
 use super::report::ReportFormat;
+use super::shard::Shard;
 use crate::engine::critique::Severity;
 
 /// `refine-ls review`.
@@ -54,6 +55,12 @@ pub struct ReviewArgs {
     /// all). The embedded model answers one at a time whatever this is.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub jobs: usize,
+    /// With `--diff`: review only shard K of N (`K/N`, from 1) of the change's regions, as one
+    /// job of a CI matrix of N: the regions, in the change's order, are dealt out in turn, so
+    /// each is in exactly one shard and a re-run deals them alike. The SARIF report names its
+    /// shard (`automationDetails.id`), so code scanning keeps every job's report.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
     /// With `--diff`: write the fingerprints of this run's findings to `.refine/baseline.json`,
     /// so that later runs do not report them again.
     #[arg(long)]

@@ -30,6 +30,12 @@ pub(super) async fn run(args: &ReviewArgs) -> Result<u8, String> {
     if args.lines.is_some() {
         return Err("--lines works on one file without --diff".to_owned());
     }
+    if args.write_baseline && args.shard.is_some() {
+        // A shard's baseline would drop the other shards' findings from it.
+        return Err(
+            "--write-baseline writes the whole change's findings: not with --shard".to_owned(),
+        );
+    }
     let started = Instant::now();
     let cwd = std::env::current_dir().map_err(|e| format!("no current folder: {e}"))?;
     let root = diff::repo_root(&cwd)?;
@@ -49,7 +55,10 @@ pub(super) async fn run(args: &ReviewArgs) -> Result<u8, String> {
         settings_dir.clone(),
         args.cache_dir.as_deref(),
     );
-    let mut totals = Totals::default();
+    let mut totals = Totals {
+        shard: args.shard,
+        ..Totals::default()
+    };
     let mut found: Vec<Reported> = Vec::new();
     let mut revisions: Vec<TextRevision> = Vec::new();
     // A broken dismissal file stops the run before any model call: reporting what the team
@@ -162,8 +171,12 @@ fn drop_baselined(
 
 /// The run's summary line on stderr, then each region's error.
 fn print_summary(totals: &Totals, reported: usize, started: Instant) {
+    let shard = totals
+        .shard
+        .map(|s| format!(" (shard {s})"))
+        .unwrap_or_default();
     eprintln!(
-        "refine-ls: {} file(s), {} region(s), {} model call(s), {} tokens, {:.1} s; {} finding(s) reported ({} off the changed lines, {} in the baseline, {} dismissed, {} over the budget)",
+        "refine-ls: {} file(s), {} region(s){shard}, {} model call(s), {} tokens, {:.1} s; {} finding(s) reported ({} off the changed lines, {} in the baseline, {} dismissed, {} over the budget)",
         totals.files,
         totals.regions,
         totals.llm_calls,
@@ -232,6 +245,13 @@ async fn review_change(
                 Err(e) => vec![Err(e)],
             };
             stream::iter(units)
+        })
+        // `--shard K/N`: the regions dealt out in the change's order (a file that cannot be
+        // read stops every shard alike).
+        .enumerate()
+        .filter_map(|(position, unit)| {
+            let mine = unit.is_err() || args.shard.is_none_or(|s| s.has(position));
+            std::future::ready(mine.then_some(unit))
         })
         .map(|unit| {
             let cancel = &cancel;

@@ -30,8 +30,8 @@ struct Target<'a> {
 /// Runs `review FILE` and returns the exit status: 0 no findings, 1 findings (or, with
 /// `--fail-on`, one at least that severe).
 pub async fn run(args: &ReviewArgs) -> Result<u8, String> {
-    if args.rev.is_some() || args.write_baseline {
-        return Err("--rev and --write-baseline work with --diff".to_owned());
+    if args.rev.is_some() || args.write_baseline || args.shard.is_some() {
+        return Err("--rev, --shard and --write-baseline work with --diff".to_owned());
     }
     let target = read_target(args)?;
     let root = workspace_root(target.path);

@@ -17,6 +17,7 @@ mod learn;
 mod model;
 mod report;
 mod setup;
+mod shard;
 
 pub use args::{DoctorArgs, ReviewArgs, SeverityArg};
 pub use doctor::doctor;

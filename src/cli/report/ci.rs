@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use super::finding::Reported;
+use crate::cli::shard::Shard;
 use crate::engine::critique::Severity;
 
 /// The principles as SARIF rules, and each one's index.
@@ -20,8 +21,9 @@ fn rules(findings: &[Reported], known: &[String]) -> Vec<String> {
     out
 }
 
-/// SARIF 2.1.0: one run, a rule per principle, fixes from the verified revision.
-pub fn sarif(findings: &[Reported], principles: &[String]) -> Value {
+/// SARIF 2.1.0: one run, a rule per principle, fixes from the verified revision; a shard's run
+/// names its category (`automationDetails.id`), so code scanning keeps each shard's analysis.
+pub fn sarif(findings: &[Reported], principles: &[String], shard: Option<Shard>) -> Value {
     let rules = rules(findings, principles);
     let results: Vec<Value> = findings
         .iter()
@@ -57,7 +59,7 @@ pub fn sarif(findings: &[Reported], principles: &[String]) -> Value {
             r
         })
         .collect();
-    json!({
+    let mut log = json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
         "runs": [{
@@ -74,7 +76,11 @@ pub fn sarif(findings: &[Reported], principles: &[String]) -> Value {
             "columnKind": "unicodeCodePoints",
             "results": results,
         }],
-    })
+    });
+    if let Some(shard) = shard {
+        log["runs"][0]["automationDetails"] = json!({"id": shard.category()});
+    }
+    log
 }
 
 fn region(start: (u32, u32), end: (u32, u32), snippet: Option<&str>) -> Value {

@@ -3,6 +3,7 @@
 
 use ropey::Rope;
 
+use crate::cli::shard::Shard;
 pub use crate::dismissed::fingerprint;
 use crate::document::{PositionEncoding, from_char};
 use crate::engine::critique::Severity;
@@ -101,6 +102,8 @@ pub struct Totals {
     pub over_budget: usize,
     /// Regions whose review failed (`path:A-B: why`).
     pub errors: Vec<String>,
+    /// The share of the change this run reviewed (`--shard`), when not all of it.
+    pub shard: Option<Shard>,
 }
 
 /// Severity order for `--min-severity` and `--fail-on`: higher is more severe.

@@ -86,6 +86,7 @@ pub fn change_json(found: &[Reported], revisions: &[TextRevision], totals: &Tota
             "in_baseline": totals.in_baseline, "dismissed": totals.dismissed,
             "over_budget": totals.over_budget,
             "errors": totals.errors,
+            "shard": totals.shard.map(|s| s.to_string()),
         },
     })
 }

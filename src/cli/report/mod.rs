@@ -56,7 +56,7 @@ pub fn render(
     match format {
         ReportFormat::Text => text::change_text(found, revisions),
         ReportFormat::Json => pretty(json::change_json(found, revisions, totals)),
-        ReportFormat::Sarif => pretty(ci::sarif(found, principles)),
+        ReportFormat::Sarif => pretty(ci::sarif(found, principles, totals.shard)),
         ReportFormat::Rdjson => pretty(ci::rdjson(found)),
         ReportFormat::Gitlab => pretty(ci::gitlab(found)),
         ReportFormat::Github => ci::github(found),
