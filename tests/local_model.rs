@@ -324,10 +324,19 @@ fn prompt_lookup_gives_the_tokens_plain_decoding_gives_in_fewer_passes() {
         let lookup = answer_with(&m, &prompt, None, local::Decoding::PromptLookup);
         assert_eq!(plain.passes, plain.completion_tokens, "one pass per token");
         assert_eq!(plain.drafted, 0);
+        // Where they part, the top-2 logit gap there says whether it was a near-tie.
+        let parted = plain
+            .tokens
+            .iter()
+            .zip(&lookup.tokens)
+            .position(|(a, b)| a != b);
         assert_eq!(
-            lookup.tokens, plain.tokens,
-            "prompt lookup changed the answer:\n{}\n---\n{}",
-            plain.text, lookup.text
+            lookup.tokens,
+            plain.tokens,
+            "prompt lookup changed the answer at token {parted:?} (top-2 gap there {:?}):\n{}\n---\n{}",
+            parted.and_then(|i| plain.margins.get(i)),
+            plain.text,
+            lookup.text
         );
         assert_eq!(lookup.text, plain.text);
         assert_eq!(lookup.truncated, plain.truncated);
