@@ -18,6 +18,12 @@ impl LlamaServer {
     /// answers. The Python comes from `REFINE_TEST_LLAMA_PYTHON`, else `.tools/llama`
     /// (`scripts/test` installs it there).
     pub fn start(model: &Path, ctx: u32, threads: usize) -> Self {
+        Self::start_parallel(model, ctx, threads, 1)
+    }
+
+    /// [`LlamaServer::start`] with `parallel` slots (continuous batching; each slot has
+    /// `ctx / parallel` tokens).
+    pub fn start_parallel(model: &Path, ctx: u32, threads: usize, parallel: usize) -> Self {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let python = std::env::var_os("REFINE_TEST_LLAMA_PYTHON")
             .map_or_else(|| root.join(".tools/llama/bin/python"), PathBuf::from);
@@ -35,6 +41,7 @@ impl LlamaServer {
             .arg(model)
             .arg(port.to_string())
             .args(["--ctx", &ctx.to_string(), "--threads", &threads.to_string()])
+            .args(["--parallel", &parallel.to_string()])
             // The script serves while its stdin stays open.
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

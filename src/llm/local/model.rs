@@ -34,9 +34,20 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
-use llama_cpp_2::token::data::LlamaTokenData;
-use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use tokio_util::sync::CancellationToken;
+
+mod draft;
+mod sample;
+mod slots;
+mod utf8;
+
+use draft::{DRAFT_MAX, Draft};
+use sample::{margin, sample};
+use slots::{KvCache, choose_slot};
+use utf8::Utf8Stream;
+
+// The sampled token and its guesses go in one batch of the context's size.
+const _: () = assert!(DRAFT_MAX < CHUNK);
 
 /// Positions kept per context (prompt + answer).
 const CONTEXT: u32 = 8192;
@@ -50,19 +61,6 @@ const CHUNK: usize = 16;
 /// Sequences (slots) of the KV cache, one per kind of prompt a review sends (critic, reviser,
 /// judge); they share the context's cells.
 const SLOTS: usize = 3;
-/// A slot is reused for a prompt when it holds at least this many of its first tokens (the
-/// roles' prompts share a few tokens of chat template, which is not worth a slot).
-const MIN_REUSE: usize = 32;
-/// The most tokens guessed at once: the sampled token and its guesses make one batch, which
-/// the context takes up to `CHUNK` tokens at a time.
-const DRAFT_MAX: usize = CHUNK - 1;
-/// The longest and shortest run of last tokens looked up to find a guess: longer runs are
-/// tried first (a match of four tokens is far likelier to go on as before than one of one).
-const NGRAM_MAX: usize = 4;
-const NGRAM_MIN: usize = 2;
-/// Tokens guessed from a source just found.
-const DRAFT_START: usize = 3;
-
 /// How answer tokens are decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Decoding {
@@ -410,60 +408,6 @@ fn worker(backend: &LlamaBackend, model: &LlamaModel, threads: i32, jobs: &Recei
     }
 }
 
-/// The tokens whose keys and values one sequence of the context holds, in order.
-#[derive(Default)]
-struct KvCache {
-    tokens: Vec<LlamaToken>,
-    /// When it was last used (the worker's job count).
-    used: u64,
-}
-
-/// The slot a prompt goes to: the one holding the longest stretch of its head, when that is
-/// worth keeping; else the least recently used. The critic, the reviser and the judge each have
-/// their own head, so each keeps a slot and none evicts another's.
-fn choose_slot(slots: &[KvCache], tokens: &[LlamaToken]) -> usize {
-    let shared = |s: &KvCache| crate::text::common_affixes(&s.tokens, tokens).0;
-    let best = (0..slots.len()).max_by_key(|&i| (shared(&slots[i]), std::cmp::Reverse(i)));
-    // Worth it: a long shared head, or a slot whose whole content the prompt continues (a
-    // cancelled prompt resumed: nothing of it is lost by going on there).
-    let worth = |s: &KvCache| {
-        let n = shared(s);
-        n >= MIN_REUSE || (n > 0 && n == s.tokens.len())
-    };
-    match best {
-        Some(i) if worth(&slots[i]) => i,
-        _ => (0..slots.len())
-            .min_by_key(|&i| (slots[i].used, i))
-            .unwrap_or(0),
-    }
-}
-
-/// Turns token bytes into text without cutting a UTF-8 character.
-#[derive(Default)]
-struct Utf8Stream {
-    pending: Vec<u8>,
-}
-
-impl Utf8Stream {
-    fn push(&mut self, bytes: &[u8]) -> String {
-        self.pending.extend_from_slice(bytes);
-        let valid = match std::str::from_utf8(&self.pending) {
-            Ok(s) => s.len(),
-            Err(e) if e.error_len().is_some() => {
-                // Not UTF-8 at all: replace it rather than wait for ever.
-                let out = String::from_utf8_lossy(&self.pending).into_owned();
-                self.pending.clear();
-                return out;
-            }
-            Err(e) => e.valid_up_to(),
-        };
-        let rest = self.pending.split_off(valid);
-        let out = String::from_utf8_lossy(&self.pending).into_owned();
-        self.pending = rest;
-        out
-    }
-}
-
 /// A failed llama.cpp call as an error: what failed and why.
 fn failed(what: &str, e: &dyn std::fmt::Display) -> LocalError {
     LocalError::Inference(format!("{what}: {e}"))
@@ -726,219 +670,4 @@ fn generate_answer(
     }
     out.generate_secs = generating.elapsed().as_secs_f64();
     Ok(())
-}
-
-/// Where the guesses come from: the place in the tokens so far (prompt and answer) that the
-/// answer is copying, found by looking up its last few tokens and followed while the model
-/// goes on copying; and how many tokens to guess. On a CPU a guessed token costs about two
-/// thirds of a pass of its own, so a guess pays only where it is likely to be kept: a new
-/// source gets a few guesses, and a source the model keeps copying gets twice as many each
-/// time, up to [`DRAFT_MAX`].
-#[derive(Debug)]
-struct Draft {
-    /// The index whose token the answer's last token is believed to copy, and how many
-    /// guesses were offered from just after it.
-    source: Option<(usize, usize)>,
-    /// Tokens to guess from the source next.
-    len: usize,
-}
-
-impl Default for Draft {
-    fn default() -> Self {
-        Self {
-            source: None,
-            len: DRAFT_START,
-        }
-    }
-}
-
-impl Draft {
-    /// Up to `max` tokens guessed to follow `history` (whose last token was just sampled).
-    fn guess<'h>(&mut self, history: &'h [LlamaToken], max: usize) -> &'h [LlamaToken] {
-        let Some((&last, before)) = history.split_last() else {
-            return &[];
-        };
-        // Still copying: the token after the source is the one just sampled.
-        let following = self
-            .source
-            .map(|(s, _)| s + 1)
-            .filter(|&s| s < before.len() && before[s] == last);
-        if following.is_none() {
-            self.len = DRAFT_START;
-        }
-        let aligned = following.or_else(|| lookup(history));
-        self.source = None;
-        let Some(s) = aligned else {
-            return &[];
-        };
-        let from = s + 1;
-        let to = from.saturating_add(max.min(self.len)).min(history.len());
-        let guesses = history.get(from..to).unwrap_or(&[]);
-        self.source = Some((s, guesses.len()));
-        guesses
-    }
-
-    /// `kept` of the last guesses were confirmed: the source moves on by as many, and when all
-    /// were kept, the next guess is longer.
-    fn kept(&mut self, kept: usize) {
-        if let Some((s, offered)) = self.source {
-            if kept >= offered {
-                self.len = self.len.saturating_mul(2).min(DRAFT_MAX);
-            }
-            self.source = Some((s + kept.min(offered), 0));
-        }
-    }
-}
-
-/// The index of the token that ends the latest earlier occurrence of the last `n` tokens of
-/// `history` (the longest `n` from [`NGRAM_MAX`] down to [`NGRAM_MIN`] that occurs).
-fn lookup(history: &[LlamaToken]) -> Option<usize> {
-    let len = history.len();
-    (NGRAM_MIN..=NGRAM_MAX).rev().find_map(|n| {
-        let tail = history.get(len.checked_sub(n)?..)?;
-        // An occurrence that ends before the last token, so that a token follows it.
-        let starts = len.checked_sub(n)?;
-        (0..starts)
-            .rev()
-            .find(|&i| history.get(i..i + n) == Some(tail))
-            .map(|i| i + n - 1)
-    })
-}
-
-/// How far the best logit at `idx` is ahead of the runner-up.
-fn margin(ctx: &LlamaContext<'_>, idx: i32) -> f32 {
-    let (mut first, mut second) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
-    for &l in ctx.get_logits_ith(idx) {
-        if l > first {
-            second = first;
-            first = l;
-        } else if l > second {
-            second = l;
-        }
-    }
-    first - second
-}
-
-/// Samples one token. Under a grammar the token is drawn freely first and checked against the
-/// grammar, and only when it does not fit is the grammar applied to the whole vocabulary (as
-/// llama.cpp's own server does: a full grammar pass costs far more than one check).
-fn sample(
-    ctx: &LlamaContext<'_>,
-    idx: i32,
-    sampler: &mut LlamaSampler,
-    grammar: Option<&mut LlamaSampler>,
-) -> LlamaToken {
-    let token = sampler.sample(ctx, idx);
-    let Some(grammar) = grammar else {
-        return token;
-    };
-    let mut one = LlamaTokenDataArray::from_iter([LlamaTokenData::new(token, 1.0, 0.0)], false);
-    grammar.apply(&mut one);
-    let fits = one.data.first().is_some_and(|d| d.logit().is_finite());
-    let token = if fits {
-        token
-    } else {
-        let mut all = ctx.token_data_array_ith(idx);
-        grammar.apply(&mut all);
-        sampler.apply(&mut all);
-        all.selected_token().unwrap_or(token)
-    };
-    grammar.accept(token);
-    token
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn utf8_is_never_cut_between_tokens() {
-        let mut s = Utf8Stream::default();
-        let bytes = "é😀".as_bytes();
-        assert_eq!(s.push(&bytes[..1]), "");
-        assert_eq!(s.push(&bytes[1..3]), "é");
-        assert_eq!(s.push(&bytes[3..]), "😀");
-        assert_eq!(s.push(&[0xff]), "\u{fffd}");
-    }
-
-    #[test]
-    fn guesses_follow_the_copied_source_and_grow_while_kept() {
-        let t = |v: &[i32]| v.iter().copied().map(LlamaToken::new).collect::<Vec<_>>();
-        // The prompt holds 10 11 12 13 14 15 16 17 18 19; the answer has begun "… 11 12".
-        let mut history = t(&[1, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 2, 3, 11, 12]);
-        assert_eq!(
-            lookup(&history),
-            Some(3),
-            "the occurrence of `11 12` ends at index 3"
-        );
-        let mut draft = Draft::default();
-        assert_eq!(
-            draft.guess(&history, 100),
-            &t(&[13, 14, 15])[..],
-            "a few first"
-        );
-        draft.kept(3);
-        // All kept and the model went on with 16: the next guess is twice as long.
-        history.extend(t(&[13, 14, 15, 16]));
-        assert_eq!(draft.guess(&history, 100), &t(&[17, 18, 19, 2, 3, 11])[..]);
-        // Only one kept, then the model wrote 7: no longer copying; `18 7` occurs nowhere.
-        draft.kept(1);
-        history.extend(t(&[17, 7]));
-        assert_eq!(draft.guess(&history, 100), &[] as &[LlamaToken]);
-        // A budget caps the guesses; nothing to look up in an empty or one-token history.
-        history.extend(t(&[10, 11]));
-        assert_eq!(draft.guess(&history, 2), &t(&[12, 13])[..]);
-        assert_eq!(Draft::default().guess(&[], 5), &[] as &[LlamaToken]);
-        assert_eq!(lookup(&t(&[5])), None);
-        // The longest run of last tokens wins over a later, shorter one.
-        let h = t(&[4, 5, 6, 100, 9, 5, 6, 200, 4, 5, 6]);
-        assert_eq!(lookup(&h), Some(2), "`4 5 6` at the start, not `5 6` later");
-    }
-
-    #[test]
-    fn each_kind_of_prompt_keeps_its_own_slot() {
-        let toks = |v: std::ops::Range<i32>| v.map(LlamaToken::new).collect::<Vec<_>>();
-        let slot = |tokens: Vec<LlamaToken>, used: u64| KvCache { tokens, used };
-        // Empty slots: the first (least recently used, lowest index).
-        let empty = [KvCache::default(), KvCache::default(), KvCache::default()];
-        assert_eq!(choose_slot(&empty, &toks(0..100)), 0);
-        // The critic's head is in slot 0; another critic prompt reuses it.
-        let one = [
-            slot(toks(0..100), 1),
-            KvCache::default(),
-            KvCache::default(),
-        ];
-        let mut critic = toks(0..80);
-        critic.extend(toks(500..520));
-        assert_eq!(choose_slot(&one, &critic), 0);
-        // A prompt sharing only a few template tokens takes the least recently used slot.
-        let mut reviser = toks(0..5);
-        reviser.extend(toks(900..1000));
-        assert_eq!(choose_slot(&one, &reviser), 1);
-        let two = [
-            slot(toks(0..100), 1),
-            slot(reviser.clone(), 2),
-            KvCache::default(),
-        ];
-        let mut judge = toks(0..5);
-        judge.extend(toks(2000..2100));
-        assert_eq!(
-            choose_slot(&two, &judge),
-            2,
-            "the judge does not evict the critic"
-        );
-        // A prompt that continues a slot's whole (short) content goes on there.
-        let short = [
-            slot(toks(0..10), 1),
-            slot(toks(50..150), 2),
-            KvCache::default(),
-        ];
-        assert_eq!(choose_slot(&short, &toks(0..100)), 0);
-        let three = [slot(toks(0..100), 3), slot(reviser, 2), slot(judge, 4)];
-        assert_eq!(
-            choose_slot(&three, &toks(7000..7100)),
-            1,
-            "least recently used"
-        );
-    }
 }
