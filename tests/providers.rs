@@ -670,3 +670,69 @@ async fn a_critique_cut_off_at_the_token_limit_keeps_its_complete_findings_and_s
         "{notes}"
     );
 }
+
+#[tokio::test]
+async fn fix_first_shows_where_its_verified_fix_changes_the_code_before_the_explanation_ends() {
+    let explanation = json!({"changes": [{"change": 1, "message": "the loop skips xs[0]",
+        "principle": "correctness", "severity": "warning", "fixes_a_problem": true}]});
+    let mock = MockLlm::start(Script {
+        revise: vec![Reply::code(FIXED)].into(),
+        explain: vec![Reply::content(explanation.to_string()).delayed(1500)].into(),
+        ..Script::default()
+    })
+    .await;
+    let client = server(json!({"provider": {"base_url": mock.base_url},
+        "loop": {"strategy": "fix-first", "max_iterations": 1, "probes": false}}))
+    .await;
+    let started = Instant::now();
+    let id = client.review(URI, all()).await;
+    let pending = client
+        .wait_for("textDocument/publishDiagnostics", |p| {
+            p["diagnostics"].as_array().is_some_and(|d| !d.is_empty())
+        })
+        .await;
+    let first = started.elapsed();
+    // While the explainer is still answering: a hint on the line the verified fix changes.
+    let hint = &pending["diagnostics"][0];
+    assert_eq!(hint["severity"], 4, "a hint first: {hint}");
+    assert_eq!(hint["range"]["start"]["line"], 3, "{hint}");
+    assert!(
+        hint["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("A verified fix changes this code")),
+        "{hint}"
+    );
+    let done = client.finished(&id).await;
+    let ended = started.elapsed();
+    assert!(done.get("error").is_none(), "{done}");
+    assert!(
+        ended.saturating_sub(first) >= Duration::from_millis(1400),
+        "the hint came at {first:?}, the review ended at {ended:?}"
+    );
+    // The explained finding replaced it, raised to its own severity, and nothing else remains.
+    let diags = client.diagnostics(URI);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert!(
+        diags[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("the loop skips xs[0]")),
+        "{diags:?}"
+    );
+    assert!(
+        diags[0]["severity"].as_u64().is_some_and(|s| s < 4),
+        "{diags:?}"
+    );
+    // No diagnostic was ever published above a hint before the review ended.
+    let before_end: Vec<Value> = client
+        .notifications("textDocument/publishDiagnostics")
+        .into_iter()
+        .filter(|p| p["diagnostics"].as_array().is_some_and(|d| !d.is_empty()))
+        .collect();
+    assert!(before_end.len() >= 2, "{before_end:?}");
+    let last = before_end.len() - 1;
+    for p in &before_end[..last] {
+        for d in p["diagnostics"].as_array().into_iter().flatten() {
+            assert_eq!(d["severity"], 4, "shown before its evidence was in: {d}");
+        }
+    }
+}

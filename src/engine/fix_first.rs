@@ -197,6 +197,7 @@ impl Engine<'_> {
             Vec::new()
         } else {
             progress(Event::Stage(Stage::Explain { round }));
+            self.show_pending(at, &fixed, evidence.as_ref(), run, out, progress);
             let told = evidence.as_ref().map(|e| run.vault.redact(&e.sentence()));
             match self
                 .explain(at.input, (at.original, &fixed), told, run, out)
@@ -235,6 +236,31 @@ impl Engine<'_> {
             round,
         ));
         Ok(FixEnd::Done)
+    }
+
+    /// What is known before the explainer answers: where the verified fix changes the code, and
+    /// its evidence, reported as hints (the explained findings, reported next with the same ids,
+    /// replace them).
+    fn show_pending(
+        &self,
+        at: &Subject<'_>,
+        fixed: &str,
+        evidence: Option<&Evidence>,
+        run: &Run<'_>,
+        out: &ReviewOutcome,
+        progress: &mut (dyn FnMut(Event) + Send),
+    ) {
+        let hunks = hunks(at.original, fixed);
+        let mut message =
+            "A verified fix changes this code; its explanation is on the way.".to_owned();
+        if let Some(e) = evidence {
+            message.push_str(&format!(" Evidence: {}", e.sentence()));
+        }
+        let said = vec![Some((message, "other".to_owned(), Severity::Hint)); hunks.len()];
+        let pending = self.explained(at.input, at.original, &hunks, said, run);
+        for f in document_findings(&pending, out.region.start) {
+            progress(Event::Finding(f));
+        }
     }
 
     /// The fix rounds: ask, verify, and on a refusal ask again with its reason.

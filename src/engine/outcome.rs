@@ -253,8 +253,10 @@ impl Stage {
 pub enum Event {
     /// A new step began.
     Stage(Stage),
-    /// A finding on the original, placed as soon as the critic's stream completed it (the
-    /// final list, in [`ReviewOutcome::findings`], replaces these).
+    /// A finding on the original, placed as soon as the critic's stream completed it, or, with
+    /// fix-first, where a verified fix changes the code before its explanation is in; a later
+    /// one with the same id replaces it, and the final list, in [`ReviewOutcome::findings`],
+    /// replaces them all.
     Finding(Finding),
     /// The critic's stream advanced.
     Streaming {

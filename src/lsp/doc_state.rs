@@ -10,7 +10,7 @@ use ropey::Rope;
 use tokio_util::sync::CancellationToken;
 
 use crate::document::{ChangeSpan, Document, PositionEncoding, TextPos};
-use crate::engine::{Edit, Finding, ReviewOutcome};
+use crate::engine::{Edit, Finding, ReviewOutcome, Severity};
 
 /// One content change as the client sent it: a range replacement, or the whole text.
 #[derive(Debug, Clone)]
@@ -389,7 +389,9 @@ impl DocState {
         self.reviews.iter_mut().find(|e| e.id == id)
     }
 
-    /// Records a finding streamed in for a running review; returns whether it was kept.
+    /// Records a finding streamed in for a running review, replacing the one with its id;
+    /// returns whether it was kept. Until the review ends it is shown as a hint: its evidence is
+    /// not in yet, so the end can only raise it (or withdraw it), never lower it.
     pub fn add_partial(&mut self, id: &str, mut finding: Finding) -> bool {
         let Some(entry) = self.entry_mut(id) else {
             return false;
@@ -398,7 +400,11 @@ impl DocState {
             return false;
         };
         shift(&mut finding.range, *delta);
-        partial.push(finding);
+        finding.raw.severity = Severity::Hint;
+        match partial.iter_mut().find(|f| f.id == finding.id) {
+            Some(same) => *same = finding,
+            None => partial.push(finding),
+        }
         true
     }
 
