@@ -472,6 +472,40 @@ async fn a_review_through_the_language_server_completes_on_the_local_model() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn opening_a_file_warms_the_prompt_head_the_strategy_starts_with() {
+    let path = support::test_gguf();
+    let client = LspClient::start(&[]);
+    client
+        .initialize(
+            json!({"window": {"workDoneProgress": true}}),
+            json!({"refine": {
+                "provider": {"kind": "local", "model_path": path, "max_tokens": 48, "timeout_secs": 600},
+                "loop": {"strategy": "fix-first", "max_iterations": 1, "probes": false}
+            }}),
+        )
+        .await;
+    let uri = "file:///work/warm.py";
+    let code = "def mean(xs):\n    return sum(xs) / len(xs)\n";
+    client.open(uri, "python", code).await;
+    // The user picks lines meanwhile; the fixer's head for Python is processed in the background.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let id = client
+        .review(
+            uri,
+            json!({"start": {"line": 0, "character": 0}, "end": {"line": 1, "character": 28}}),
+        )
+        .await;
+    let done = client
+        .finished_within(&id, std::time::Duration::from_secs(600))
+        .await;
+    assert!(done["error"].is_null(), "{done}");
+    // The fixer's system prompt (some hundreds of tokens) came from the cache on the first
+    // review: the critic's head warmed at start-up shares only the chat template with it.
+    let reused = done["reusedInputTokens"].as_u64().unwrap_or(0);
+    assert!(reused >= 100, "{reused} prompt tokens reused: {done}");
+}
+
 #[test]
 fn a_review_from_the_command_line_runs_on_the_local_model() {
     let dir = tempfile::tempdir().unwrap();

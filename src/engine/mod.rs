@@ -114,6 +114,21 @@ impl Engine<'_> {
         out
     }
 
+    /// The system prompt of the first call a review of `language` code makes with the configured
+    /// strategy, and whether that call goes to the reviser (fix-first's fixer) rather than the
+    /// critic: what warming the embedded model processes before the first review.
+    pub fn first_system(
+        &self,
+        language: &str,
+    ) -> Result<(String, bool), crate::prompts::PromptError> {
+        match self.config.strategy.resolve(self.critic.is_small_model()) {
+            Strategy::FixFirst | Strategy::Single => Ok((self.fixer_system(language)?, true)),
+            Strategy::CritiqueFirst | Strategy::Auto => {
+                Ok((self.critic_system(language, 1, 1)?, false))
+            }
+        }
+    }
+
     /// The baseline check, then the strategy `loop.strategy` names: fix-first (or the single
     /// baseline), which may hand over to a critique of the original, or critique-first.
     async fn strategy(

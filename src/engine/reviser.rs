@@ -153,6 +153,18 @@ impl Engine<'_> {
         Ok((system, user))
     }
 
+    /// The fixer's system prompt for `language` code in the whole-selection format (the one a
+    /// selection under `search_replace_min_lines` lines gets): the same for every such review.
+    pub(crate) fn fixer_system(
+        &self,
+        language: &str,
+    ) -> Result<String, crate::prompts::PromptError> {
+        self.prompts.render(
+            "fix_system.md",
+            json!({"language": language, "edit_format": "full"}),
+        )
+    }
+
     fn edit_format(&self, line_count: usize) -> &'static str {
         if line_count >= self.config.search_replace_min_lines {
             "search_replace"

@@ -263,10 +263,7 @@ impl State {
         if text.slice(region.clone()).chars().all(char::is_whitespace) {
             return Err("the selected lines are empty: nothing to review".to_owned());
         }
-        let language = match ds.doc().language_id() {
-            "" | "plaintext" => language_for_path(uri).to_owned(),
-            id => id.to_owned(),
-        };
+        let language = review_language(uri, ds.doc().language_id());
         Ok(Snapshot {
             text,
             first,
@@ -405,5 +402,14 @@ impl State {
             .iter_mut()
             .find_map(|(uri, ds)| ds.cancel(id).map(|cancelled| (uri, cancelled)))
             .and_then(|(uri, cancelled)| cancelled.then(|| uri.clone()))
+    }
+}
+
+/// The language a review of `uri` names to the model: the client's language id, or the path's
+/// when the client says `plaintext` or nothing.
+pub fn review_language(uri: &str, language_id: &str) -> String {
+    match language_id {
+        "" | "plaintext" => language_for_path(uri).to_owned(),
+        id => id.to_owned(),
     }
 }

@@ -120,6 +120,8 @@ pub struct ReviewService {
     command_refused: Option<String>,
     /// The learning record, when `learning.record` is on.
     recorder: Option<Recorder>,
+    /// The languages whose first prompt head was warmed (`warm_for`).
+    warmed: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl ReviewService {
@@ -165,6 +167,7 @@ impl ReviewService {
             command,
             command_refused,
             recorder,
+            warmed: Default::default(),
         }
     }
 
@@ -465,6 +468,49 @@ impl ReviewService {
             cache: if cached { self.cache.as_deref() } else { None },
             probes: probe_policy(&self.resolved),
             workspace: self.root(),
+        }
+    }
+
+    /// With the embedded model answering the strategy's first call: processes that call's
+    /// system prompt for `language` (fix-first's fixer, else the critic) into its cache, once
+    /// per language, so that the first review of a file in that language only processes its
+    /// own part. Called when a document opens.
+    pub async fn warm_for(&self, language: &str) {
+        // Not yet when the model is still to be downloaded: the next document tries again.
+        let Ok(providers) = self.providers() else {
+            return;
+        };
+        let first = self
+            .warmed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(language.to_owned());
+        if !first {
+            return;
+        }
+        let engine = self.engine(&providers, None, false);
+        let (system, to_reviser) = match engine.first_system(language) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("the first call's prompt could not be rendered: {e}");
+                return;
+            }
+        };
+        let provider = if to_reviser {
+            &providers.reviser
+        } else {
+            &providers.critic
+        };
+        if provider.kind() != crate::llm::Kind::Local {
+            return;
+        }
+        match provider.warm(&[crate::llm::Message::system(system)]).await {
+            Ok(()) => tracing::info!(
+                language,
+                to_reviser,
+                "the first call's prompt head is being processed"
+            ),
+            Err(e) => tracing::warn!("the local model could not be warmed: {e}"),
         }
     }
 
