@@ -7,7 +7,8 @@
 //!
 //! ```sh
 //! cargo bench --bench local_vs_server -- --model FILE.gguf [--threads 1,2] [--runs 3] [--review]
-//! (`--only-review`: the LSP review of `examples/buggy_sum.rs` alone)
+//! (`--only-review`: the LSP review of `examples/buggy_sum.rs` alone; `--settle S`: the client
+//! waits S seconds after opening the file before the first review)
 //! ```
 //! `--model` defaults to the default model in the models folder; the server comes from
 //! `REFINE_TEST_LLAMA_PYTHON` (default `.tools/llama/bin/python`).
@@ -30,6 +31,9 @@ struct Opts {
     runs: usize,
     review: bool,
     answer: usize,
+    /// Seconds the client waits after opening the file before the cold review (the user
+    /// picking lines while the server warms up).
+    settle: u64,
 }
 
 fn opts() -> Opts {
@@ -39,6 +43,7 @@ fn opts() -> Opts {
         runs: 3,
         review: false,
         answer: 64,
+        settle: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -55,6 +60,7 @@ fn opts() -> Opts {
             "--runs" => o.runs = args.next().and_then(|n| n.parse().ok()).unwrap_or(3),
             "--answer" => o.answer = args.next().and_then(|n| n.parse().ok()).unwrap_or(64),
             "--review" => o.review = true,
+            "--settle" => o.settle = args.next().and_then(|n| n.parse().ok()).unwrap_or(0),
             "--only-review" => {
                 o.review = true;
                 o.threads.clear();
@@ -139,8 +145,9 @@ fn peak_rss_mb(pid: u32) -> f64 {
 }
 
 /// One review of `examples/buggy_sum.rs` over stdio: (first diagnostic s, whole s, finished).
-async fn review(client: &LspClient, uri: &str, code: &str) -> (f64, f64, Value) {
+async fn review(client: &LspClient, uri: &str, code: &str, settle: u64) -> (f64, f64, Value) {
     client.open(uri, "rust", code).await;
+    tokio::time::sleep(Duration::from_secs(settle)).await;
     let lines = code.lines().count() as u32;
     let started = Instant::now();
     let id = client
@@ -169,7 +176,7 @@ async fn review(client: &LspClient, uri: &str, code: &str) -> (f64, f64, Value) 
     }
 }
 
-async fn review_bench(model: &std::path::Path) {
+async fn review_bench(model: &std::path::Path, settle: u64) {
     let code = std::fs::read_to_string(root().join("examples/buggy_sum.rs")).unwrap_or_default();
     let client = LspClient::start(&[]);
     client
@@ -180,9 +187,10 @@ async fn review_bench(model: &std::path::Path) {
         )
         .await;
     // Cold: the first review right after initialize (the warm-up has just begun).
-    let (cold_first, cold_whole, cold) = review(&client, "file:///bench/cold.rs", &code).await;
+    let (cold_first, cold_whole, cold) =
+        review(&client, "file:///bench/cold.rs", &code, settle).await;
     // Warm: the critic's head is in the KV cache now.
-    let (warm_first, warm_whole, warm) = review(&client, "file:///bench/warm.rs", &code).await;
+    let (warm_first, warm_whole, warm) = review(&client, "file:///bench/warm.rs", &code, 0).await;
     let rss = peak_rss_mb(client.pid().unwrap_or(0));
     println!("\nbuggy_sum.rs review, {} on 2 threads:", model.display());
     println!(
@@ -225,7 +233,7 @@ async fn main() {
         return;
     }
     if o.threads.is_empty() {
-        review_bench(&o.model).await;
+        review_bench(&o.model, o.settle).await;
         return;
     }
     let (system, user) = prompt_text();
@@ -289,6 +297,6 @@ async fn main() {
         second.prompt_secs
     );
     if o.review {
-        review_bench(&o.model).await;
+        review_bench(&o.model, o.settle).await;
     }
 }
