@@ -93,12 +93,14 @@ fn prompt_text() -> (String, String) {
 fn ours(model: &LocalModel, prompt: &str, answer: usize) -> (f64, f64, usize) {
     // A distinct first token each run, so nothing is reused from the previous run.
     let salted = format!("{} {prompt}", fastrand::u32(..));
+    // Plain decoding, as the server decodes (prompt lookup is measured by `benches/drafting.rs`).
     let out = model
-        .generate(
+        .generate_with(
             &salted,
             None,
             answer,
             0.0,
+            refine_ls::llm::local::Decoding::Plain,
             &CancellationToken::new(),
             &mut |_| {},
         )

@@ -6,9 +6,11 @@
 //! Each loaded model has one worker thread that owns its context and answers one request at a
 //! time, in order. The worker keeps the tokens of its KV cache: a prompt that starts like the
 //! previous one (the same system prompt and principles) only processes what differs. The prompt
-//! is processed in chunks and cancellation is checked between chunks and between tokens, so a
-//! cancelled request stops within about a second; a request still queued when it is cancelled
-//! is skipped.
+//! is processed in large batches; llama.cpp's abort callback (reached through the vendored
+//! `llama-cpp-2`, see `Cargo.toml`) asks the request's cancellation token between the
+//! operations of every computation, so a cancelled request stops within a fraction of a second
+//! even in the middle of a batch, keeping the micro-batches already done; a request still queued
+//! when it is cancelled is skipped.
 //!
 //! Answers are decoded with prompt-lookup drafting ("speculative edits"): a revision is mostly
 //! a copy of code in the prompt, so where the last tokens written also occur earlier in the
@@ -46,18 +48,21 @@ use sample::{margin, sample};
 use slots::{KvCache, choose_slot};
 use utf8::Utf8Stream;
 
-// The sampled token and its guesses go in one batch of the context's size.
-const _: () = assert!(DRAFT_MAX < CHUNK);
+// The sampled token and its guesses go in one micro-batch.
+const _: () = assert!(DRAFT_MAX < UBATCH);
 
 /// Positions kept per context (prompt + answer).
 const CONTEXT: u32 = 8192;
-/// The prompt is decoded in chunks of this many tokens, with a cancellation check between
-/// chunks: about 0.6 s each for the 1.5B model on two cores, 0.95 s on one. The size is fixed,
-/// not fitted to measured speed: llama.cpp's results depend (in the last bits) on how a prompt
-/// is split into batches, and a split that followed timing made the same review give different
-/// answers from run to run. (llama.cpp's abort callback would allow large batches and stop
-/// within one operation, but `llama-cpp-2` does not expose it.)
-const CHUNK: usize = 16;
+/// The prompt is decoded in batches of this many tokens, each split by llama.cpp into
+/// micro-batches of [`UBATCH`]; the abort callback can stop any of them between operations. The
+/// sizes are fixed and batches end on multiples of `CHUNK`: llama.cpp's results depend (in the
+/// last bits) on how a prompt is split, and a split that followed timing made the same review
+/// give different answers from run to run. (Before the abort callback was reachable, batches
+/// were 16 tokens so that a check between them came within a second: 0.84x the prompt speed of
+/// llama.cpp's own server on 2 threads.)
+const CHUNK: usize = 512;
+/// Micro-batch size: what a cancelled prompt keeps is counted in these.
+const UBATCH: usize = 128;
 /// Sequences (slots) of the KV cache, one per kind of prompt a review sends (critic, reviser,
 /// judge); they share the context's cells.
 const SLOTS: usize = 3;
@@ -380,7 +385,7 @@ fn worker(backend: &LlamaBackend, model: &LlamaModel, threads: i32, jobs: &Recei
         .with_n_seq_max(SLOTS as u32)
         .with_kv_unified(true)
         .with_n_batch(CHUNK as u32)
-        .with_n_ubatch(CHUNK as u32)
+        .with_n_ubatch(UBATCH as u32)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
     let mut ctx = match model.new_context(backend, params) {
@@ -395,9 +400,22 @@ fn worker(backend: &LlamaBackend, model: &LlamaModel, threads: i32, jobs: &Recei
             return;
         }
     };
+    // llama.cpp asks, between the operations of each computation, whether the job at hand was
+    // cancelled.
+    let current = Arc::new(Mutex::new(CancellationToken::new()));
+    let asked = current.clone();
+    ctx.set_abort_callback(Some(Box::new(move || {
+        asked
+            .lock()
+            .map(|t| t.is_cancelled())
+            .unwrap_or_else(|poisoned| poisoned.get_ref().is_cancelled())
+    })));
     let mut slots: Vec<KvCache> = (0..SLOTS).map(|_| KvCache::default()).collect();
     let mut clock = 0u64;
     for job in jobs {
+        *current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = job.cancel.clone();
         let result = if job.cancel.is_cancelled() {
             Err(LocalError::Cancelled)
         } else {
@@ -536,8 +554,26 @@ fn decode_prompt(
                 .add(*t, pos, &[seq], last)
                 .map_err(|e| failed("batch", &e))?;
         }
-        ctx.decode(batch)
-            .map_err(|e| failed("prompt processing failed", &e))?;
+        if let Err(e) = ctx.decode(batch) {
+            // Stopped by the abort callback, or failed: the micro-batches done stay in the
+            // sequence; `cache` records them (a cancelled prompt resumed goes on from there).
+            let done = usize::try_from(ctx.kv_cache_seq_pos_max(seq).saturating_add(1))
+                .unwrap_or(0)
+                .clamp(at, end);
+            cache.tokens.extend_from_slice(&tokens[at..done]);
+            let from = u32::try_from(done).map_err(|e| failed("position", &e))?;
+            if !ctx
+                .clear_kv_cache_seq(u32::try_from(seq).ok(), Some(from), None)
+                .unwrap_or(false)
+            {
+                let _ = ctx.clear_kv_cache_seq(u32::try_from(seq).ok(), None, None);
+                cache.tokens.clear();
+            }
+            if cancel.is_cancelled() {
+                return Err(LocalError::Cancelled);
+            }
+            return Err(failed("prompt processing failed", &e));
+        }
         cache.tokens.extend_from_slice(&tokens[at..end]);
         at = end;
     }
@@ -623,6 +659,9 @@ fn generate_answer(
             // What the sequence holds is unknown now: it starts again next time.
             let _ = ctx.clear_kv_cache_seq(Some(seq_id), None, None);
             cache.tokens.clear();
+            if job.cancel.is_cancelled() {
+                return Err(LocalError::Cancelled);
+            }
             return Err(failed("generation failed", &e));
         }
         out.passes += 1;

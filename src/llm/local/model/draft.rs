@@ -3,22 +3,27 @@
 
 use llama_cpp_2::token::LlamaToken;
 
-/// The most tokens guessed at once: the sampled token and its guesses make one batch of 16,
-/// the context's batch size.
+/// The most tokens guessed at once (the sampled token and its guesses make one batch).
 pub(super) const DRAFT_MAX: usize = 15;
 /// The longest and shortest run of last tokens looked up to find a guess: longer runs are
 /// tried first (a match of four tokens is far likelier to go on as before than one of one).
 pub(super) const NGRAM_MAX: usize = 4;
-pub(super) const NGRAM_MIN: usize = 2;
+pub(super) const NGRAM_MIN: usize = 3;
 /// Tokens guessed from a source just found.
 pub(super) const DRAFT_START: usize = 3;
+/// After a source just found was wrong from its first guess, no new source is looked up for
+/// this many tokens, doubling on each such miss up to [`COOLDOWN_MAX`]: an answer that writes
+/// its own words (an explanation, a critique) is not charged a batch of wrong guesses per token.
+pub(super) const COOLDOWN_START: usize = 2;
+pub(super) const COOLDOWN_MAX: usize = 32;
 
 /// Where the guesses come from: the place in the tokens so far (prompt and answer) that the
 /// answer is copying, found by looking up its last few tokens and followed while the model
 /// goes on copying; and how many tokens to guess. On a CPU a guessed token costs about two
 /// thirds of a pass of its own, so a guess pays only where it is likely to be kept: a new
 /// source gets a few guesses, and a source the model keeps copying gets twice as many each
-/// time, up to [`DRAFT_MAX`].
+/// time, up to [`DRAFT_MAX`]; a new source wrong from its first guess holds off the next lookups
+/// for a while.
 #[derive(Debug)]
 pub(super) struct Draft {
     /// The index whose token the answer's last token is believed to copy, and how many
@@ -26,6 +31,11 @@ pub(super) struct Draft {
     source: Option<(usize, usize)>,
     /// Tokens to guess from the source next.
     len: usize,
+    /// Whether the last guesses came from a source just looked up.
+    fresh: bool,
+    /// Tokens left before the next lookup, and the pause the next miss brings.
+    cooldown: usize,
+    pause: usize,
 }
 
 impl Default for Draft {
@@ -33,6 +43,9 @@ impl Default for Draft {
         Self {
             source: None,
             len: DRAFT_START,
+            fresh: false,
+            cooldown: 0,
+            pause: COOLDOWN_START,
         }
     }
 }
@@ -50,7 +63,13 @@ impl Draft {
             .filter(|&s| s < before.len() && before[s] == last);
         if following.is_none() {
             self.len = DRAFT_START;
+            if self.cooldown > 0 {
+                self.cooldown -= 1;
+                self.source = None;
+                return &[];
+            }
         }
+        self.fresh = following.is_none();
         let aligned = following.or_else(|| lookup(history));
         self.source = None;
         let Some(s) = aligned else {
@@ -69,6 +88,14 @@ impl Draft {
         if let Some((s, offered)) = self.source {
             if kept >= offered {
                 self.len = self.len.saturating_mul(2).min(DRAFT_MAX);
+            }
+            if offered > 0 && self.fresh {
+                if kept == 0 {
+                    self.cooldown = self.pause;
+                    self.pause = self.pause.saturating_mul(2).min(COOLDOWN_MAX);
+                } else {
+                    self.pause = COOLDOWN_START;
+                }
             }
             self.source = Some((s + kept.min(offered), 0));
         }
@@ -97,12 +124,12 @@ mod tests {
     #[test]
     fn guesses_follow_the_copied_source_and_grow_while_kept() {
         let t = |v: &[i32]| v.iter().copied().map(LlamaToken::new).collect::<Vec<_>>();
-        // The prompt holds 10 11 12 13 14 15 16 17 18 19; the answer has begun "… 11 12".
-        let mut history = t(&[1, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 2, 3, 11, 12]);
+        // The prompt holds 10 11 … 19; the answer has begun "… 10 11 12".
+        let mut history = t(&[1, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 2, 3, 10, 11, 12]);
         assert_eq!(
             lookup(&history),
             Some(3),
-            "the occurrence of `11 12` ends at index 3"
+            "`10 11 12` first ends at index 3"
         );
         let mut draft = Draft::default();
         assert_eq!(
@@ -113,18 +140,51 @@ mod tests {
         draft.kept(3);
         // All kept and the model went on with 16: the next guess is twice as long.
         history.extend(t(&[13, 14, 15, 16]));
-        assert_eq!(draft.guess(&history, 100), &t(&[17, 18, 19, 2, 3, 11])[..]);
-        // Only one kept, then the model wrote 7: no longer copying; `18 7` occurs nowhere.
+        assert_eq!(draft.guess(&history, 100), &t(&[17, 18, 19, 2, 3, 10])[..]);
+        // Only one kept, then the model wrote 7: no longer copying; `16 17 7` occurs nowhere.
         draft.kept(1);
         history.extend(t(&[17, 7]));
         assert_eq!(draft.guess(&history, 100), &[] as &[LlamaToken]);
-        // A budget caps the guesses; nothing to look up in an empty or one-token history.
-        history.extend(t(&[10, 11]));
-        assert_eq!(draft.guess(&history, 2), &t(&[12, 13])[..]);
+        draft.kept(0);
+        // A budget caps the guesses (the latest occurrence of `10 11 12` is the answer's).
+        history.extend(t(&[10, 11, 12]));
+        assert_eq!(draft.guess(&history, 2), &t(&[13, 14])[..]);
         assert_eq!(Draft::default().guess(&[], 5), &[] as &[LlamaToken]);
-        assert_eq!(lookup(&t(&[5])), None);
+        assert_eq!(lookup(&t(&[5, 6])), None);
         // The longest run of last tokens wins over a later, shorter one.
-        let h = t(&[4, 5, 6, 100, 9, 5, 6, 200, 4, 5, 6]);
-        assert_eq!(lookup(&h), Some(2), "`4 5 6` at the start, not `5 6` later");
+        let h = t(&[4, 5, 6, 7, 100, 9, 5, 6, 7, 200, 4, 5, 6, 7]);
+        assert_eq!(
+            lookup(&h),
+            Some(3),
+            "`4 5 6 7` at the start, not `5 6 7` later"
+        );
+    }
+
+    #[test]
+    fn a_new_source_wrong_at_once_holds_off_lookups_for_longer_each_time() {
+        let t = |v: &[i32]| v.iter().copied().map(LlamaToken::new).collect::<Vec<_>>();
+        let mut history = t(&[1, 2, 3, 4, 9, 1, 2, 3]);
+        let mut draft = Draft::default();
+        assert_eq!(draft.guess(&history, 10), &t(&[4, 9, 1])[..]);
+        draft.kept(0);
+        // The model wrote 5, not 4: for the next COOLDOWN_START tokens nothing is looked up,
+        // even where a lookup would find something.
+        let mut offered = Vec::new();
+        for _ in 0..6 {
+            history.extend(t(&[1, 2, 3]));
+            offered.push(draft.guess(&history, 10).len());
+            draft.kept(0);
+        }
+        assert_eq!(
+            offered,
+            vec![0, 0, 3, 0, 0, 0],
+            "2 skipped, a miss, then 4 skipped"
+        );
+        // A kept guess ends the pauses.
+        let mut draft = Draft::default();
+        assert_eq!(draft.guess(&history, 10).len(), 3);
+        draft.kept(1);
+        assert_eq!(draft.pause, COOLDOWN_START);
+        assert_eq!(draft.cooldown, 0);
     }
 }
