@@ -45,7 +45,7 @@ mod utf8;
 
 use draft::{DRAFT_MAX, Draft};
 use sample::{margin, sample};
-use slots::{KvCache, choose_slot};
+use slots::{KvCache, choose_slot, reuse_prefix};
 use utf8::Utf8Stream;
 
 // The sampled token and its guesses go in one micro-batch.
@@ -503,28 +503,6 @@ fn make_room(
         let _ = ctx.clear_kv_cache_seq(Some(v), None, None);
         slots[victim].tokens.clear();
     }
-}
-
-/// Keeps the head of `cache` that `tokens` starts with (at least the last prompt token is
-/// decoded again, for its logits) and drops the rest from sequence `seq_id`; returns how many
-/// tokens were kept.
-fn reuse_prefix(
-    ctx: &mut LlamaContext<'_>,
-    cache: &mut KvCache,
-    seq_id: u32,
-    tokens: &[LlamaToken],
-) -> usize {
-    let mut keep = crate::text::common_affixes(&cache.tokens, tokens).0;
-    keep = keep.min(tokens.len() - 1);
-    let removed = ctx
-        .clear_kv_cache_seq(Some(seq_id), u32::try_from(keep).ok(), None)
-        .unwrap_or(false);
-    if !removed {
-        let _ = ctx.clear_kv_cache_seq(Some(seq_id), None, None);
-        keep = 0;
-    }
-    cache.tokens.truncate(keep);
-    keep
 }
 
 /// Decodes `tokens` from position `keep` on into sequence `seq` (and `cache`), with a

@@ -1,5 +1,6 @@
 //! The KV cache's sequences (slots): what each holds, and which one a prompt goes to.
 
+use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::token::LlamaToken;
 
 /// A slot is reused for a prompt when it holds at least this many of its first tokens (the
@@ -31,6 +32,28 @@ pub(super) fn choose_slot(slots: &[KvCache], tokens: &[LlamaToken]) -> usize {
             .min_by_key(|&i| (slots[i].used, i))
             .unwrap_or(0),
     }
+}
+
+/// Keeps the head of `cache` that `tokens` starts with (at least the last prompt token is
+/// decoded again, for its logits) and drops the rest from sequence `seq_id`; returns how many
+/// tokens were kept.
+pub(super) fn reuse_prefix(
+    ctx: &mut LlamaContext<'_>,
+    cache: &mut KvCache,
+    seq_id: u32,
+    tokens: &[LlamaToken],
+) -> usize {
+    let mut keep = crate::text::common_affixes(&cache.tokens, tokens).0;
+    keep = keep.min(tokens.len() - 1);
+    let removed = ctx
+        .clear_kv_cache_seq(Some(seq_id), u32::try_from(keep).ok(), None)
+        .unwrap_or(false);
+    if !removed {
+        let _ = ctx.clear_kv_cache_seq(Some(seq_id), None, None);
+        keep = 0;
+    }
+    cache.tokens.truncate(keep);
+    keep
 }
 
 #[cfg(test)]
